@@ -1,0 +1,131 @@
+"""The Explanation: a plain record of one attribution, with per-token and per-word scores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .model import Encoded, Target
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Explanation:
+    """Scores keep their sign: positive supports the target, negative speaks against it.
+
+    Word scores are the sums of their tokens' scores (attributions are additive); special tokens
+    belong to no word."""
+
+    method: str
+    model: str
+    text: str
+    tokens: list[str]
+    token_ids: list[int]
+    special: list[bool]
+    word_of_token: list[int | None]
+    words: list[str]
+    token_scores: list[float]
+    word_scores: list[float]
+    target: Target
+    target_prob: float
+    probabilities: dict[str, float]
+    params: dict
+    seed: int | None = None
+    seconds: float = 0.0
+    truncated: bool = False
+    extras: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, *, method: str, model: str, enc: Encoded, token_scores, target: Target, target_prob: float,
+              probabilities: dict[str, float], params: dict, seed: int | None, seconds: float,
+              extras: dict | None = None, word_scores=None) -> "Explanation":
+        token_scores = np.asarray(token_scores, dtype=np.float64).reshape(-1)
+        if word_scores is None:
+            word_scores = words_from_tokens(token_scores, enc.word_of_token, len(enc.words))
+        return cls(
+            method=method,
+            model=model,
+            text=enc.text,
+            tokens=list(enc.tokens),
+            token_ids=list(enc.ids),
+            special=list(enc.special),
+            word_of_token=list(enc.word_of_token),
+            words=list(enc.words),
+            token_scores=[float(x) for x in token_scores],
+            word_scores=[float(x) for x in np.asarray(word_scores).reshape(-1)],
+            target=target,
+            target_prob=float(target_prob),
+            probabilities={k: float(v) for k, v in probabilities.items()},
+            params=dict(params),
+            seed=seed,
+            seconds=float(seconds),
+            truncated=enc.truncated,
+            extras=_jsonable(extras or {}),
+        )
+
+    @property
+    def encoded(self) -> Encoded:
+        return Encoded(self.text, self.token_ids, self.tokens, self.special, self.word_of_token, self.words, self.truncated)
+
+    def scores(self, level: str = "token") -> np.ndarray:
+        return np.asarray(self.token_scores if level == "token" else self.word_scores, dtype=np.float64)
+
+    def top_words(self, k: int = 3, sign: int = 1) -> list[tuple[str, float]]:
+        """The k words pushing hardest towards (sign=1) or against (sign=-1) the target."""
+        order = np.argsort(-sign * self.scores("word"))
+        return [(self.words[i], self.word_scores[i]) for i in order[:k] if sign * self.word_scores[i] > 0]
+
+    # ---- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["target"] = self.target.to_dict()
+        d["schema"] = SCHEMA_VERSION
+        return d
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Explanation":
+        d = dict(d)
+        d.pop("schema", None)
+        d["target"] = Target.from_dict(d["target"])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Explanation":
+        return cls.from_dict(json.loads(text))
+
+
+def words_from_tokens(token_scores, word_of_token, n_words: int) -> np.ndarray:
+    out = np.zeros(n_words, dtype=np.float64)
+    for score, w in zip(np.asarray(token_scores).reshape(-1), word_of_token):
+        if w is not None:
+            out[w] += score
+    return out
+
+
+def tokens_from_words(word_scores, word_of_token) -> np.ndarray:
+    """Spread each word's score evenly over its tokens (for word-level methods such as LIME)."""
+    counts: dict[int, int] = {}
+    for w in word_of_token:
+        if w is not None:
+            counts[w] = counts.get(w, 0) + 1
+    return np.array([0.0 if w is None else word_scores[w] / counts[w] for w in word_of_token])
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if hasattr(value, "item") and callable(value.item):  # 0-d torch tensors
+        return value.item()
+    return value

@@ -1,0 +1,606 @@
+"""Attribution methods: one registry entry + one function each.
+
+Every function receives a `Context` (the handle, the encoded text, the target, validated parameters)
+and returns `Scores`. Gradient methods run on word embeddings (the model adds positions itself);
+perturbation methods batch their perturbations through the model (Captum's
+`perturbations_per_eval` / `internal_batch_size`, LIME's `classifier_fn` receives all samples at once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .explanation import Explanation, tokens_from_words
+from .model import Encoded, ModelHandle, RetryWithSmallerBatches, Target, split_words
+
+FAMILIES = {
+    "gradient": "Gradient-based: differentiates the target probability with respect to the input embeddings.",
+    "perturbation": "Perturbation-based: changes the input and watches the target probability move.",
+    "surrogate": "Surrogate: fits a simple model to the black-box model's answers around this input.",
+    "attention": "Attention: reads the model's attention weights. A view of the model, not an explanation.",
+}
+
+
+# ---- registry ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    kind: str  # "int" | "float" | "choice"
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+
+    def validate(self, value: Any) -> Any:
+        if value is None:
+            return self.default
+        if self.kind == "choice":
+            if value not in self.choices and str(value) in [str(c) for c in self.choices]:
+                value = self.choices[[str(c) for c in self.choices].index(str(value))]
+            if value not in self.choices:
+                raise InputError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, not '{value}'.")
+            return value
+        cast = int if self.kind == "int" else float
+        try:
+            number = cast(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.name} must be a{'n integer' if cast is int else ' number'}, not '{value}'.") from None
+        if cast is int and float(value) != number:
+            raise InputError(f"{self.name} must be an integer, not '{value}'.")
+        if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
+            raise InputError(f"{self.name} must be between {self.low:g} and {self.high:g}, not {number}.")
+        return number
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v not in (None, ())}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Rows pushed through the model (one row = one sequence): what the UI shows before running."""
+
+    forward_rows: int
+    backward_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.forward_rows + 2 * self.backward_rows  # a backward costs about two forwards
+
+    def describe(self) -> str:
+        back = f" + {self.backward_rows:,} backward" if self.backward_rows else ""
+        return f"{self.forward_rows:,} forward{back} passes"
+
+
+@dataclass
+class Scores:
+    token_scores: np.ndarray
+    word_scores: np.ndarray | None = None
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    title: str
+    family: str
+    summary: str
+    run: Callable[["Context"], Scores]
+    cost: Callable[[int, dict], Cost]
+    params: tuple[Param, ...] = ()
+    needs_gradients: bool = False
+    random: bool = False
+    signed: bool = True
+    experimental: str = ""  # why results may mislead, when they may
+
+    def validate(self, params: dict) -> dict:
+        known = {p.name: p for p in self.params}
+        unknown = set(params) - set(known)
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise InputError(f"{self.name} has no parameter {', '.join(sorted(unknown))} (its parameters: {names}).")
+        return {name: p.validate(params.get(name)) for name, p in known.items()}
+
+    def estimate(self, n_tokens: int, params: dict | None = None) -> Cost:
+        return self.cost(n_tokens, self.validate(params or {}))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "family": self.family,
+            "summary": self.summary,
+            "needs_gradients": self.needs_gradients,
+            "random": self.random,
+            "signed": self.signed,
+            "experimental": self.experimental,
+            "params": [p.to_dict() for p in self.params],
+            "cost_20_tokens": vars(self.estimate(20)),
+        }
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise InputError(f"Unknown method '{name}'. Available: {', '.join(METHODS)}.")
+    return METHODS[name]
+
+
+# ---- the context every method gets -----------------------------------------------------------------
+@dataclass
+class Context:
+    handle: ModelHandle
+    enc: Encoded
+    target: Target
+    params: dict
+    seed: int | None
+
+    @property
+    def device(self) -> torch.device:
+        return self.handle.device
+
+    @cached_property
+    def ids(self) -> torch.Tensor:
+        return torch.tensor([self.enc.ids], device=self.device)
+
+    @cached_property
+    def baseline_ids(self) -> torch.Tensor:
+        """Every content token replaced by the baseline token; special tokens kept."""
+        token = self.handle.baseline_token_id(self.params.get("baseline", "auto"))
+        ids = self.ids.clone()
+        ids[0, self.content_mask] = token
+        return ids
+
+    @cached_property
+    def content_mask(self) -> torch.Tensor:
+        return torch.tensor([not s for s in self.enc.special], device=self.device)
+
+    @cached_property
+    def embeds(self) -> torch.Tensor:
+        return self.handle.embed_ids(self.ids[0])
+
+    @cached_property
+    def baseline_embeds(self) -> torch.Tensor:
+        return self.handle.embed_ids(self.baseline_ids[0])
+
+    @cached_property
+    def tail_embeds(self) -> torch.Tensor | None:
+        """A causal LM's target continuation (teacher-forced), embedded once, outside any hook."""
+        tail = list(self.target.token_ids[:-1])
+        return self.handle.embed_ids(tail)[0] if tail else None
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) word embeddings -> (B,) target probability, differentiable."""
+        return self.handle.score_embeds(embeds, self.target, tail_embeds=self.tail_embeds)
+
+    def forward_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B,) target probability through the embedding layer (for layer methods)."""
+        return self.forward(self.handle.embedding_layer(ids))
+
+    @property
+    def rows_per_batch(self) -> int:
+        extra = max(0, len(self.target.token_ids) - 1)
+        return self.handle.rows_per_batch(self.enc.n_tokens + extra)
+
+    def token_feature_mask(self) -> torch.Tensor:
+        """One Captum feature per content token; all special tokens share one feature whose
+        baseline equals the input, so they can never receive attribution."""
+        positions = torch.arange(self.enc.n_tokens, device=self.device) + 1
+        mask = torch.where(self.content_mask, positions, torch.zeros_like(positions))
+        return mask[None, :, None].expand_as(self.embeds).contiguous()
+
+    def per_token(self, attributions) -> np.ndarray:
+        """(1, T, H) attributions -> (T,) by summing over the hidden size; specials zeroed."""
+        if isinstance(attributions, tuple):
+            attributions = attributions[0]
+        scores = attributions.detach().float().sum(-1)[0].cpu().numpy().astype(np.float64)
+        scores[~self.content_mask.cpu().numpy()] = 0.0
+        return scores
+
+    @contextlib.contextmanager
+    def seeded(self):
+        """Random methods draw from torch's global generator (Captum does): fork it and seed it."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed or 0)
+            yield
+
+
+# ---- parameters shared by several methods --------------------------------------------------------
+BASELINE = Param("baseline", "auto", "choice", "Token that stands for 'absent': auto = mask, else pad, unk, eos.",
+                 choices=("auto", "mask", "pad", "unk", "eos"))
+LAYER = Param("layer", 0, "int", "Transformer block whose output is attributed (0 = first, -1 = last).", -48, 47)
+
+
+def _steps(default: int) -> Param:
+    return Param("n_steps", default, "int", "Interpolation steps between baseline and input.", 2, 500)
+
+
+def _samples(default: int, high: int = 5000) -> Param:
+    return Param("n_samples", default, "int", "Random samples drawn; more = steadier, slower.", 1, high)
+
+
+# ---- gradient methods ------------------------------------------------------------------------------
+def _integrated_gradients(ctx: Context) -> Scores:
+    from captum.attr import LayerIntegratedGradients
+
+    lig = LayerIntegratedGradients(ctx.forward_ids, ctx.handle.embedding_layer)
+    attributions, delta = lig.attribute(
+        ctx.ids,
+        baselines=ctx.baseline_ids,
+        n_steps=ctx.params["n_steps"],
+        internal_batch_size=ctx.rows_per_batch,
+        return_convergence_delta=True,
+    )
+    return Scores(ctx.per_token(attributions), extras={"convergence_delta": float(delta.abs().sum())})
+
+
+def _saliency(ctx: Context) -> Scores:
+    from captum.attr import Saliency
+
+    grads = Saliency(ctx.forward).attribute(ctx.embeds.clone().requires_grad_(), abs=True)
+    return Scores(ctx.per_token(grads))
+
+
+def _input_x_gradient(ctx: Context) -> Scores:
+    from captum.attr import InputXGradient
+
+    return Scores(ctx.per_token(InputXGradient(ctx.forward).attribute(ctx.embeds.clone().requires_grad_())))
+
+
+def _gradient_x_activation(ctx: Context) -> Scores:
+    from captum.attr import LayerGradientXActivation
+
+    method = LayerGradientXActivation(ctx.forward, ctx.handle.block(ctx.params["layer"]))
+    return Scores(ctx.per_token(method.attribute(ctx.embeds.clone().requires_grad_())))
+
+
+class _EmbedsToScore(torch.nn.Module):
+    """DeepLift needs an nn.Module from inputs to scores."""
+
+    def __init__(self, ctx: Context):
+        super().__init__()
+        self.inner = ctx.handle.model
+        self._ctx = ctx
+
+    def forward(self, embeds):
+        return self._ctx.forward(embeds)
+
+
+def _deeplift(ctx: Context) -> Scores:
+    from captum.attr import DeepLift
+
+    attributions, delta = DeepLift(_EmbedsToScore(ctx)).attribute(
+        ctx.embeds.clone().requires_grad_(), baselines=ctx.baseline_embeds, return_convergence_delta=True
+    )
+    return Scores(ctx.per_token(attributions), extras={"convergence_delta": float(delta.abs().sum())})
+
+
+def _gradient_shap(ctx: Context) -> Scores:
+    from captum.attr import GradientShap
+
+    baselines = torch.cat([ctx.baseline_embeds, torch.zeros_like(ctx.embeds)])
+    # GradientShap has no internal batching: draw the samples in rounds that fit the batch budget.
+    total, rounds = ctx.params["n_samples"], []
+    with ctx.seeded():
+        while total > 0:
+            n = min(total, ctx.rows_per_batch)
+            rounds.append((n, GradientShap(ctx.forward).attribute(
+                ctx.embeds.clone().requires_grad_(), baselines=baselines, n_samples=n, stdevs=ctx.params["stdevs"])))
+            total -= n
+    attributions = sum(n * a for n, a in rounds) / ctx.params["n_samples"]
+    return Scores(ctx.per_token(attributions))
+
+
+def _layer_conductance(ctx: Context) -> Scores:
+    from captum.attr import LayerConductance
+
+    method = LayerConductance(ctx.forward, ctx.handle.block(ctx.params["layer"]))
+    attributions, delta = method.attribute(
+        ctx.embeds.clone().requires_grad_(),
+        baselines=ctx.baseline_embeds,
+        n_steps=ctx.params["n_steps"],
+        internal_batch_size=ctx.rows_per_batch,
+        return_convergence_delta=True,
+    )
+    return Scores(ctx.per_token(attributions), extras={"convergence_delta": float(delta.abs().sum())})
+
+
+# ---- perturbation methods -------------------------------------------------------------------------
+def _occlusion(ctx: Context) -> Scores:
+    from captum.attr import Occlusion
+
+    hidden = ctx.embeds.shape[-1]
+    window = min(ctx.params["window"], ctx.enc.n_tokens)
+    with torch.no_grad():
+        attributions = Occlusion(ctx.forward).attribute(
+            ctx.embeds,
+            sliding_window_shapes=(window, hidden),
+            strides=(ctx.params["stride"], hidden),
+            baselines=ctx.baseline_embeds,
+            perturbations_per_eval=ctx.rows_per_batch,
+        )
+    # Captum spreads each window's effect over its H embedding dims; per token we want the mean
+    # effect of the windows covering it, i.e. the sum over H.
+    return Scores(ctx.per_token(attributions))
+
+
+def _leave_one_out(ctx: Context) -> Scores:
+    return Scores(leave_one_out_scores(ctx.handle, ctx.enc, ctx.target))
+
+
+def leave_one_out_scores(handle: ModelHandle, enc: Encoded, target: Target) -> np.ndarray:
+    """p(x) - p(x without token i), all deletions in one batched pass."""
+    positions = enc.content_positions
+    sequences = [enc.ids] + [enc.ids[:i] + enc.ids[i + 1 :] for i in positions]
+    probs = handle.score_ids(sequences, target)
+    scores = np.zeros(enc.n_tokens)
+    scores[positions] = probs[0] - probs[1:]
+    return scores
+
+
+def _shapley_sampling(ctx: Context) -> Scores:
+    from captum.attr import ShapleyValueSampling
+
+    with ctx.seeded(), torch.no_grad():
+            attributions = ShapleyValueSampling(ctx.forward).attribute(
+                ctx.embeds,
+                baselines=ctx.baseline_embeds,
+                feature_mask=ctx.token_feature_mask(),
+                n_samples=ctx.params["n_samples"],
+                perturbations_per_eval=ctx.rows_per_batch,
+            )
+    return Scores(_feature_scores(ctx, attributions))
+
+
+def _kernel_shap(ctx: Context) -> Scores:
+    from captum.attr import KernelShap
+
+    with ctx.seeded(), torch.no_grad():
+            attributions = KernelShap(ctx.forward).attribute(
+                ctx.embeds,
+                baselines=ctx.baseline_embeds,
+                feature_mask=ctx.token_feature_mask(),
+                n_samples=ctx.params["n_samples"],
+                perturbations_per_eval=ctx.rows_per_batch,
+            )
+    return Scores(_feature_scores(ctx, attributions))
+
+
+def _feature_scores(ctx: Context, attributions: torch.Tensor) -> np.ndarray:
+    """Feature-mask methods give every embedding dim of a token the token's whole score."""
+    scores = attributions[0, :, 0].detach().float().cpu().numpy().astype(np.float64)
+    scores[~ctx.content_mask.cpu().numpy()] = 0.0
+    return scores
+
+
+# ---- surrogate -----------------------------------------------------------------------------------
+def _lime(ctx: Context) -> Scores:
+    from lime.lime_text import LimeTextExplainer
+
+    handle, enc = ctx.handle, ctx.enc
+    if handle.task == "classification":
+        label, class_names = ctx.target.class_index, handle.labels
+    else:
+        label, class_names = 1, ["other", ctx.target.label]
+    mask_string = "" if ctx.params["removal"] == "delete" else (handle.tokenizer.mask_token or handle.tokenizer.unk_token or "")
+    explainer = LimeTextExplainer(
+        class_names=class_names,
+        # Our word segmentation, so that LIME's features are exactly the words we show.
+        split_expression=lambda s: [s[a:b] for a, b in split_words(s)],
+        bow=False,
+        mask_string=mask_string,
+        random_state=ctx.seed or 0,
+    )
+    exp = explainer.explain_instance(
+        enc.text,
+        lambda texts: handle.predict_proba(list(texts), ctx.target),
+        labels=(label,),
+        num_features=max(1, len(split_words(enc.text))),
+        num_samples=ctx.params["n_samples"],
+    )
+    word_scores = np.zeros(len(enc.words))
+    for position, weight in exp.local_exp[label]:
+        if position < len(enc.words):  # words past truncation are not shown
+            word_scores[position] = weight
+    return Scores(
+        tokens_from_words(word_scores, enc.word_of_token),
+        word_scores=word_scores,
+        extras={"surrogate_r2": float(exp.score), "intercept": float(exp.intercept[label])},
+    )
+
+
+# ---- attention -----------------------------------------------------------------------------------
+def _attention(ctx: Context) -> Scores:
+    attentions = ctx.handle.attentions(ctx.enc)  # per layer (1, heads, T, T)
+    layer = ctx.params["layer"]
+    stack = torch.cat(attentions)  # (layers, heads, T, T)
+    if not -len(attentions) <= layer < len(attentions):
+        raise InputError(f"Layer {layer} does not exist: this model has layers 0..{len(attentions) - 1}.")
+    chosen = stack.mean(0) if ctx.params["layers"] == "all" else stack[layer]
+    head = ctx.params["head"]
+    if head >= chosen.shape[0]:
+        raise InputError(f"Head {head} does not exist: this model has heads 0..{chosen.shape[0] - 1}.")
+    weights = chosen.mean(0) if head < 0 else chosen[head]
+    row = weights[ctx.handle.prediction_position(ctx.enc)].numpy().astype(np.float64)
+    row[~ctx.content_mask.cpu().numpy()] = 0.0
+    return Scores(row, extras={"position": ctx.handle.prediction_position(ctx.enc)})
+
+
+def attention_rollout(attentions: list[torch.Tensor], residual: float = 0.5) -> torch.Tensor:
+    """Abnar & Zuidema (2020): mix in the residual stream, renormalise, multiply through layers."""
+    length = attentions[0].shape[-1]
+    eye = torch.eye(length)
+    rollout = eye
+    for layer in attentions:
+        mixed = residual * eye + (1 - residual) * layer[0].mean(0)
+        mixed = mixed / mixed.sum(-1, keepdim=True)
+        rollout = mixed @ rollout
+    return rollout
+
+
+def _attention_rollout(ctx: Context) -> Scores:
+    rollout = attention_rollout(ctx.handle.attentions(ctx.enc), ctx.params["residual"])
+    row = rollout[ctx.handle.prediction_position(ctx.enc)].numpy().astype(np.float64)
+    row[~ctx.content_mask.cpu().numpy()] = 0.0
+    return Scores(row)
+
+
+# ---- the registry ---------------------------------------------------------------------------------
+_one_pass = lambda n, p: Cost(1, 1)  # noqa: E731
+
+register(Method(
+    "integrated_gradients", "Integrated Gradients", "gradient",
+    "Averages gradients along a straight path from a baseline (mask tokens) to the input, "
+    "times the input-baseline difference; scores add up to p(input) - p(baseline).",
+    _integrated_gradients, lambda n, p: Cost(p["n_steps"], p["n_steps"]),
+    (_steps(50), BASELINE), needs_gradients=True,
+))
+register(Method(
+    "saliency", "Saliency", "gradient",
+    "Size of the gradient of the target probability for each token: how sensitive the output is "
+    "to that token. Unsigned.", _saliency, _one_pass, needs_gradients=True, signed=False,
+))
+register(Method(
+    "input_x_gradient", "Input × Gradient", "gradient",
+    "Gradient times the token's embedding: a first-order estimate of each token's contribution.",
+    _input_x_gradient, _one_pass, needs_gradients=True,
+))
+register(Method(
+    "gradient_x_activation", "Gradient × Activation", "gradient",
+    "Gradient times activation at the output of one transformer block, per token position.",
+    _gradient_x_activation, _one_pass, (LAYER,), needs_gradients=True,
+))
+register(Method(
+    "deeplift", "DeepLift", "gradient",
+    "Compares each neuron's activation to its activation on the baseline and propagates the "
+    "differences back with DeepLift's rules.",
+    _deeplift, lambda n, p: Cost(2, 1), (BASELINE,), needs_gradients=True,
+    experimental="DeepLift's rules cover ReLU-style layers; transformers' softmax, GELU and layer norm "
+                 "fall back to plain gradients, so scores can break completeness.",
+))
+register(Method(
+    "gradient_shap", "Gradient SHAP", "gradient",
+    "Expected gradients: averages Input × Gradient over random points between noisy inputs and "
+    "baselines (mask tokens and zero embeddings).",
+    _gradient_shap, lambda n, p: Cost(p["n_samples"], p["n_samples"]),
+    (_samples(25, 500), Param("stdevs", 0.01, "float", "Noise added to the input embeddings.", 0.0, 1.0), BASELINE),
+    needs_gradients=True, random=True,
+))
+register(Method(
+    "layer_conductance", "Layer Conductance", "gradient",
+    "Integrated Gradients flowing through one transformer block's output: how much each position "
+    "at that layer carries the decision.",
+    _layer_conductance, lambda n, p: Cost(p["n_steps"] + 1, p["n_steps"]),
+    (LAYER, _steps(20), BASELINE), needs_gradients=True,
+))
+register(Method(
+    "occlusion", "Occlusion", "perturbation",
+    "Slides a window over the text, replaces the tokens under it with the baseline token and "
+    "records how much the target probability drops.",
+    _occlusion,
+    lambda n, p: Cost(max(1, math.ceil((max(n, p["window"]) - p["window"]) / p["stride"]) + 1) + 1),
+    (Param("window", 3, "int", "Tokens hidden at once.", 1, 32), Param("stride", 1, "int", "Step between windows.", 1, 32),
+     BASELINE),
+))
+register(Method(
+    "leave_one_out", "Leave-one-out", "perturbation",
+    "Deletes each token in turn: score = p(text) - p(text without the token).",
+    _leave_one_out, lambda n, p: Cost(n + 1),
+))
+register(Method(
+    "shapley_sampling", "Shapley Value Sampling", "perturbation",
+    "Estimates Shapley values: each token's average marginal effect over random orders in which "
+    "tokens are revealed (hidden = baseline token).",
+    _shapley_sampling, lambda n, p: Cost(p["n_samples"] * n + 1),
+    (_samples(10, 200), BASELINE), random=True,
+))
+register(Method(
+    "kernel_shap", "Kernel SHAP", "perturbation",
+    "Fits a weighted linear model on random subsets of tokens (hidden = baseline token) whose "
+    "weights approximate Shapley values.",
+    _kernel_shap, lambda n, p: Cost(p["n_samples"]), (_samples(200), BASELINE), random=True,
+))
+register(Method(
+    "lime", "LIME", "surrogate",
+    "Deletes random subsets of words, fits a local linear model to the model's answers, and "
+    "reports its word weights (with the fit's R²).",
+    _lime, lambda n, p: Cost(p["n_samples"]),
+    (_samples(1000), Param("removal", "delete", "choice", "Remove sampled-out words, or replace them with the mask token.",
+                           choices=("delete", "mask"))),
+    random=True,
+))
+register(Method(
+    "attention", "Attention weights", "attention",
+    "Attention paid by the prediction position ([CLS] or last token) to each token, for one layer "
+    "and head or averaged. Unsigned and blind to the target.",
+    _attention, lambda n, p: Cost(1),
+    (Param("layer", -1, "int", "Layer (-1 = last).", -48, 47),
+     Param("layers", "one", "choice", "'all' averages every layer and ignores 'layer'.", choices=("one", "all")),
+     Param("head", -1, "int", "Head (-1 = mean of heads).", -1, 127)),
+    signed=False,
+))
+register(Method(
+    "attention_rollout", "Attention rollout", "attention",
+    "Abnar & Zuidema (2020): multiplies head-averaged attention through the layers, counting the "
+    "residual connection, to trace how much each token reaches the prediction position.",
+    _attention_rollout, lambda n, p: Cost(1),
+    (Param("residual", 0.5, "float", "Weight of the residual (identity) path.", 0.0, 1.0),), signed=False,
+))
+
+DEFAULT_METHODS = ("integrated_gradients", "lime", "occlusion", "attention")
+
+
+# ---- entry point ------------------------------------------------------------------------------
+def explain(handle: ModelHandle, text: str, method: str, target: str | int | None = None,
+            seed: int | None = 0, **params) -> Explanation:
+    """Explain one prediction with one method. Raises InputError with a clear message on bad input."""
+    spec = get_method(method)
+    params = spec.validate(params)
+    enc = handle.encode(text)
+    started = time.perf_counter()
+    with handle.lock:
+        probabilities = handle.distribution(enc)
+        tgt = handle.resolve_target(enc, target)
+        target_prob = (probabilities[tgt.label] if handle.task == "classification"
+                       else float(handle.score_ids([enc.ids], tgt)[0]))
+        while True:
+            ctx = Context(handle, enc, tgt, params, seed if spec.random else None)
+            try:
+                with handle.oom_fallback():
+                    scores = spec.run(ctx)
+                break
+            except RetryWithSmallerBatches:
+                continue
+            except (RuntimeError, AssertionError, IndexError, TypeError) as exc:
+                raise InputError(f"{spec.title} failed on {handle.architecture}: {exc}") from exc
+    return Explanation.build(
+        method=method,
+        model=handle.name,
+        enc=enc,
+        token_scores=scores.token_scores,
+        word_scores=scores.word_scores,
+        target=tgt,
+        target_prob=target_prob,
+        probabilities=probabilities,
+        params=params,
+        seed=ctx.seed,
+        seconds=time.perf_counter() - started,
+        extras=scores.extras,
+    )

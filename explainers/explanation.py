@@ -27,6 +27,7 @@ class Explanation:
     special: list[bool]
     word_of_token: list[int | None]
     words: list[str]
+    word_spans: list[tuple[int, int]]
     token_scores: list[float]
     word_scores: list[float]
     target: Target
@@ -54,6 +55,7 @@ class Explanation:
             special=list(enc.special),
             word_of_token=list(enc.word_of_token),
             words=list(enc.words),
+            word_spans=[tuple(span) for span in enc.word_spans],
             token_scores=[float(x) for x in token_scores],
             word_scores=[float(x) for x in np.asarray(word_scores).reshape(-1)],
             target=target,
@@ -68,7 +70,8 @@ class Explanation:
 
     @property
     def encoded(self) -> Encoded:
-        return Encoded(self.text, self.token_ids, self.tokens, self.special, self.word_of_token, self.words, self.truncated)
+        return Encoded(self.text, self.token_ids, self.tokens, self.special, self.word_of_token, self.words,
+                       self.word_spans, self.truncated)
 
     def scores(self, level: str = "token") -> np.ndarray:
         return np.asarray(self.token_scores if level == "token" else self.word_scores, dtype=np.float64)
@@ -93,6 +96,7 @@ class Explanation:
         d = dict(d)
         d.pop("schema", None)
         d["target"] = Target.from_dict(d["target"])
+        d["word_spans"] = [tuple(span) for span in d["word_spans"]]
         return cls(**d)
 
     @classmethod

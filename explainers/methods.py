@@ -78,7 +78,8 @@ class Cost:
 
     def describe(self) -> str:
         back = f" + {self.backward_rows:,} backward" if self.backward_rows else ""
-        return f"{self.forward_rows:,} forward{back} passes"
+        plural = "" if max(self.forward_rows, self.backward_rows) == 1 else "es"
+        return f"{self.forward_rows:,} forward{back} pass{plural}"
 
 
 @dataclass

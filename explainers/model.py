@@ -56,6 +56,7 @@ class Encoded:
     special: list[bool]
     word_of_token: list[int | None]
     words: list[str]
+    word_spans: list[tuple[int, int]]
     truncated: bool = False
 
     @property
@@ -94,9 +95,44 @@ def pick_dtype(dtype: str) -> torch.dtype:
     return table[dtype]
 
 
+def check_text(text) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("The text is empty: type a sentence to explain.")
+    return text
+
+
 def split_words(text: str) -> list[tuple[int, int]]:
     """Character spans of the words of a text (see WORD_RE)."""
     return [m.span() for m in WORD_RE.finditer(text)]
+
+
+def group_words(text: str, offsets, special) -> tuple[list[int | None], list[tuple[int, int]]]:
+    """Map each token to a word of the text; returns (word index per token, word char spans).
+
+    A token that spans several words (BERT's [UNK] for "😍🔥") merges them into one word, so every
+    word shown has tokens and every token's score lands in exactly one word. Words past a
+    truncation are dropped."""
+    spans = split_words(text)
+    char_word = np.full(len(text), -1, dtype=np.int64)
+    for w, (a, b) in enumerate(spans):
+        char_word[a:b] = w
+    merged_into = list(range(len(spans)))
+    token_words: list[list[int]] = []
+    for is_special, (a, b) in zip(special, offsets):
+        words = sorted({int(w) for w in char_word[a:b] if w >= 0}) if not is_special else []
+        if not words and not is_special:
+            # a token made only of whitespace joins the word that follows it (or the last one)
+            after = [int(w) for w in char_word[b:] if w >= 0][:1] or [int(w) for w in char_word[:a] if w >= 0][-1:]
+            words = after
+        for w in range(words[0] + 1, words[-1] + 1) if len(words) > 1 else ():
+            merged_into[w] = merged_into[words[0]]
+        token_words.append(words)
+    group_of = [merged_into[w] for w in range(len(spans))]
+    used = sorted({group_of[ws[0]] for ws in token_words if ws})
+    index = {g: k for k, g in enumerate(used)}
+    members = {g: [w for w in range(len(spans)) if group_of[w] == g] for g in used}
+    word_spans = [(spans[members[g][0]][0], spans[members[g][-1]][1]) for g in used]
+    return [index[group_of[ws[0]]] if ws else None for ws in token_words], word_spans
 
 
 class ModelHandle:
@@ -207,8 +243,7 @@ class ModelHandle:
 
     # ---- text -> tokens ----------------------------------------------------------------------
     def encode(self, text: str) -> Encoded:
-        if not isinstance(text, str) or not text.strip():
-            raise InputError("The text is empty: type a sentence to explain.")
+        check_text(text)
         tok = self.tokenizer
         full_length = len(tok(text, add_special_tokens=True, truncation=False)["input_ids"])
         out = tok(
@@ -225,47 +260,19 @@ class ModelHandle:
         special = [bool(s) for s in out["special_tokens_mask"]]
         offsets = [tuple(o) for o in out["offset_mapping"]]
 
-        # char -> word index; whitespace belongs to the word that follows it (BPE tokens carry the
-        # leading space), trailing whitespace to the last word.
-        spans = split_words(text)
-        char_word = np.full(len(text), -1, dtype=np.int64)
-        for w, (a, b) in enumerate(spans):
-            char_word[a:b] = w
-        nxt = -1
-        for c in range(len(text) - 1, -1, -1):
-            if char_word[c] >= 0:
-                nxt = char_word[c]
-            else:
-                char_word[c] = nxt
-        prev = -1
-        for c in range(len(text)):
-            if char_word[c] >= 0:
-                prev = char_word[c]
-            else:
-                char_word[c] = prev
-
         raw_tokens = tok.convert_ids_to_tokens(ids)
-        tokens, word_of_token = [], []
-        for i, (a, b) in enumerate(offsets):
-            piece = text[a:b] if b > a else ""
-            if special[i] or b <= a or not spans:
-                tokens.append(raw_tokens[i] if special[i] or not piece else piece)
-                word_of_token.append(None)
-                special[i] = special[i] or not piece
-                continue
-            tokens.append(piece)
-            word_of_token.append(int(char_word[a]) if char_word[a] >= 0 else None)
-
-        # Re-index the words actually covered (truncation may cut the tail off).
-        used = sorted({w for w in word_of_token if w is not None})
-        remap = {w: k for k, w in enumerate(used)}
+        # Tokens without characters (not in the text) are treated like special tokens.
+        special = [s or not (b > a) for s, (a, b) in zip(special, offsets)]
+        tokens = [raw_tokens[i] if special[i] else text[a:b] for i, (a, b) in enumerate(offsets)]
+        word_of_token, word_spans = group_words(text, offsets, special)
         return Encoded(
             text=text,
             ids=ids,
             tokens=tokens,
             special=special,
-            word_of_token=[None if w is None else remap[w] for w in word_of_token],
-            words=[text[spans[w][0] : spans[w][1]] for w in used],
+            word_of_token=word_of_token,
+            words=[text[a:b] for a, b in word_spans],
+            word_spans=word_spans,
             truncated=full_length > len(ids),
         )
 
@@ -314,7 +321,7 @@ class ModelHandle:
         try:
             yield
         except torch.OutOfMemoryError:
-            if self.token_budget <= 64:
+            if self.token_budget <= 1:
                 raise
             self.token_budget //= 2
             if self.device.type == "cuda":
@@ -504,13 +511,14 @@ def _check_text_model(config, task: str | None) -> str:
 
 def resolve_model_source(name_or_path: str) -> str:
     """A built-in name -> its (built, cached) folder; a folder -> itself; else a hub id."""
-    from . import builtin
-
     name_or_path = (name_or_path or "").strip()
     if not name_or_path:
         raise ModelLoadError("No model given: pick a built-in model, a local folder or a hub id.")
-    if builtin.is_builtin(name_or_path):
-        return str(builtin.builtin_path(name_or_path))
+    if "/" not in name_or_path and os.sep not in name_or_path:  # built-in names are bare words
+        from . import builtin
+
+        if builtin.is_builtin(name_or_path):
+            return str(builtin.builtin_path(name_or_path))
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

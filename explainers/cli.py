@@ -1,0 +1,220 @@
+"""`whybox` command line: a contract others script against.
+
+Bad input prints one line on stderr and exits with code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import WhyboxError
+
+EXIT_BAD_INPUT = 2
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parse_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise WhyboxError(f"--param takes NAME=VALUE, not '{pair}'.")
+        name, value = pair.split("=", 1)
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _read_text(args) -> str:
+    from .model import check_text
+
+    return check_text(sys.stdin.read() if args.text == "-" else args.text)
+
+
+def _load(args):
+    from .model import load_model
+
+    return load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
+
+
+def _explain_all(handle, args) -> list:
+    from .methods import explain, get_method
+
+    text = args.text
+    params = _parse_params(args.param)
+    explanations = []
+    for method in args.method:
+        spec = get_method(method)
+        # --param applies to every method that has that parameter
+        own = {k: v for k, v in params.items() if k in {p.name for p in spec.params}}
+        explanations.append(explain(handle, text, method, target=args.target, seed=args.seed, **own))
+    unknown = set(params) - {p.name for m in args.method for p in get_method(m).params}
+    if unknown:
+        raise WhyboxError(f"No chosen method has the parameter(s) {', '.join(sorted(unknown))}.")
+    return explanations
+
+
+def _print_explanation(exp) -> None:
+    print(f"{exp.method}: target '{exp.target.label}' p={exp.target_prob:.3f}  ({exp.seconds:.2f}s)")
+    if exp.truncated:
+        print("  note: the text was truncated to the model's limit")
+    width = max((len(w) for w in exp.words), default=4)
+    top = max((abs(s) for s in exp.word_scores), default=0) or 1
+    for word, score in zip(exp.words, exp.word_scores):
+        bar = ("+" if score >= 0 else "-") * int(round(12 * abs(score) / top))
+        print(f"  {word:<{width}} {score:+.4f} {bar}")
+
+
+def cmd_models(args) -> int:
+    from .builtin import BUILTIN_MODELS
+
+    rows = [{"name": m.name, "task": m.task, "description": m.description, "source": m.source} for m in BUILTIN_MODELS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['name']:<12} {row['task']:<15} {row['description']}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .methods import METHODS
+
+    rows = [m.to_dict() for m in METHODS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for m in METHODS.values():
+            flag = "  (experimental)" if m.experimental else ""
+            print(f"{m.name:<22} {m.family:<13} {m.estimate(20).describe():<34} {m.title}{flag}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    handle = _load(args)
+    explanations = _explain_all(handle, args)
+    if args.json:
+        print(json.dumps({"model": handle.describe(), "explanations": [e.to_dict() for e in explanations]},
+                         ensure_ascii=False, indent=2))
+    else:
+        for exp in explanations:
+            _print_explanation(exp)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .faithfulness import agreement, evaluate_many, rank_explanations
+
+    handle = _load(args)
+    explanations = _explain_all(handle, args)
+    reports = evaluate_many(handle, explanations, mode=args.mode)
+    ranking = rank_explanations(reports)
+    names, matrix = agreement(explanations)
+    if args.json:
+        print(json.dumps({
+            "model": handle.describe(),
+            "explanations": [e.to_dict() for e in explanations],
+            "reports": [r.to_dict() for r in reports],
+            "ranking": [{"method": m, "mean_rank": r} for m, r in ranking],
+            "agreement": {"methods": names, "spearman": [[None if v != v else v for v in row] for row in matrix.tolist()]},
+        }, ensure_ascii=False, indent=2))
+        return 0
+    for exp in explanations:
+        _print_explanation(exp)
+    keys = list(reports[0].values)
+    print("\n" + "method".ljust(22) + "".join(k[:12].rjust(13) for k in keys))
+    for report in reports:
+        print(report.method.ljust(22) + "".join(f"{report.values[k]:13.3f}" for k in keys))
+    print("\nranking (mean rank over faithfulness metrics, 1 = best): "
+          + ", ".join(f"{m} {r:.1f}" for m, r in ranking))
+    return 0
+
+
+def cmd_build_models(args) -> int:
+    from .builtin import BUILTIN_MODELS, builtin_path
+
+    names = args.only or list(BUILTIN_MODELS)
+    for name in names:
+        if name not in BUILTIN_MODELS:
+            raise WhyboxError(f"Unknown built-in model '{name}': choose from {', '.join(BUILTIN_MODELS)}.")
+        path = builtin_path(name, rebuild=args.rebuild)
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from streamlit.web import cli as streamlit_cli
+
+    app = ROOT / "dashboard" / "app.py"
+    os.chdir(ROOT)  # so Streamlit finds .streamlit/config.toml
+    if args.model:
+        os.environ["WHYBOX_DEFAULT_MODEL"] = args.model
+    sys.argv = ["streamlit", "run", str(app), "--server.port", str(args.port), "--server.address", args.address,
+                *args.streamlit_args]
+    return streamlit_cli.main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="whybox", description="Why did this transformer say that?")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, func, helptext in [("models", cmd_models, "list the built-in models"),
+                                 ("methods", cmd_methods, "list the attribution methods")]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+
+    for name, func, helptext in [("explain", cmd_explain, "explain one prediction"),
+                                 ("evaluate", cmd_evaluate, "explain, then measure faithfulness")]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--model", default="sentiment", help="built-in name, local folder or hub id")
+        p.add_argument("--text", required=True, help="the text to explain ('-' reads stdin)")
+        p.add_argument("--method", action="append",
+                       help="attribution method, repeatable (default: the dashboard's default set)")
+        p.add_argument("--target", default=None, help="label (classifier) or continuation (causal LM)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+        p.add_argument("--dtype", default="auto", help="auto (float32), float16 or bfloat16")
+        p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help="override task detection")
+        p.add_argument("--param", action="append", metavar="NAME=VALUE", help="method parameter, e.g. n_steps=100")
+        if name == "evaluate":
+            p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("build-models", help="build (or rebuild) the built-in models into the cache")
+    p.add_argument("--only", action="append", help="build only this model (repeatable)")
+    p.add_argument("--rebuild", action="store_true")
+    p.set_defaults(func=cmd_build_models)
+
+    p = sub.add_parser("run", help="start the dashboard")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="localhost")
+    p.add_argument("--model", default=None, help="model to open first (default: sentiment)")
+    p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="extra arguments for streamlit")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "method", "absent") is None:
+        from .methods import DEFAULT_METHODS
+
+        args.method = list(DEFAULT_METHODS)
+    try:
+        if hasattr(args, "text"):
+            args.text = _read_text(args)  # once (stdin), and before any slow model load
+        return args.func(args)
+    except WhyboxError as exc:
+        print(f"whybox: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""whybox dashboard: `streamlit run dashboard/app.py` from the repository root.
+
+The sidebar (model, methods, parameters, seed, target) is drawn here, on every page, so that the
+settings it holds stay put while the user moves between pages.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the repository root, on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import state  # noqa: E402
+from dashboard.sidebar import sidebar  # noqa: E402
+
+st.set_page_config(page_title="whybox: why did the model say that?", page_icon=":material/search:", layout="wide")
+state.init()
+
+PAGES = [
+    st.Page("pages/explain.py", title="Explain", icon=":material/lightbulb:", default=True),
+    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
+    st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/fact_check:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/guide.py", title="Guide", icon=":material/school:"),
+]
+page = st.navigation(PAGES)
+with st.sidebar:
+    sidebar()
+state.sync_url()  # before the page: a page's st.stop() would drop later URL changes
+page.run()

@@ -1,0 +1,93 @@
+"""Compare: one method on two texts, or on one text under two models, and the difference."""
+
+import json
+
+import streamlit as st
+
+from components.charts import comparison_chart, probability_chart
+from components.heatmap import render_heatmap, shared_scale
+from dashboard import state, views
+from explainers.compare import align_words
+from explainers.errors import WhyboxError
+from explainers.methods import METHODS
+from explainers.narrative import summarize
+
+ss = st.session_state
+st.title("Compare")
+st.caption("Change one thing and see how the explanation moves: edit the text, or ask another model.")
+
+handle = views.model()
+kind = st.segmented_control("Compare", ["texts", "models"], default="texts", key="w_cmp_kind", required=True,
+                            format_func=lambda k: "Two texts, one model" if k == "texts" else "One text, two models")
+method = st.selectbox("Method", ss.methods or list(METHODS), key="w_cmp_method",
+                      format_func=lambda m: METHODS[m].title,
+                      help="The methods chosen in the sidebar. Both sides use the same method and parameters.")
+
+if kind == "texts":
+    left, right = st.columns(2)
+    if "w_cmp_a" not in ss:
+        ss.w_cmp_a = state.current_text()
+    if "w_cmp_b" not in ss:
+        ss.w_cmp_b = state.EXAMPLES.get(ss.w_cmp_a, ss.w_cmp_a)
+    text_a = left.text_area("Text A", key="w_cmp_a", height=100)
+    text_b = right.text_area("Text B (edit it)", key="w_cmp_b", height=100)
+    sides = [(ss.model, text_a), (ss.model, text_b)]
+else:
+    text = state.text_box("compare", "Text")
+    catalog = state.builtin_catalog()
+    options = list(catalog) + (["__custom__"] if state.custom_models_allowed() else [])
+    other = st.selectbox("Second model", options, key="w_cmp_model",
+                         index=next((i for i, n in enumerate(options) if n != ss.model), 0),
+                         format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model")
+    if other == "__custom__":
+        other = st.text_input("Second model: folder or hub id", key="w_cmp_custom").strip()
+    sides = [(ss.model, text), (other, text)]
+
+pressed = st.button("Compare", type="primary", icon=":material/compare_arrows:")
+request = (kind, method, tuple(sides), json.dumps(ss.params.get(method, {}), sort_keys=True), int(ss.seed), ss.target)
+if pressed:
+    ss.compared = request
+elif ss.get("compared") is None:
+    st.info("Press **Compare** to explain both sides.")
+    st.stop()
+elif ss.compared != request:
+    st.caption("These results are for earlier settings: press Compare to update them.")
+kind, method, sides, params, seed, target = ss.compared
+
+exps = []
+for (model_name, text), name in zip(sides, ("A", "B")):
+    try:
+        side_handle = state.get_model(model_name)
+        if not views.check_text(side_handle, text):
+            st.stop()
+        # B explains A's target, so that both sides answer the same question (when B has that label).
+        if exps and (side_handle.task == "causal_lm" or exps[0].target.label in side_handle.labels):
+            target = exps[0].target.label
+        elif exps:
+            target = ""
+        req = state.Request(model_name, text, (method,), json.dumps({method: json.loads(params)}), seed, target)
+        with st.spinner(f"Explaining side {name}…"):
+            exps.append(state.explain_one(side_handle, req, method))
+    except WhyboxError as exc:
+        st.error(f"Side {name} ({model_name or 'no model'}): {exc}")
+        st.stop()
+
+scale = shared_scale(exps) if exps[0].target.label == exps[1].target.label else None
+for column, exp, name in zip(st.columns(2), exps, ("A", "B")):
+    with column.container(border=True):
+        st.subheader(f"{name}: {views.plain(exp.model)}" if kind == "models" else f"Text {name}")
+        st.plotly_chart(probability_chart(exp.probabilities, target=exp.target.label), key=f"cmp_probs_{name}")
+        render_heatmap(exp, "word", scale)
+        st.markdown(views.plain(summarize(exp)))
+
+st.subheader("What changed")
+if scale is None:
+    st.caption("The two sides explain different labels, so their scores are not on one scale.")
+else:
+    st.caption("Both heatmaps share one colour scale. Difference = score in B − score in A, word by word.")
+frame = align_words(*exps)
+st.plotly_chart(comparison_chart(frame), key="cmp_diff")
+st.dataframe(frame[["word_a", "word_b", "score_a", "score_b", "difference", "status"]], hide_index=True,
+             column_config={"word_a": "Word in A", "word_b": "Word in B", "score_a": st.column_config.NumberColumn(
+                 "Score A", format="%.3f"), "score_b": st.column_config.NumberColumn("Score B", format="%.3f"),
+                 "difference": st.column_config.NumberColumn("B − A", format="%+.3f"), "status": "Change"})

@@ -1,0 +1,59 @@
+"""Explain: the prediction, then each chosen method's heatmap side by side."""
+
+import streamlit as st
+
+from components.charts import probability_chart, word_bars
+from components.heatmap import render_heatmap
+from dashboard import state, views
+from explainers.methods import METHODS
+from explainers.narrative import summarize
+
+st.title("Why did the model say that?")
+st.caption("Type a text, pick methods in the sidebar, and press Explain. Each method answers the same question "
+           "differently; the Faithfulness page checks which answers the model agrees with.")
+
+views.model()
+state.text_box("explain")
+pressed = st.button("Explain", type="primary", icon=":material/lightbulb:")
+result = views.explanations(pressed)
+if result is None:
+    st.stop()
+req, exps, errors = result
+handle = state.get_model(req.model)
+views.method_errors(errors)
+if not exps:
+    st.stop()
+
+first = exps[0]
+if first.truncated:
+    st.warning(f"The text was cut to the model's limit of {len(first.tokens)} tokens.")
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("Prediction")
+    if handle.task == "classification":
+        st.metric("Explained label", first.target.label, f"p = {first.target_prob:.3f}", delta_color="off")
+    else:
+        st.metric("Explained continuation", repr(first.target.label), f"p = {first.target_prob:.3g}",
+                  delta_color="off")
+    st.caption("Red words push the model towards this answer, blue words against it.")
+with right:
+    st.plotly_chart(probability_chart(first.probabilities, target=first.target.label), key="probabilities")
+
+level = st.segmented_control("Scores per", ["word", "token"], default="word", key="w_level", required=True,
+                             format_func=lambda x: "Word" if x == "word" else "Subword token",
+                             help="Words add up the scores of their subword tokens.")
+for row in range(0, len(exps), 2):
+    for column, exp in zip(st.columns(2), exps[row : row + 2]):
+        method = METHODS[exp.method]
+        with column.container(border=True):
+            st.subheader(method.title)
+            st.caption(views.method_caption(exp))
+            render_heatmap(exp, level, None)
+            st.markdown(views.plain(summarize(exp)))
+            if method.experimental:
+                st.warning(method.experimental, icon=":material/science:")
+            if exp.method == "lime":
+                st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
+
+st.divider()
+views.downloads(handle, req, exps)

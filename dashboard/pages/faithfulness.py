@@ -1,0 +1,83 @@
+"""Faithfulness: which of the explanations does the model itself agree with, and do they match yours?"""
+
+import pandas as pd
+import streamlit as st
+
+from components.charts import agreement_heatmap, curves_chart
+from components.metrics_view import render_metrics
+from dashboard import state, views
+from explainers.errors import WhyboxError
+from explainers.faithfulness import MODES, PLAUSIBILITY, agreement, plausibility
+from explainers.methods import METHODS
+from explainers.narrative import faithfulness_verdict
+
+st.title("Faithfulness: which explanation should I trust?")
+st.caption("An explanation is faithful when the tokens it ranks highest are the ones the model really needs: "
+           "removing them should change the prediction most, keeping only them should change it least. "
+           "These checks run the model again on edited copies of your text.")
+
+views.model()
+with st.expander("Text", expanded="done" not in st.session_state):
+    state.text_box("faithfulness")
+left, right = st.columns([1, 2], vertical_alignment="bottom")
+pressed = left.button("Explain and check", type="primary", icon=":material/fact_check:")
+mode = right.segmented_control("Removed tokens are", list(MODES), default="delete", key="w_mode", required=True,
+                               format_func=str.capitalize)
+st.caption(f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
+           "training, so part of any probability change is the oddness of the input itself.")
+result = views.explanations(pressed)
+if result is None:
+    st.info("Press **Explain and check** to run the chosen methods and test them.")
+    st.stop()
+req, exps, errors = result
+views.method_errors(errors)
+if not exps:
+    st.stop()
+handle = state.get_model(req.model)
+
+with st.spinner("Running the checks (one batched pass per method)…"):
+    reports = state.reports(handle, req, exps, mode)
+titles = [METHODS[e.method].title for e in exps]
+names, matrix = agreement(exps)
+
+st.subheader("Verdict")
+st.info(views.plain(faithfulness_verdict(reports, (names, matrix))), icon=":material/gavel:")
+
+st.subheader("Metrics")
+st.caption(f"Explaining '{views.plain(exps[0].target.label.strip())}' (p = {exps[0].target_prob:.3f} on the "
+           "full text).")
+render_metrics(reports)
+
+st.subheader("Curves")
+tabs = st.tabs(["Deletion", "Insertion", "AOPC comprehensiveness", "AOPC sufficiency"])
+for tab, curve in zip(tabs, ("deletion", "insertion", "aopc_comprehensiveness", "aopc_sufficiency")):
+    tab.plotly_chart(curves_chart(reports, curve), key=f"curve_{curve}")
+
+if len(exps) > 1:
+    st.subheader("Do the methods agree?")
+    st.caption("Spearman rank correlation of the token scores of each pair of methods: 1 = same ranking, "
+               "0 = unrelated, −1 = opposite. Agreement is not faithfulness: methods can agree and all be wrong.")
+    st.plotly_chart(agreement_heatmap(titles, matrix), key="agreement")
+
+st.subheader("Plausibility: do they match what you think matters?")
+st.caption("Mark the words that you think justify the prediction. Each method's top tokens (as many as you "
+           "mark) are compared with your marks. This measures agreement with people, not with the model.")
+words = exps[0].words
+marked = st.pills("Words that matter", list(range(len(words))), selection_mode="multi", key=f"w_marks_{hash((req.model, req.text))}",
+                  format_func=lambda i: f"{words[i]} ·{i + 1}")
+if marked:
+    rows = []
+    for title, exp in zip(titles, exps):
+        try:
+            values = plausibility(exp, marked)
+        except WhyboxError as exc:
+            st.error(str(exc))
+            break
+        rows.append({"Method": title} | {PLAUSIBILITY[k].title: v for k, v in values.items()})
+    else:
+        st.dataframe(pd.DataFrame(rows).set_index("Method"), column_config={
+            m.title: st.column_config.ProgressColumn(m.title, help=m.meaning, min_value=0.0, max_value=1.0, format="%.2f")
+            for m in PLAUSIBILITY.values()})
+
+st.divider()
+views.downloads(handle, req, exps, mode, reports, (names, matrix))

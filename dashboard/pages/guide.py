@@ -1,0 +1,49 @@
+"""Guide: what each method computes and each metric measures, from the registries, plus caveats."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
+from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
+
+st.title("Guide")
+st.markdown("whybox asks one question, *why did the model say that?*, and gets answers from several "
+            "attribution methods. Each gives every word a score: **positive** (red) pushes the model towards "
+            "the explained label, **negative** (blue) against it; unsigned methods (violet) only say how much a "
+            "word matters. Then it checks which answers the model itself agrees with.")
+
+methods_tab, metrics_tab, caveats_tab = st.tabs(["Methods", "Metrics", "Caveats"])
+with methods_tab:
+    for family, description in FAMILIES.items():
+        st.subheader(family.capitalize())
+        st.caption(description)
+        for method in (m for m in METHODS.values() if m.family == family):
+            tags = ["default" if method.name in DEFAULT_METHODS else "", "random: takes a seed" if method.random else "",
+                    "unsigned" if not method.signed else "", "experimental" if method.experimental else ""]
+            tags = " · ".join(t for t in tags if t)
+            st.markdown(f"**{method.title}**" + (f" — *{tags}*" if tags else "") + f"  \n{method.summary}")
+            if method.experimental:
+                st.caption(f"Caution: {method.experimental}")
+            if method.params:
+                st.caption("Parameters: " + "; ".join(f"`{p.name}` (default {p.default}): {p.help}"
+                                                      for p in method.params))
+
+with metrics_tab:
+    st.markdown("**Faithfulness** (ERASER, DeYoung et al., 2020): does the explanation reflect the model? "
+                "Computed by running the model on edited copies of the text, where tokens are:")
+    st.markdown("\n".join(f"- **{mode}**: {meaning}" for mode, meaning in MODES.items()))
+    st.caption(AOPC_NORMALISER)
+
+    def metric_list(metrics):
+        return "\n".join(f"- **{m.title}** ({m.direction} is better, {m.low:g} to {m.high:g}): {m.meaning}"
+                         for m in metrics)
+
+    st.markdown(metric_list(m for m in METRICS.values() if m.faithfulness))
+    st.markdown("**Shape** of the explanation: easier to read, not more faithful.")
+    st.markdown(metric_list(m for m in METRICS.values() if not m.faithfulness))
+    st.markdown("**Plausibility**: does the explanation match the words *you* marked as important?")
+    st.markdown(metric_list(PLAUSIBILITY.values()))
+
+with caveats_tab:
+    st.markdown((Path(__file__).resolve().parent.parent / "guide.md").read_text(encoding="utf-8"))

@@ -1,0 +1,156 @@
+"""The shared sidebar: model, methods with their cost, parameters, seed and target."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import state
+from explainers.errors import WhyboxError
+from explainers.methods import METHODS, Param
+from explainers.model import ModelHandle
+
+CUSTOM = "__custom__"
+# Rows x tokens above which a method gets a "this will take a while" warning (a CPU does ~1e5 in a
+# few seconds for a small model).
+EXPENSIVE_TOKEN_ROWS = 100_000
+
+
+def sidebar() -> None:
+    handle = model_picker()
+    if handle is None:
+        return
+    model_card(handle)
+    method_picker(handle)
+    target_picker(handle)
+
+
+# ---- model ----------------------------------------------------------------------------------------
+def model_picker() -> ModelHandle | None:
+    ss = st.session_state
+    catalog = state.builtin_catalog()
+    options = list(catalog) + ([CUSTOM] if state.custom_models_allowed() else [])
+    shown = lambda name: name if name in catalog else CUSTOM  # noqa: E731
+    if "w_model" not in ss:
+        ss.w_model = shown(ss.model)
+    error = None
+    # A new built-in pick is loaded before the box is drawn, so that a failure can put it back.
+    if ss.w_model not in (CUSTOM, ss.model):
+        error = state.switch_model(ss.w_model)
+        if error:
+            ss.w_model = shown(ss.model)
+    st.selectbox(
+        "Model", options, key="w_model",
+        format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model (folder or hub id)",
+        help="Built-in models are prepared on first use. Your own: any Hugging Face sequence-classification "
+             "or causal-LM checkpoint, from a local folder or the hub.",
+    )
+    if ss.w_model == CUSTOM:
+        if "w_custom" not in ss:
+            ss.w_custom = "" if ss.model in catalog else ss.model
+        with st.form("custom_model", border=False):
+            st.text_input("Model folder or hub id", key="w_custom", placeholder="/path/to/model or org/name")
+            if st.form_submit_button("Load model"):
+                error = state.switch_model(ss.w_custom.strip())
+    if error:
+        st.error(f"{error}\n\nStill using **{ss.model}**.")
+    try:
+        return state.get_model(ss.model)
+    except WhyboxError as exc:
+        st.error(f"Could not load **{ss.model}**: {exc}\n\nPick another model above.")
+        return None
+
+
+def model_card(handle: ModelHandle) -> None:
+    info = handle.describe()
+    device = "GPU" if handle.device.type == "cuda" else "Apple GPU" if handle.device.type == "mps" else "CPU"
+    if handle.task == "classification":
+        task = "Classifier · labels: " + ", ".join(f"`{label}`" for label in handle.labels)
+    else:
+        task = "Causal language model · explains the next token (or a continuation you name)"
+    st.caption(f"Loaded **{handle.name}** ({info['architecture']}, {info['parameters'] / 1e6:.1f} M parameters, "
+               f"up to {handle.max_tokens} tokens) on **{device}** ({handle.device}).  \n{task}")
+
+
+# ---- methods --------------------------------------------------------------------------------------
+def method_picker(handle: ModelHandle) -> None:
+    ss = st.session_state
+    state.bind("w_methods", "methods")
+    ss.methods = st.multiselect(
+        "Methods", list(METHODS), key="w_methods", format_func=lambda m: METHODS[m].title,
+        help="Attribution methods to run. Their estimated cost is listed below, before you run them.",
+    )
+    ss.seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=_bound("w_seed", "seed"),
+                                  help="Random methods (LIME, SHAP sampling) give the same result for the same seed."))
+    if not ss.methods:
+        st.warning("Pick at least one method.")
+        return
+    with st.expander("Method parameters"):
+        for name in ss.methods:
+            method = METHODS[name]
+            if method.params:
+                st.markdown(f"**{method.title}**")
+                values = {p.name: param_input(name, p) for p in method.params}
+                ss.params[name] = {k: v for k, v in values.items() if v != _param(name, k).default}
+    cost_summary(handle)
+
+
+def _bound(widget_key: str, setting: str) -> str:
+    state.bind(widget_key, setting)
+    return widget_key
+
+
+def _param(method: str, name: str) -> Param:
+    return next(p for p in METHODS[method].params if p.name == name)
+
+
+def param_input(method: str, p: Param):
+    ss = st.session_state
+    key = f"w_p_{method}_{p.name}"
+    if key not in ss:
+        ss[key] = ss.params.get(method, {}).get(p.name, p.default)
+    if p.kind == "choice":
+        return st.selectbox(p.name, p.choices, key=key, help=p.help)
+    cast = int if p.kind == "int" else float
+    return st.number_input(p.name, min_value=cast(p.low), max_value=cast(p.high), step=cast(1 if cast is int else 0.05),
+                           key=key, help=p.help)
+
+
+def cost_summary(handle: ModelHandle) -> None:
+    """Each method's estimated cost for the current text, before anything runs."""
+    ss = st.session_state
+    try:
+        n_tokens = handle.encode(state.current_text()).n_tokens
+    except WhyboxError:
+        return
+    lines, expensive = [], []
+    for name in ss.methods:
+        method = METHODS[name]
+        try:
+            cost = method.estimate(n_tokens, ss.params.get(name, {}))
+        except WhyboxError as exc:
+            st.error(f"{method.title}: {exc}")
+            continue
+        lines.append(f"- {method.title}: {cost.describe()}")
+        if cost.rows * n_tokens > EXPENSIVE_TOKEN_ROWS and handle.device.type == "cpu":
+            expensive.append(method.title)
+    st.caption(f"Estimated cost for {n_tokens} tokens:\n" + "\n".join(lines))
+    if expensive:
+        st.warning(f"{', '.join(expensive)} will take a while on this CPU for a text this long: "
+                   "shorten the text or lower the samples/steps in Method parameters.")
+
+
+# ---- target -----------------------------------------------------------------------------------------
+def target_picker(handle: ModelHandle) -> None:
+    ss = st.session_state
+    if handle.task == "classification":
+        options = [""] + handle.labels
+        if ss.target not in options:  # e.g. a label of the previous model
+            ss.target = ""
+            ss.pop("w_target_label", None)
+        ss.target = st.selectbox("Explain the label", options, key=_bound("w_target_label", "target"),
+                                 format_func=lambda label: label or "the predicted label",
+                                 help="Which class the attributions are computed for.")
+    else:
+        ss.target = st.text_input("Target continuation", key=_bound("w_target_text", "target"),
+                                  placeholder="empty = the model's most likely next token",
+                                  help="The text whose probability after your prompt is explained, e.g. ' Paris'.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
@@ -204,6 +205,7 @@ class Context:
         baseline equals the input, so they can never receive attribution."""
         positions = torch.arange(self.enc.n_tokens, device=self.device) + 1
         mask = torch.where(self.content_mask, positions, torch.zeros_like(positions))
+        mask = mask - mask.min()  # Captum wants feature ids from 0 (texts without specials)
         return mask[None, :, None].expand_as(self.embeds).contiguous()
 
     def per_token(self, attributions) -> np.ndarray:
@@ -216,11 +218,17 @@ class Context:
 
     @contextlib.contextmanager
     def seeded(self):
-        """Random methods draw from torch's global generator (Captum does): fork it and seed it."""
+        """Captum's random methods draw from torch's and numpy's global generators: seed both for
+        this call and put their states back afterwards."""
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        numpy_state = np.random.get_state()
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed or 0)
-            yield
+            np.random.seed(self.seed or 0)
+            try:
+                yield
+            finally:
+                np.random.set_state(numpy_state)
 
 
 # ---- parameters shared by several methods --------------------------------------------------------
@@ -287,9 +295,11 @@ class _EmbedsToScore(torch.nn.Module):
 def _deeplift(ctx: Context) -> Scores:
     from captum.attr import DeepLift
 
-    attributions, delta = DeepLift(_EmbedsToScore(ctx)).attribute(
-        ctx.embeds.clone().requires_grad_(), baselines=ctx.baseline_embeds, return_convergence_delta=True
-    )
+    with warnings.catch_warnings():  # Captum warns that it hooks the non-linearities: that is the method
+        warnings.simplefilter("ignore", UserWarning)
+        attributions, delta = DeepLift(_EmbedsToScore(ctx)).attribute(
+            ctx.embeds.clone().requires_grad_(), baselines=ctx.baseline_embeds, return_convergence_delta=True
+        )
     return Scores(ctx.per_token(attributions), extras={"convergence_delta": float(delta.abs().sum())})
 
 

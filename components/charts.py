@@ -1,0 +1,225 @@
+"""Plotly figures for explanations and their faithfulness checks.
+
+Colours follow the heatmap: red supports the target, blue speaks against it, violet is an unsigned
+amount. Plotly renders a little HTML in labels, so every user string goes through `label()`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from explainers.explanation import Explanation
+from explainers.faithfulness import Report
+from explainers.methods import METHODS
+from explainers.narrative import is_signed, method_title, shown
+
+from .heatmap import FONT, MUTED, NEGATIVE, POSITIVE, TEXT_DARK, UNSIGNED, hex_color, mix
+
+RED, BLUE, VIOLET, GREY = hex_color(POSITIVE), hex_color(NEGATIVE), hex_color(UNSIGNED), "#a1a1aa"
+# Colour-blind-safe qualitative palette (Okabe-Ito, without yellow), one colour per method.
+METHOD_PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000", "#999999")
+DASHES = ("solid", "dash", "dot")  # past the palette, lines differ by dash too
+CURVES = {
+    "deletion": ("Fraction of tokens removed (most important first)", "Probability of the target"),
+    "insertion": ("Fraction of tokens kept (most important first)", "Probability of the target"),
+    "aopc_comprehensiveness": ("Top fraction of tokens removed", "p(text) − p(without them)"),
+    "aopc_sufficiency": ("Top fraction of tokens kept", "p(text) − p(only them)"),
+}
+
+
+def label(text: str) -> str:
+    """A user string as plotly should show it: no markup, whitespace visible."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\n", "⏎").replace("\t", "⇥") if text.strip() else repr(text)
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    """Plotly merges identical category labels: number the repeats ("the", "the (2)")."""
+    seen: dict[str, int] = {}
+    out = []
+    for text in labels:
+        seen[text] = seen.get(text, 0) + 1
+        out.append(text if seen[text] == 1 else f"{text} ({seen[text]})")
+    return out
+
+
+def method_colors(n: int) -> list[str]:
+    """Distinct colours for n methods, in the order given: pass methods in the same order to every
+    chart and each keeps its colour."""
+    return [METHOD_PALETTE[i % len(METHOD_PALETTE)] for i in range(n)]
+
+
+def sign_colors(scores, signed: bool = True) -> list[str]:
+    return [VIOLET if not signed else RED if s > 0 else BLUE for s in scores]
+
+
+def _style(fig: go.Figure, *, title: str | None = None, height: int | None = None, legend_items: int = 0) -> go.Figure:
+    """The shared look. A legend sits between the title and the plot; room is kept for two entries
+    a row, what a half-width chart fits."""
+    legend_rows = math.ceil(legend_items / 2)
+    top = (44 if title else 12) + 22 * legend_rows
+    fig.update_layout(
+        template="plotly_white",
+        font=dict(family=FONT, size=13, color=TEXT_DARK),
+        title=dict(text=title, x=0, xanchor="left", yref="container", y=1, yanchor="top", pad=dict(t=12),
+                   font=dict(size=15)) if title else None,
+        margin=dict(l=10, r=20, t=top, b=10),
+        height=None if height is None else height + 22 * legend_rows,
+        showlegend=legend_items > 0,
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, xanchor="left", title_text=""),
+        hoverlabel=dict(font_family=FONT),
+        bargap=0.25,
+    )
+    axes = dict(automargin=True, zerolinecolor="#a1a1aa", zerolinewidth=1, exponentformat="e")
+    fig.update_xaxes(**axes)
+    fig.update_yaxes(**axes)
+    return fig
+
+
+def _bar_height(n: int) -> int:
+    return 70 + 28 * max(n, 2)
+
+
+def probability_chart(probabilities: dict[str, float], target: str | None = None) -> go.Figure:
+    """The model's output distribution, largest first, the explained target highlighted."""
+    items = sorted(probabilities.items(), key=lambda kv: -kv[1])
+    names = unique_labels([label(k) for k, _ in items])
+    values = [v for _, v in items]
+    colors = [RED if k == target else GREY for k, _ in items]
+    fig = go.Figure(go.Bar(
+        x=values, y=names, orientation="h", marker_color=colors,
+        text=[f"{100 * v:.1f} %" for v in values], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    # Zoomed to the largest bar: a causal LM's top tokens often share a few percent.
+    fig.update_xaxes(range=[0, 1.2 * max(values, default=1.0) or 1.0], tickformat=".0%", title_text="Probability")
+    fig.update_yaxes(autorange="reversed")
+    title = "Prediction" if target is None else f"Prediction (explained: '{label(shown(target))}', in red)"
+    return _style(fig, title=title, height=_bar_height(len(items)) + 30)
+
+
+def word_bars(exp: Explanation, top_k: int = 15) -> go.Figure:
+    """The words with the largest |score|, strongest on top (LIME's word-importance view)."""
+    scores = exp.scores("word")
+    order = [int(i) for i in np.argsort(-np.abs(scores), kind="stable")[:top_k]]
+    names = unique_labels([label(w) for w in exp.words])
+    signed = is_signed(exp.method)
+    chosen = [scores[i] for i in order]
+    fig = go.Figure(go.Bar(
+        x=chosen, y=[names[i] for i in order], orientation="h",
+        marker_color=sign_colors(chosen, signed),
+        text=[f"{s:+.3g}" if signed else f"{s:.3g}" for s in chosen], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.4g}<extra></extra>",
+    ))
+    target = label(shown(exp.target.label))
+    axis = f"← against '{target}'   score   towards '{target}' →" if signed else "Score (unsigned: how much, not which way)"
+    fig.update_xaxes(title_text=axis)
+    fig.update_yaxes(autorange="reversed")
+    title = f"{label(method_title(exp.method))}: top {len(order)} words for '{target}'"
+    fig = _style(fig, title=title, height=_bar_height(len(order)) + 40)
+    _pad_range(fig, chosen)
+    return fig
+
+
+def _pad_range(fig: go.Figure, values) -> None:
+    """Room beside the bars for their outside labels."""
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return
+    low, high = min(0.0, min(values)), max(0.0, max(values))
+    pad = 0.18 * ((high - low) or 1.0)
+    fig.update_xaxes(range=[low - (pad if low < 0 else 0), high + (pad if high > 0 else 0)])
+
+
+def curves_chart(reports: list[Report], curve: str) -> go.Figure:
+    """One line per method: a deletion/insertion curve or the AOPC bins behind the metric."""
+    if curve not in CURVES:
+        raise ValueError(f"curve must be one of {', '.join(CURVES)}, not {curve!r}")
+    x_title, y_title = CURVES[curve]
+    aopc = curve.startswith("aopc")
+    fig = go.Figure()
+    names = unique_labels([method_title(r.method) for r in reports])
+    for i, (name, report, color) in enumerate(zip(names, reports, method_colors(len(reports)))):
+        data = report.curves.get(curve)
+        if not data:
+            continue
+        dash = DASHES[i // len(METHOD_PALETTE) % len(DASHES)]
+        fig.add_trace(go.Scatter(
+            x=data["x"], y=data["y"], name=label(name), mode="lines+markers" if aopc else "lines",
+            line=dict(color=color, width=2.2, dash=dash), marker=dict(size=7),
+            hovertemplate=f"{label(name)}<br>%{{x:.0%}} → %{{y:.3f}}<extra></extra>",
+        ))
+    fig.update_xaxes(title_text=x_title, tickformat=".0%", type="log" if aopc else "linear",
+                     tickvals=[0.01, 0.05, 0.1, 0.2, 0.5] if aopc else None)
+    fig.update_yaxes(title_text=y_title)
+    if not aopc:
+        fig.update_yaxes(range=[0, 1.02])
+    titles = {"deletion": "Deletion curve: a fast fall is good", "insertion": "Insertion curve: a fast rise is good",
+              "aopc_comprehensiveness": "Comprehensiveness per bin: higher is better",
+              "aopc_sufficiency": "Sufficiency per bin: lower is better"}
+    return _style(fig, title=titles[curve], height=340, legend_items=len(fig.data))
+
+
+def agreement_heatmap(names: list[str], matrix: np.ndarray) -> go.Figure:
+    """Spearman ρ between every pair of methods, −1 (blue) .. 1 (red); undefined pairs read n/a."""
+    matrix = np.asarray(matrix, dtype=float)
+    titles = unique_labels([label(method_title(n)) for n in names])
+    text = [["n/a" if math.isnan(v) else f"{v:.2f}" for v in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(
+        z=np.where(np.isnan(matrix), None, matrix).tolist(), x=titles, y=titles, text=text, texttemplate="%{text}",
+        zmin=-1, zmax=1, colorscale=[[0, BLUE], [0.5, "#ffffff"], [1, RED]], xgap=2, ygap=2,
+        colorbar=dict(title=dict(text="ρ"), thickness=12, tickvals=[-1, 0, 1]),
+        hovertemplate="%{y} vs %{x}: ρ = %{text}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", showgrid=False)
+    fig.update_xaxes(showgrid=False, side="bottom")
+    fig.update_layout(plot_bgcolor="#f4f4f5")
+    return _style(fig, title="Agreement between methods (Spearman ρ of token scores)", height=150 + 48 * len(names))
+
+
+def attention_heatmap(matrix: np.ndarray, tokens: list[str], title: str) -> go.Figure:
+    """A T×T attention (or rollout) matrix: row = the token attending, column = the token attended to."""
+    matrix = np.asarray(matrix, dtype=float)
+    names = [f"{i}·{label(t)}" for i, t in enumerate(tokens)]
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=names, y=names, zmin=0, colorscale=[[0, "#ffffff"], [1, VIOLET]],
+        colorbar=dict(thickness=12), hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
+    ))
+    fig.update_xaxes(title_text="Attended to", tickangle=-60, showgrid=False)
+    fig.update_yaxes(title_text="Attending", autorange="reversed", showgrid=False)
+    size = max(320, 130 + 18 * len(tokens))
+    return _style(fig, title=label(title), height=size)
+
+
+def comparison_chart(rows: pd.DataFrame, name_a: str | None = None, name_b: str | None = None) -> go.Figure:
+    """Word scores of two aligned explanations (compare.align_words), in text order.
+
+    Both sides keep the sign colours; side A is drawn lighter so the pairs read at a glance."""
+    name_a = name_a or rows.attrs.get("name_a", "A")
+    name_b = name_b or rows.attrs.get("name_b", "B")
+
+    def row_label(r) -> str:
+        a = label(r.word_a) if isinstance(r.word_a, str) else ""
+        b = label(r.word_b) if isinstance(r.word_b, str) else ""
+        return {"same": a, "changed": f"{a} → {b}", "added": f"+ {b}", "removed": f"− {a}"}[r.status]
+
+    names = unique_labels([row_label(r) for r in rows.itertuples()])
+    fig = go.Figure()
+    for column, name, lighten in (("score_a", name_a, True), ("score_b", name_b, False)):
+        values = rows[column].astype(float).tolist()
+        colors = [RED if v > 0 else BLUE for v in values]
+        if lighten:
+            colors = [hex_color(mix(POSITIVE if v > 0 else NEGATIVE, 0.45)) for v in values]
+        fig.add_trace(go.Bar(
+            x=values, y=names, orientation="h", name=label(str(name)) + (" (lighter)" if lighten else ""),
+            marker=dict(color=colors, line=dict(color=MUTED if lighten else "rgba(0,0,0,0)", width=0.5)),
+            hovertemplate=f"{label(str(name))}<br>%{{y}}: %{{x:.4g}}<extra></extra>",
+        ))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="Word score (red = towards the target, blue = against)")
+    return _style(fig, title="Word scores side by side", height=_bar_height(len(rows)) + 40, legend_items=2)

@@ -1,0 +1,196 @@
+"""Exports: one self-contained HTML report that opens offline, and a JSON bundle of the results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import math
+
+import numpy as np
+
+from explainers.explanation import Explanation
+from explainers.faithfulness import Report
+from explainers.methods import FAMILIES, METHODS
+from explainers.narrative import faithfulness_verdict, method_title, summarize
+
+from . import charts
+from .heatmap import FONT, MUTED, TEXT_DARK, heatmap_html, legend_html
+from .metrics_view import metric_backgrounds, metric_legend, metrics_frame, mode_caption, three_decimals
+
+BUNDLE_SCHEMA = 1
+_CSS = f"""
+body {{ font-family: {FONT}; color: {TEXT_DARK}; background: #fafafa; margin: 0; line-height: 1.5; }}
+main {{ max-width: 1080px; margin: 0 auto; padding: 2rem 1.5rem 3rem; }}
+h1 {{ font-size: 1.7rem; margin: 0 0 .2rem; }}
+h2 {{ font-size: 1.25rem; margin: 2.2rem 0 .8rem; padding-bottom: .3rem; border-bottom: 2px solid #e4e4e7; }}
+h3 {{ font-size: 1.05rem; margin: 0 0 .3rem; }}
+section.card {{ background: #fff; border: 1px solid #e4e4e7; border-radius: .6rem; padding: 1rem 1.2rem; margin: 0 0 1rem; }}
+.muted {{ color: {MUTED}; font-size: .9rem; }}
+table {{ border-collapse: collapse; font-size: .9rem; }}
+th, td {{ border: 1px solid #e4e4e7; padding: .35rem .6rem; text-align: left; vertical-align: top; }}
+th {{ background: #f4f4f5; font-weight: 600; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+table.wide {{ width: 100%; }}
+table.metrics {{ font-size: .8rem; }}
+table.metrics th {{ font-weight: 600; }}
+table.metrics tr > th:first-child {{ white-space: nowrap; }}
+pre.text {{ white-space: pre-wrap; overflow-wrap: anywhere; background: #fff; border: 1px solid #e4e4e7; border-radius: .5rem; padding: .6rem .9rem; font-family: {FONT}; font-size: 1rem; margin: 0; }}
+.verdict {{ background: #fff7ed; border-left: 4px solid #c2410c; padding: .7rem 1rem; border-radius: .3rem; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }}
+details summary {{ cursor: pointer; color: #3f3f46; font-size: .9rem; margin: .5rem 0; }}
+ul.meanings {{ font-size: .88rem; color: #3f3f46; padding-left: 1.2rem; }}
+footer {{ margin-top: 2.5rem; color: {MUTED}; font-size: .8rem; }}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _value(value) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(_plain(value), ensure_ascii=False)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _kv_table(items: dict) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_value(v))}</td></tr>" for k, v in items.items())
+    return f"<table>{rows}</table>"
+
+
+class _Figures:
+    """plotly.js goes inline with the first figure only; later figures reuse it."""
+
+    def __init__(self):
+        self.count = 0
+
+    def html(self, fig) -> str:
+        self.count += 1
+        return fig.to_html(include_plotlyjs=self.count == 1, full_html=False,
+                           config={"displaylogo": False, "responsive": True})
+
+
+def html_report(*, model_info: dict, explanations: list[Explanation], reports: list[Report], settings: dict,
+                agreement: tuple[list[str], np.ndarray] | None = None) -> str:
+    """One HTML file with everything the dashboard showed; no external URL, so it opens offline."""
+    figures = _Figures()
+    name = model_info.get("name", "model")
+    settings = dict(settings)
+    text = settings.pop("text", explanations[0].text if explanations else "")
+    parts = [
+        f"<h1>whybox report</h1><p class='muted'>Why did {_e(name)} say that? "
+        f"Explanations of one prediction, and checks of how faithful they are.</p>",
+        "<h2>Model</h2>", _kv_table(model_info),
+        "<h2>Input and settings</h2>", f"<pre class='text'>{_e(text)}</pre>",
+    ]
+    if settings:
+        parts.append(f"<div style='margin-top:.8rem'>{_kv_table(settings)}</div>")
+    if explanations:
+        parts.append(f"<div style='margin-top:.8rem'>{_methods_table(explanations)}</div>")
+        first = explanations[0]
+        parts += ["<h2>Prediction</h2>", "<section class='card'>",
+                  figures.html(charts.probability_chart(first.probabilities, first.target.label)), "</section>"]
+        parts.append("<h2>Explanations</h2>")
+        parts += [_explanation_card(exp) for exp in explanations]
+    if reports:
+        parts += _faithfulness(reports, agreement, figures)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append(f"<footer>Made by whybox on {stamp}. Self-contained: no part of this file is loaded from the network.</footer>")
+    body = "".join(parts)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>whybox report: {_e(name)}</title><style>{_CSS}</style></head>"
+            f"<body><main>{body}</main></body></html>")
+
+
+def _methods_table(explanations: list[Explanation]) -> str:
+    head = "<tr><th>Method</th><th>Family</th><th>Parameters</th><th>Target</th><th>Seed</th><th>Time</th></tr>"
+    rows = []
+    for exp in explanations:
+        spec = METHODS.get(exp.method)
+        params = ", ".join(f"{k} = {_value(v)}" for k, v in exp.params.items()) or "none"
+        rows.append(
+            f"<tr><td>{_e(method_title(exp.method))}</td><td>{_e(spec.family if spec else '?')}</td>"
+            f"<td>{_e(params)}</td><td>{_e(exp.target.label)}</td>"
+            f"<td>{_e(exp.seed if exp.seed is not None else '—')}</td><td class='num'>{exp.seconds:.2f} s</td></tr>")
+    return f"<table class='wide'>{head}{''.join(rows)}</table>"
+
+
+def _explanation_card(exp: Explanation) -> str:
+    spec = METHODS.get(exp.method)
+    about = f"{FAMILIES.get(spec.family, '')} {spec.summary}" if spec else ""
+    return (
+        "<section class='card'>"
+        f"<h3>{_e(method_title(exp.method))}</h3><p class='muted'>{_e(about)}</p>"
+        f"<p>{_e(summarize(exp))}</p>"
+        f"{legend_html(exp, None)}{heatmap_html(exp, 'word')}"
+        f"<details><summary>Subword tokens</summary>{legend_html(exp, None, level='token')}"
+        f"{heatmap_html(exp, 'token')}</details>"
+        "</section>"
+    )
+
+
+def metrics_table_html(reports: list[Report]) -> str:
+    """The metrics as a plain HTML table, coloured like the dashboard's (green = better)."""
+    frame = metrics_frame(reports)
+    css = metric_backgrounds(frame)
+    head = "<tr><th>Method</th>" + "".join(f"<th>{_e(c)}</th>" for c in frame.columns) + "</tr>"
+    rows = []
+    for method, values in frame.iterrows():
+        cells = "".join(
+            f"<td class='num' style='{css.at[method, col]}'>{three_decimals(v)}</td>"
+            for col, v in values.items())
+        rows.append(f"<tr><th>{_e(method)}</th>{cells}</tr>")
+    return f"<div style='overflow-x:auto'><table class='wide metrics'>{head}{''.join(rows)}</table></div>"
+
+
+def _faithfulness(reports: list[Report], agreement, figures: _Figures) -> list[str]:
+    meanings = "".join(f"<li>{_e(line)}</li>" for line in metric_legend())
+    parts = [
+        "<h2>Faithfulness</h2>",
+        f"<p class='verdict'>{_e(faithfulness_verdict(reports, agreement))}</p>",
+        metrics_table_html(reports),
+        f"<p class='muted'>{_e(mode_caption(reports))} Green = better for that metric; grey columns "
+        "describe the explanation's shape, not its faithfulness.</p>",
+        f"<details><summary>What the metrics mean</summary><ul class='meanings'>{meanings}</ul></details>",
+        "<h2>Curves</h2><div class='grid'>",
+    ]
+    for curve in ("deletion", "insertion", "aopc_comprehensiveness", "aopc_sufficiency"):
+        parts.append(f"<section class='card'>{figures.html(charts.curves_chart(reports, curve))}</section>")
+    parts.append("</div>")
+    if agreement is not None and len(agreement[0]) > 1:
+        parts += ["<h2>Agreement</h2>", "<section class='card'>",
+                  figures.html(charts.agreement_heatmap(*agreement)), "</section>"]
+    return parts
+
+
+# ---- JSON ----------------------------------------------------------------------------------------
+def _plain(value):
+    """JSON-safe: numpy to Python, NaN and infinities to null (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_bundle(explanations: list[Explanation], reports: list[Report], settings: dict, model_info: dict) -> str:
+    """Everything needed to reload or audit a run: Explanation.from_dict reads each explanation back.
+    Undefined metric values (NaN) are written as null."""
+    bundle = {
+        "schema": BUNDLE_SCHEMA,
+        "model": model_info,
+        "settings": settings,
+        "explanations": [e.to_dict() for e in explanations],
+        "reports": [r.to_dict() for r in reports],
+    }
+    return json.dumps(_plain(bundle), ensure_ascii=False, indent=2, allow_nan=False)

@@ -48,7 +48,7 @@ def text_color(background: tuple[int, int, int]) -> str:
     """Dark or white text, whichever contrasts more with the background (WCAG contrast ratio)."""
     lum = _luminance(background)
     dark = _luminance((24, 24, 27))
-    return TEXT_LIGHT if (1.05) / (lum + 0.05) > (lum + 0.05) / (dark + 0.05) else TEXT_DARK
+    return TEXT_LIGHT if (1 + 0.05) / (lum + 0.05) > (lum + 0.05) / (dark + 0.05) else TEXT_DARK
 
 
 def score_color(score: float, scale: float, signed: bool = True) -> tuple[int, int, int]:
@@ -82,7 +82,7 @@ def _scored_span(text: str, score: float, scale: float, signed: bool, label: str
     background = score_color(score, scale, signed)
     style = (f"background:{hex_color(background)};color:{text_color(background)};"
              f"border-radius:0.3em;padding:0.12em 0.08em;{extra_style}")
-    share = f" ({abs(score) / scale:.0%} of the strongest)" if scale else ""
+    share = f" ({abs(score) / scale:.0%} of full colour)" if scale else ""
     return _span(text, f"{label}: {score:+.3g}{share}", style, score)
 
 
@@ -158,7 +158,7 @@ def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "w
                    f"{darker} = matters more for '{label}'. {title} is unsigned: it says how much, not in which direction")
         items = [f'<span style="{bar};background:{gradient}"></span>', f"<span>{meaning}</span>"]
         full = f"full colour = {scale:.3g}"
-    items.append(f'<span style="color:{MUTED}">{full} (the strongest score shown)</span>' if scale
+    items.append(f'<span style="color:{MUTED}">{full}</span>' if scale
                  else f'<span style="color:{MUTED}">all scores are zero</span>')
     style = (f"display:flex;flex-wrap:wrap;align-items:center;gap:0.35rem 0.7rem;font-family:{FONT};"
              f"font-size:0.85rem;color:#3f3f46;margin:0.3rem 0 0.5rem")

@@ -19,12 +19,14 @@ from dashboard.sidebar import sidebar  # noqa: E402
 st.set_page_config(page_title="whybox: why did the model say that?", page_icon=":material/search:", layout="wide")
 state.init()
 
+# Pages live in app_pages/, not pages/: a pages/ folder beside the entry point switches Streamlit to its
+# old directory-based navigation, which runs a page without this script (and so without the sidebar).
 PAGES = [
-    st.Page("pages/explain.py", title="Explain", icon=":material/lightbulb:", default=True),
-    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
-    st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/fact_check:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/guide.py", title="Guide", icon=":material/school:"),
+    st.Page("app_pages/explain.py", title="Explain", icon=":material/lightbulb:", default=True),
+    st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
+    st.Page("app_pages/faithfulness.py", title="Faithfulness", icon=":material/fact_check:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/guide.py", title="Guide", icon=":material/school:"),
 ]
 page = st.navigation(PAGES)
 with st.sidebar:

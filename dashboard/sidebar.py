@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import state
+from dashboard.state import plain
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS, Param
 from explainers.model import ModelHandle
@@ -52,11 +53,11 @@ def model_picker() -> ModelHandle | None:
             if st.form_submit_button("Load model"):
                 error = state.switch_model(ss.w_custom.strip())
     if error:
-        st.error(f"{error}\n\nStill using **{ss.model}**.")
+        st.error(f"{plain(error)}\n\nStill using **{plain(ss.model)}**.")
     try:
         return state.get_model(ss.model)
     except WhyboxError as exc:
-        st.error(f"Could not load **{ss.model}**: {exc}\n\nPick another model above.")
+        st.error(f"Could not load **{plain(ss.model)}**: {plain(str(exc))}\n\nPick another model above.")
         return None
 
 
@@ -64,10 +65,10 @@ def model_card(handle: ModelHandle) -> None:
     info = handle.describe()
     device = "GPU" if handle.device.type == "cuda" else "Apple GPU" if handle.device.type == "mps" else "CPU"
     if handle.task == "classification":
-        task = "Classifier · labels: " + ", ".join(f"`{label}`" for label in handle.labels)
+        task = "Classifier · labels: " + ", ".join(plain(label) for label in handle.labels)
     else:
         task = "Causal language model · explains the next token (or a continuation you name)"
-    st.caption(f"Loaded **{handle.name}** ({info['architecture']}, {info['parameters'] / 1e6:.1f} M parameters, "
+    st.caption(f"Loaded **{plain(handle.name)}** ({info['architecture']}, {info['parameters'] / 1e6:.1f} M parameters, "
                f"up to {handle.max_tokens} tokens) on **{device}** ({handle.device}).  \n{task}")
 
 
@@ -128,7 +129,7 @@ def cost_summary(handle: ModelHandle) -> None:
         try:
             cost = method.estimate(n_tokens, ss.params.get(name, {}))
         except WhyboxError as exc:
-            st.error(f"{method.title}: {exc}")
+            st.error(f"{method.title}: {plain(str(exc))}")
             continue
         lines.append(f"- {method.title}: {cost.describe()}")
         if cost.rows * n_tokens > EXPENSIVE_TOKEN_ROWS and handle.device.type == "cpu":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import streamlit as st
@@ -55,6 +56,15 @@ def model_allowed(name: str) -> bool:
     return name in builtin_catalog() or name == default_model() or custom_models_allowed()
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """User text (words, labels, engine prose quoting them) made safe for st.markdown: no markup,
+    no LaTeX, no links."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 # ---- settings <-> URL ---------------------------------------------------------------------------
 def init() -> None:
     """On a session's first run, take the settings from the URL (a shared link), else the defaults."""
@@ -79,7 +89,7 @@ def init() -> None:
 def sync_url() -> None:
     """Mirror the settings in the URL, so that a copied link reopens the same view."""
     ss = st.session_state
-    wanted = {"model": ss.model, "text": ss.text, "methods": ",".join(ss.methods), "seed": str(ss.seed)}
+    wanted = {"model": ss.model, "text": current_text(), "methods": ",".join(ss.methods), "seed": str(ss.seed)}
     if ss.target:
         wanted["target"] = ss.target
     if st.query_params.to_dict() != wanted:

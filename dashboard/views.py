@@ -3,26 +3,17 @@ and the downloads."""
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import nullcontext
 
 import streamlit as st
 
 from dashboard import state
+from dashboard.state import plain
 from explainers.errors import WhyboxError
 from explainers.explanation import Explanation
 from explainers.methods import METHODS
 from explainers.model import ModelHandle
-
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def plain(text: str) -> str:
-    """User text (words, labels, engine prose quoting them) made safe for st.markdown: no markup,
-    no LaTeX, no links."""
-    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def model() -> ModelHandle:
@@ -30,7 +21,7 @@ def model() -> ModelHandle:
     try:
         return state.get_model(st.session_state.model)
     except WhyboxError as exc:
-        st.error(f"No model is loaded: {exc}\n\nPick another model in the sidebar.")
+        st.error(f"No model is loaded: {plain(str(exc))}\n\nPick another model in the sidebar.")
         st.stop()
 
 
@@ -39,11 +30,11 @@ def check_text(handle: ModelHandle, text: str) -> bool:
     try:
         enc = handle.encode(text)
     except WhyboxError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return False
     if enc.truncated:
         st.warning(f"This text is longer than the model's limit of {handle.max_tokens} tokens: only the first "
-                   f"{handle.max_tokens} tokens (up to “{enc.words[-1]}”) are used. Shorten the text to explain all of it.")
+                   f"{handle.max_tokens} tokens (up to “{plain(enc.words[-1])}”) are used. Shorten the text to explain all of it.")
     return True
 
 
@@ -95,7 +86,7 @@ def _compute(handle: ModelHandle, req: state.Request, progress: bool):
 
 def method_errors(errors: dict[str, str]) -> None:
     for name, message in errors.items():
-        st.error(f"**{METHODS[name].title}** could not run: {message}")
+        st.error(f"**{METHODS[name].title}** could not run: {plain(message)}")
 
 
 def method_caption(exp: Explanation) -> str:

@@ -7,6 +7,7 @@ import streamlit as st
 from components.charts import comparison_chart, probability_chart
 from components.heatmap import render_heatmap, shared_scale
 from dashboard import state, views
+from dashboard.state import plain
 from explainers.compare import align_words
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
@@ -60,25 +61,25 @@ for (model_name, text), name in zip(sides, ("A", "B")):
         side_handle = state.get_model(model_name)
         if not views.check_text(side_handle, text):
             st.stop()
-        # B explains A's target, so that both sides answer the same question (when B has that label).
-        if exps and (side_handle.task == "causal_lm" or exps[0].target.label in side_handle.labels):
-            target = exps[0].target.label
-        elif exps:
-            target = ""
+        # B explains A's target, so that both sides answer the same question, when B can.
+        if exps:
+            same_kind = side_handle.task == state.get_model(sides[0][0]).task
+            target = exps[0].target.label if same_kind and (side_handle.task == "causal_lm"
+                                                            or exps[0].target.label in side_handle.labels) else ""
         req = state.Request(model_name, text, (method,), json.dumps({method: json.loads(params)}), seed, target)
         with st.spinner(f"Explaining side {name}…"):
             exps.append(state.explain_one(side_handle, req, method))
     except WhyboxError as exc:
-        st.error(f"Side {name} ({model_name or 'no model'}): {exc}")
+        st.error(f"Side {name} ({plain(model_name) or 'no model'}): {plain(str(exc))}")
         st.stop()
 
 scale = shared_scale(exps) if exps[0].target.label == exps[1].target.label else None
 for column, exp, name in zip(st.columns(2), exps, ("A", "B")):
     with column.container(border=True):
-        st.subheader(f"{name}: {views.plain(exp.model)}" if kind == "models" else f"Text {name}")
+        st.subheader(f"{name}: {plain(exp.model)}" if kind == "models" else f"Text {name}")
         st.plotly_chart(probability_chart(exp.probabilities, target=exp.target.label), key=f"cmp_probs_{name}")
         render_heatmap(exp, "word", scale)
-        st.markdown(views.plain(summarize(exp)))
+        st.markdown(plain(summarize(exp)))
 
 st.subheader("What changed")
 if scale is None:

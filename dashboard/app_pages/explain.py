@@ -5,6 +5,7 @@ import streamlit as st
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap
 from dashboard import state, views
+from dashboard.state import plain
 from explainers.methods import METHODS
 from explainers.narrative import summarize
 
@@ -49,7 +50,7 @@ for row in range(0, len(exps), 2):
             st.subheader(method.title)
             st.caption(views.method_caption(exp))
             render_heatmap(exp, level, None)
-            st.markdown(views.plain(summarize(exp)))
+            st.markdown(plain(summarize(exp)))
             if method.experimental:
                 st.warning(method.experimental, icon=":material/science:")
             if exp.method == "lime":

@@ -6,6 +6,7 @@ import streamlit as st
 from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
 from dashboard import state, views
+from dashboard.state import plain
 from explainers.errors import WhyboxError
 from explainers.faithfulness import MODES, PLAUSIBILITY, agreement, plausibility
 from explainers.methods import METHODS
@@ -41,10 +42,10 @@ titles = [METHODS[e.method].title for e in exps]
 names, matrix = agreement(exps)
 
 st.subheader("Verdict")
-st.info(views.plain(faithfulness_verdict(reports, (names, matrix))), icon=":material/gavel:")
+st.info(plain(faithfulness_verdict(reports, (names, matrix))), icon=":material/gavel:")
 
 st.subheader("Metrics")
-st.caption(f"Explaining '{views.plain(exps[0].target.label.strip())}' (p = {exps[0].target_prob:.3f} on the "
+st.caption(f"Explaining '{plain(exps[0].target.label.strip())}' (p = {exps[0].target_prob:.3f} on the "
            "full text).")
 render_metrics(reports)
 
@@ -71,7 +72,7 @@ if marked:
         try:
             values = plausibility(exp, marked)
         except WhyboxError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
             break
         rows.append({"Method": title} | {PLAUSIBILITY[k].title: v for k, v in values.items()})
     else:

@@ -5,6 +5,7 @@ import streamlit as st
 from components.bertviz_html import MissingAssetsError, attention_html
 from components.charts import attention_heatmap
 from dashboard import state, views
+from dashboard.state import plain
 from explainers.errors import WhyboxError
 from explainers.methods import attention_rollout
 
@@ -27,7 +28,7 @@ try:
     with st.spinner("Reading the attention weights…"):
         weights = state.attentions(handle, text)
 except WhyboxError as exc:
-    st.error(str(exc))
+    st.error(plain(str(exc)))
     st.stop()
 tokens = enc.tokens
 n_layers, n_heads = len(weights), weights[0].shape[1]
@@ -46,7 +47,7 @@ def show(html_of) -> None:
     try:
         html, height = html_of()
     except MissingAssetsError as exc:
-        st.error(f"BertViz cannot be drawn: {exc}")
+        st.error(f"BertViz cannot be drawn: {plain(str(exc))}")
         return
     st.iframe(html, height=height)
 

@@ -16,7 +16,7 @@ import streamlit as st  # noqa: E402
 from dashboard import state  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
 
-st.set_page_config(page_title="whybox: why did the model say that?", page_icon=":material/search:", layout="wide")
+st.set_page_config(page_title="whybox: why did the model say that?", page_icon="🔍", layout="wide")
 state.init()
 
 # Pages live in app_pages/, not pages/: a pages/ folder beside the entry point switches Streamlit to its

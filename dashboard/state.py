@@ -107,6 +107,14 @@ def current_text() -> str:
     return st.session_state.get("w_text", st.session_state.text)
 
 
+def text_expander(page: str):
+    """The text box folded away, for pages whose subject is not the text itself."""
+    text = current_text().strip()
+    short = text if len(text) <= 80 else text[:80] + "…"
+    with st.expander(f"Text: {plain(short)}" if text else "Text", expanded=not text):
+        return text_box(page)
+
+
 def text_box(page: str, label: str = "Text to explain") -> str:
     """The shared text box, with example sentences to start from. `page` names the calling page."""
     ss = st.session_state

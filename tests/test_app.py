@@ -249,7 +249,7 @@ def test_compare_two_texts(app):
     assert [s.value for s in app.subheader] == ["Text A", "Text B", "What changed"]
     assert len(app.get("plotly_chart")) == 3  # two probability charts + the difference
     frame = app.dataframe[0].value
-    assert "changed" in set(frame["status"]) and "Both heatmaps share one colour scale" in app.main.caption[-1].value
+    assert "changed" in set(frame["Change"]) and "Both heatmaps share one colour scale" in app.main.caption[-1].value
 
 
 def test_compare_two_models(app, tiny_gpt2_dir):

@@ -19,8 +19,7 @@ st.warning("**Attention is a view of the model, not an explanation.** It shows w
            "Faithfulness pages to ask *why*.", icon=":material/visibility:")
 
 handle = views.model()
-with st.expander("Text", expanded=True):
-    text = state.text_box("attention")
+text = state.text_expander("attention")
 if not views.check_text(handle, text):
     st.stop()
 enc = handle.encode(text)

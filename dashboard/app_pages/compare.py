@@ -88,7 +88,9 @@ else:
     st.caption("Both heatmaps share one colour scale. Difference = score in B − score in A, word by word.")
 frame = align_words(*exps)
 st.plotly_chart(comparison_chart(frame), key="cmp_diff")
-st.dataframe(frame[["word_a", "word_b", "score_a", "score_b", "difference", "status"]], hide_index=True,
-             column_config={"word_a": "Word in A", "word_b": "Word in B", "score_a": st.column_config.NumberColumn(
-                 "Score A", format="%.3f"), "score_b": st.column_config.NumberColumn("Score B", format="%.3f"),
-                 "difference": st.column_config.NumberColumn("B − A", format="%+.3f"), "status": "Change"})
+with st.expander("Word by word"):
+    columns = {"word_a": "Word in A", "word_b": "Word in B", "score_a": "Score A", "score_b": "Score B",
+               "difference": "B − A", "status": "Change"}
+    st.dataframe(frame[list(columns)].rename(columns=columns), hide_index=True,
+                 column_config={name: st.column_config.NumberColumn(name, format="%+.3f")
+                                for name in ("Score A", "Score B", "B − A")})

@@ -26,16 +26,13 @@ if not exps:
     st.stop()
 
 first = exps[0]
-if first.truncated:
-    st.warning(f"The text was cut to the model's limit of {len(first.tokens)} tokens.")
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Prediction")
-    if handle.task == "classification":
-        st.metric("Explained label", first.target.label, f"p = {first.target_prob:.3f}", delta_color="off")
-    else:
-        st.metric("Explained continuation", repr(first.target.label), f"p = {first.target_prob:.3g}",
-                  delta_color="off")
+    causal = handle.task == "causal_lm"
+    st.metric("Explained continuation" if causal else "Explained label",
+              repr(first.target.label) if causal else first.target.label,
+              f"p = {first.target_prob:.3g}", delta_color="off", delta_arrow="off")
     st.caption("Red words push the model towards this answer, blue words against it.")
 with right:
     st.plotly_chart(probability_chart(first.probabilities, target=first.target.label), key="probabilities")

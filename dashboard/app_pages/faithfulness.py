@@ -18,8 +18,7 @@ st.caption("An explanation is faithful when the tokens it ranks highest are the 
            "These checks run the model again on edited copies of your text.")
 
 views.model()
-with st.expander("Text", expanded="done" not in st.session_state):
-    state.text_box("faithfulness")
+state.text_expander("faithfulness")
 left, right = st.columns([1, 2], vertical_alignment="bottom")
 pressed = left.button("Explain and check", type="primary", icon=":material/fact_check:")
 mode = right.segmented_control("Removed tokens are", list(MODES), default="delete", key="w_mode", required=True,

@@ -1,0 +1,213 @@
+"""The real dashboard in headless Chromium: `streamlit run dashboard/app.py` on a loopback port, every
+page driven as a person would, with every request to another host blocked (and asserted never tried).
+
+Uses the built-in `sentiment` model (built on first use, then cached), so that the screenshots in
+test-artifacts/ show what a user sees.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+TEXT = "A gripping, funny and beautifully acted film. I loved every minute of it."
+METHODS = ["Integrated Gradients", "LIME", "Occlusion", "Attention weights"]  # the defaults
+MODEL_WAIT_MS = 600_000  # a cold cache builds the built-in model first (1-2 minutes, more on a busy machine)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer on {url}/_stcore/health within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env.pop("WHYBOX_DEFAULT_MODEL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_healthy(proc, url)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh tab; every request to a host other than this machine is recorded and aborted."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    outside: list[str] = []
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:", "about:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    tab = context.new_page()
+    tab.outside = outside
+    yield tab
+    context.close()
+    assert not outside, f"the dashboard tried to reach other hosts: {outside}"
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page (Streamlit scrolls inside its main block, so grow the window to fit it)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1440, "height": min(max(height + 40, 1000), 8000)})
+    page.wait_for_timeout(600)  # let plotly re-layout to the new size
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size({"width": 1440, "height": 1000})
+
+
+def go_to(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", level=1).first.wait_for()
+
+
+def idle(page, timeout: float = 120_000) -> None:
+    """Wait until the script run has finished (Streamlit's running indicator is gone)."""
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def plots(page, count: int) -> None:
+    page.locator(".js-plotly-plot .main-svg").nth(count - 1).wait_for(timeout=60_000)
+
+
+def test_every_page_renders_offline(page, server):
+    page.goto(server)
+    page.get_by_text("Loaded sentiment").wait_for(timeout=MODEL_WAIT_MS)
+    idle(page)
+
+    # ---- Explain: type, press, and time it until every explanation is on screen ----------------
+    box = page.get_by_label("Text to explain")
+    box.fill(TEXT)
+    box.press("Control+Enter")
+    idle(page)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Explain", exact=True).click()
+    heatmaps = page.locator(".whybox-heatmap")
+    heatmaps.nth(len(METHODS) - 1).wait_for(timeout=300_000)
+    elapsed = time.perf_counter() - started
+    print(f"\nExplain -> all {len(METHODS)} explanations visible: {elapsed:.1f} s")
+    idle(page)
+    assert heatmaps.count() == len(METHODS)
+    assert "gripping" in heatmaps.first.inner_text()
+    for title in METHODS:
+        page.get_by_role("heading", name=title).wait_for()
+    plots(page, 2)  # probabilities + LIME's word bars
+    assert page.locator(".js-plotly-plot .main-svg").count() >= 2
+    assert page.locator(".whybox-heatmap span[data-score]").count() > 10
+    assert "text=" in page.url and "methods=integrated_gradients%2Clime%2Cocclusion%2Cattention" in page.url
+    screenshot(page, "1-explain")
+
+    # ---- Faithfulness ------------------------------------------------------------------------------
+    go_to(page, "Faithfulness")
+    idle(page)
+    page.get_by_role("button", name="Explain and check").click()
+    page.get_by_text("Trust:").wait_for(timeout=120_000)
+    idle(page)
+    plots(page, 2)  # the first curve tab + the agreement matrix
+    page.get_by_role("tab", name="Insertion").click()
+    page.get_by_role("tabpanel", name="Insertion").locator(".js-plotly-plot .main-svg").first.wait_for()
+    page.get_by_role("tab", name="Deletion").click()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    page.get_by_test_id("stButtonGroup").get_by_text("gripping ·2", exact=True).click()
+    idle(page)
+    page.locator("th", has_text="Token F1").first.wait_for(state="attached")
+    idle(page)
+    screenshot(page, "2-faithfulness")
+
+    # ---- Attention: BertViz draws inside its iframe ---------------------------------------------------
+    go_to(page, "Attention")
+    idle(page)
+    frame = page.frame_locator("iframe").first
+    frame.locator("svg line").first.wait_for(state="attached", timeout=60_000)
+    assert frame.locator("svg line").count() > 10
+    frame.locator("svg text").filter(has_text="gripping").first.wait_for(state="attached")
+    page.get_by_text("Attention is a view of the model, not an explanation").wait_for()
+    page.get_by_role("tab", name="Attention rollout").click()
+    plots(page, 1)
+    page.get_by_role("tab", name="Head view").click()
+    page.wait_for_timeout(1000)  # BertViz animates its lines in
+    screenshot(page, "3-attention")
+
+    # ---- Compare -----------------------------------------------------------------------------------
+    go_to(page, "Compare")
+    idle(page)
+    assert "hated" in page.get_by_label("Text B (edit it)").input_value()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.get_by_role("heading", name="What changed").wait_for(timeout=120_000)
+    idle(page)
+    plots(page, 3)
+    assert page.locator(".whybox-heatmap").count() == 2
+    screenshot(page, "4-compare")
+
+    # ---- Guide ---------------------------------------------------------------------------------------
+    go_to(page, "Guide")
+    idle(page)
+    page.get_by_text("Averages gradients along a straight path").wait_for()
+    screenshot(page, "5-guide")
+    page.get_by_role("tab", name="Caveats").click()
+    page.get_by_text("Attention is not explanation.").wait_for()
+    screenshot(page, "5-guide-caveats")
+    assert not page.outside

@@ -1,0 +1,46 @@
+"""The built-in default model, `sentiment`, through every method and the faithfulness suite."""
+
+import numpy as np
+import pytest
+
+from explainers.faithfulness import evaluate_many, rank_explanations
+from explainers.methods import METHODS, explain
+
+pytestmark = pytest.mark.slow
+
+REVIEW = "a gripping , funny and beautifully acted film , though the ending is far too long ."
+
+
+@pytest.fixture(scope="module")
+def sentiment():
+    from explainers.model import load_model
+
+    return load_model("sentiment", device="cpu")
+
+
+def test_it_reads_sentiment(sentiment):
+    for text, label in [("a wonderful , moving and funny film .", "positive"),
+                        ("a dull , lifeless mess that wastes its cast .", "negative")]:
+        dist = sentiment.distribution(sentiment.encode(text))
+        assert max(dist, key=dist.get) == label and dist[label] > 0.8
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_on_the_default_model(sentiment, method):
+    exp = explain(sentiment, REVIEW, method, target="positive", seed=1)
+    scores = exp.scores("word")
+    assert np.all(np.isfinite(scores)) and np.abs(scores).sum() > 0
+    if METHODS[method].family != "attention" and method != "deeplift":
+        # what a faithful method must find: praise pushes towards "positive"
+        praise = sum(scores[exp.words.index(w)] for w in ("funny", "beautifully"))
+        assert praise > 0, f"{method}: {dict(zip(exp.words, np.round(scores, 4)))}"
+
+
+def test_faithfulness_suite_on_the_default_model(sentiment):
+    exps = [explain(sentiment, REVIEW, m, target="positive") for m in ("integrated_gradients", "occlusion", "attention")]
+    reports = evaluate_many(sentiment, exps)
+    by_method = {r.method: r.values for r in reports}
+    # removing the tokens IG finds most positive must lower p(positive)
+    assert by_method["integrated_gradients"]["comprehensiveness"] > 0.05
+    ranking = [m for m, _ in rank_explanations(reports)]
+    assert ranking[-1] == "attention", "attention weights should not beat attributions on faithfulness"

@@ -432,11 +432,9 @@ class ModelHandle:
     def predict_proba(self, texts: Sequence[str], target: Target | None = None) -> np.ndarray:
         """Black-box view for LIME and friends: (N, C) class probabilities; for a causal LM,
         (N, 2) = [1 - p(target), p(target)]. All texts go through the model in batches."""
-        tok = self.tokenizer
-        sequences = [
-            tok(t, add_special_tokens=True, truncation=True, max_length=self.max_tokens)["input_ids"] or [self.baseline_token_id()]
-            for t in texts
-        ]
+        # one call: the Rust tokenizer encodes the whole list in parallel
+        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=self.max_tokens)
+        sequences = [ids or [self.baseline_token_id()] for ids in encoded["input_ids"]]
         if self.task == "classification":
             return self.score_ids(sequences, None)
         p = self.score_ids(sequences, target)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from explainers.errors import WhyboxError
+from explainers.errors import ModelLoadError, WhyboxError
 from explainers.explanation import Explanation
 from explainers.faithfulness import Report, evaluate_many
 from explainers.methods import DEFAULT_METHODS, METHODS, explain
@@ -134,7 +134,7 @@ def text_box(page: str, label: str = "Text to explain") -> str:
 
 
 # ---- models -------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=8)
 def _load(name: str) -> ModelHandle:
     return load_model(name)
 
@@ -142,16 +142,19 @@ def _load(name: str) -> ModelHandle:
 def get_model(name: str) -> ModelHandle:
     """The model, loaded once per process; a built-in's first build shows its progress."""
     if not model_allowed(name):
-        raise WhyboxError("This server only serves its built-in models (WHYBOX_ALLOW_CUSTOM_MODELS is off).")
+        raise ModelLoadError("This server only serves its built-in models (WHYBOX_ALLOW_CUSTOM_MODELS is off).")
     if name in builtin_catalog():
         from explainers.builtin import builtin_path
 
         slot = st.empty()
-        builtin_path(name, progress=lambda fraction, message: slot.progress(min(max(float(fraction), 0.0), 1.0),
-                                                                            text=f"Preparing {name}: {message}"))
-        slot.empty()
-    with st.spinner(f"Loading {name}…"):
-        return _load(name)
+        try:
+            builtin_path(name, progress=lambda fraction, message: slot.progress(
+                min(max(float(fraction), 0.0), 1.0), text=f"Preparing {name} (first use only): {message}"))
+        except (OSError, RuntimeError, ValueError, ImportError) as exc:
+            raise ModelLoadError(f"Could not prepare the built-in model '{name}': {exc}") from exc
+        finally:
+            slot.empty()
+    return _load(name)
 
 
 def switch_model(name: str) -> str | None:

@@ -137,6 +137,21 @@ def test_unknown_model_folder_keeps_the_previous_model(app, tiny_bert_dir, tmp_p
     assert app.metric[0].value in ("negative", "positive")
 
 
+def test_a_built_in_that_fails_to_build_keeps_the_previous_model(app, tiny_bert_dir, monkeypatch):
+    import explainers.builtin
+
+    def broken(name, progress=None, rebuild=False):
+        progress(0.5, "dequantizing")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(explainers.builtin, "builtin_path", broken)
+    app.sidebar.selectbox(key="w_model").select("smollm2").run()
+    assert "Could not prepare the built-in model 'smollm2': No space left on device" in errors(app)
+    assert app.sidebar.selectbox(key="w_model").value == "__custom__"  # back on the loaded model
+    assert app.session_state.model == str(tiny_bert_dir)
+    assert str(tiny_bert_dir) in sidebar_text(app)
+
+
 def test_wrong_model_type_is_refused(app, tiny_bert_dir, tmp_path):
     from transformers import BertConfig, BertModel
 

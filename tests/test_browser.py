@@ -7,6 +7,7 @@ test-artifacts/ show what a user sees.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -125,8 +126,10 @@ def go_to(page, title: str) -> None:
 
 
 def idle(page, timeout: float = 120_000) -> None:
-    """Wait until the script run has finished (Streamlit's running indicator is gone)."""
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    """Wait until the script run that the last action started has finished."""
+    page.wait_for_timeout(300)  # let a rerun begin
+    page.wait_for_function("document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState"
+                           " === 'notRunning'", timeout=timeout)
 
 
 def plots(page, count: int) -> None:
@@ -159,6 +162,14 @@ def test_every_page_renders_offline(page, server):
     assert page.locator(".whybox-heatmap span[data-score]").count() > 10
     assert "text=" in page.url and "methods=integrated_gradients%2Clime%2Cocclusion%2Cattention" in page.url
     screenshot(page, "1-explain")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download JSON (explanations + metrics)").click()
+    bundle = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert TEXT in json.dumps(bundle, ensure_ascii=False) and "comprehensiveness" in json.dumps(bundle)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download HTML report").click()
+    report = Path(download.value.path()).read_text(encoding="utf-8")
+    assert report.lstrip().lower().startswith("<!doctype html") and "gripping" in report
 
     # ---- Faithfulness ------------------------------------------------------------------------------
     go_to(page, "Faithfulness")
@@ -185,11 +196,15 @@ def test_every_page_renders_offline(page, server):
     assert frame.locator("svg line").count() > 10
     frame.locator("svg text").filter(has_text="gripping").first.wait_for(state="attached")
     page.get_by_text("Attention is a view of the model, not an explanation").wait_for()
-    page.get_by_role("tab", name="Attention rollout").click()
-    plots(page, 1)
-    page.get_by_role("tab", name="Head view").click()
     page.wait_for_timeout(1000)  # BertViz animates its lines in
     screenshot(page, "3-attention")
+    page.get_by_role("tab", name="Model view").click()
+    model_view = page.frame_locator("iframe").nth(1)
+    model_view.locator("svg line").first.wait_for(state="attached", timeout=60_000)
+    screenshot(page, "3-attention-model-view")
+    page.get_by_role("tab", name="Attention rollout").click()
+    plots(page, 1)
+    screenshot(page, "3-attention-rollout")
 
     # ---- Compare -----------------------------------------------------------------------------------
     go_to(page, "Compare")

@@ -70,8 +70,9 @@ with model_tab:
     layers = left.multiselect("Layers", range(n_layers), default=list(range(n_layers)), key=f"w_att_layers_{handle.name}")
     model_heads = right.multiselect("Heads", range(n_heads), default=list(range(n_heads)), key=f"w_att_model_heads_{handle.name}")
     shown_weights, shown_tokens = first_tokens(MODEL_VIEW_TOKENS, "model view")
+    height = min(1100, 160 + 105 * len(layers or range(n_layers)))  # one row of thumbnails per layer
     show(lambda: (attention_html(shown_weights, shown_tokens, "model", heads=model_heads or None,
-                                 include_layers=layers or None, height=660), 720))
+                                 include_layers=layers or None, height=height - 60), height))
 
 with rollout_tab:
     st.caption("Attention rollout (Abnar & Zuidema, 2020) multiplies the head-averaged attention of all layers, "

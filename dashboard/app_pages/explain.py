@@ -18,6 +18,8 @@ state.text_box("explain")
 pressed = st.button("Explain", type="primary", icon=":material/lightbulb:")
 result = views.explanations(pressed)
 if result is None:
+    if not pressed:
+        st.info("Press **Explain** to run the methods chosen in the sidebar (their estimated cost is listed there).")
     st.stop()
 req, exps, errors = result
 handle = state.get_model(req.model)

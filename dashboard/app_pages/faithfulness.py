@@ -27,7 +27,8 @@ st.caption(f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes i
            "training, so part of any probability change is the oddness of the input itself.")
 result = views.explanations(pressed)
 if result is None:
-    st.info("Press **Explain and check** to run the chosen methods and test them.")
+    if not pressed:
+        st.info("Press **Explain and check** to run the chosen methods and test them.")
     st.stop()
 req, exps, errors = result
 views.method_errors(errors)

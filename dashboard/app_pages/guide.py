@@ -26,7 +26,7 @@ with methods_tab:
             if method.experimental:
                 st.caption(f"Caution: {method.experimental}")
             if method.params:
-                st.caption("Parameters: " + "; ".join(f"`{p.name}` (default {p.default}): {p.help}"
+                st.caption("Parameters: " + " · ".join(f"`{p.name}` (default {p.default}): {p.help}"
                                                       for p in method.params))
 
 with metrics_tab:

@@ -34,7 +34,6 @@ EXAMPLES = {
     "Dull, lifeless and far too long.": "Lively, moving and not a minute too long.",
     "The capital of France is": "The capital of Italy is",
 }
-SETTINGS = ("text", "model", "methods", "seed", "target", "params")
 
 
 def builtin_catalog() -> dict:
@@ -205,14 +204,16 @@ def explain_one(handle: ModelHandle, req: Request, method: str) -> Explanation:
     return Explanation.from_dict(_explain(req.model, req.text, method, params, req.seed, req.target, handle))
 
 
-@st.cache_data(show_spinner=False, max_entries=50)
-def _attentions(model: str, text: str, _handle: ModelHandle) -> list:
-    return [a.numpy() for a in _handle.attentions(_handle.encode(text))]
+# A resource, not data: a long text's weights run to hundreds of MB, which cache_data would copy
+# on every rerun. Callers only read them.
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _attentions(model: str, text: str, _handle: ModelHandle) -> tuple[torch.Tensor, ...]:
+    return tuple(_handle.attentions(_handle.encode(text)))
 
 
 def attentions(handle: ModelHandle, text: str) -> list[torch.Tensor]:
     """Attention weights per layer, each (1, heads, T, T), cached per (model, text)."""
-    return [torch.from_numpy(a) for a in _attentions(handle.name, text, handle)]
+    return list(_attentions(handle.name, text, handle))
 
 
 @st.cache_data(show_spinner=False, max_entries=500)

@@ -34,7 +34,8 @@ def check_text(handle: ModelHandle, text: str) -> bool:
         return False
     if enc.truncated:
         st.warning(f"This text is longer than the model's limit of {handle.max_tokens} tokens: only the first "
-                   f"{handle.max_tokens} tokens (up to “{plain(enc.words[-1])}”) are used. Shorten the text to explain all of it.")
+                   f"{handle.max_tokens} tokens (up to “{plain(enc.words[-1])}”) are used. Shorten the text to "
+                   "explain all of it.")
     return True
 
 
@@ -91,7 +92,8 @@ def method_errors(errors: dict[str, str]) -> None:
 
 def method_caption(exp: Explanation) -> str:
     method = METHODS[exp.method]
-    bits = [f"{method.family} method", f"computed in {exp.seconds:.2f} s"]
+    bits = [f"{method.family} method" + (" (experimental, see below)" if method.experimental else ""),
+            f"computed in {exp.seconds:.2f} s"]
     if exp.seed is not None:
         bits.append(f"seed {exp.seed}")
     if "convergence_delta" in exp.extras:

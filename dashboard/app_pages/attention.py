@@ -51,13 +51,18 @@ def show(html_of) -> None:
     st.iframe(html, height=height)
 
 
+def every(column, label: str, n: int, key: str) -> list[int]:
+    """A multiselect of 0..n-1, all chosen at first; keyed per model, whose sizes differ."""
+    return column.multiselect(label, range(n), default=list(range(n)), key=f"w_att_{key}_{handle.name}")
+
+
 head_tab, model_tab, rollout_tab = st.tabs(["Head view", "Model view", "Attention rollout"])
 with head_tab:
     st.caption("Lines join each token (left) to the tokens it attends to (right); darker = more attention. "
                "Hover a token to see only its lines; colours are heads.")
     left, right = st.columns([1, 3])
     layer = left.selectbox("Layer", range(n_layers), index=n_layers - 1, key=f"w_att_layer_{handle.name}")
-    heads = right.multiselect("Heads", range(n_heads), default=list(range(n_heads)), key=f"w_att_heads_{handle.name}")
+    heads = every(right, "Heads", n_heads, "heads")
     shown_weights, shown_tokens = first_tokens(HEAD_VIEW_TOKENS, "head view")
     height = min(900, 160 + 21 * len(shown_tokens))
     show(lambda: (attention_html(shown_weights, shown_tokens, "head", layer=layer, heads=heads or None,
@@ -67,8 +72,8 @@ with model_tab:
     st.caption("Every head of every layer at a glance (rows = layers, columns = heads). Click a thumbnail to "
                "enlarge it.")
     left, right = st.columns(2)
-    layers = left.multiselect("Layers", range(n_layers), default=list(range(n_layers)), key=f"w_att_layers_{handle.name}")
-    model_heads = right.multiselect("Heads", range(n_heads), default=list(range(n_heads)), key=f"w_att_model_heads_{handle.name}")
+    layers = every(left, "Layers", n_layers, "layers")
+    model_heads = every(right, "Heads", n_heads, "model_heads")
     shown_weights, shown_tokens = first_tokens(MODEL_VIEW_TOKENS, "model view")
     height = min(1100, 160 + 105 * len(layers or range(n_layers)))  # one row of thumbnails per layer
     show(lambda: (attention_html(shown_weights, shown_tokens, "model", heads=model_heads or None,

@@ -44,14 +44,11 @@ level = st.segmented_control("Scores per", ["word", "token"], default="word", ke
                              help="Words add up the scores of their subword tokens.")
 for row in range(0, len(exps), 2):
     for column, exp in zip(st.columns(2), exps[row : row + 2]):
-        method = METHODS[exp.method]
         with column.container(border=True):
-            st.subheader(method.title)
+            st.subheader(METHODS[exp.method].title)
             st.caption(views.method_caption(exp))
             render_heatmap(exp, level, None)
             st.markdown(plain(summarize(exp)))
-            if method.experimental:
-                st.warning(method.experimental, icon=":material/science:")
             if exp.method == "lime":
                 st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
 

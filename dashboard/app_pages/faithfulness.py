@@ -7,7 +7,6 @@ from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
 from dashboard import state, views
 from dashboard.state import plain
-from explainers.errors import WhyboxError
 from explainers.faithfulness import MODES, PLAUSIBILITY, agreement, plausibility
 from explainers.methods import METHODS
 from explainers.narrative import faithfulness_verdict
@@ -64,21 +63,14 @@ st.subheader("Plausibility: do they match what you think matters?")
 st.caption("Mark the words that you think justify the prediction. Each method's top tokens (as many as you "
            "mark) are compared with your marks. This measures agreement with people, not with the model.")
 words = exps[0].words
-marked = st.pills("Words that matter", list(range(len(words))), selection_mode="multi", key=f"w_marks_{hash((req.model, req.text))}",
-                  format_func=lambda i: f"{words[i]} ·{i + 1}")
+marked = st.pills("Words that matter", list(range(len(words))), selection_mode="multi",
+                  key=f"w_marks_{hash((req.model, req.text))}", format_func=lambda i: f"{words[i]} ·{i + 1}")
 if marked:
-    rows = []
-    for title, exp in zip(titles, exps):
-        try:
-            values = plausibility(exp, marked)
-        except WhyboxError as exc:
-            st.error(plain(str(exc)))
-            break
-        rows.append({"Method": title} | {PLAUSIBILITY[k].title: v for k, v in values.items()})
-    else:
-        st.dataframe(pd.DataFrame(rows).set_index("Method"), column_config={
-            m.title: st.column_config.ProgressColumn(m.title, help=m.meaning, min_value=0.0, max_value=1.0, format="%.2f")
-            for m in PLAUSIBILITY.values()})
+    rows = {title: {PLAUSIBILITY[k].title: v for k, v in plausibility(exp, marked).items()}
+            for title, exp in zip(titles, exps)}
+    st.dataframe(pd.DataFrame.from_dict(rows, orient="index").rename_axis("Method"), column_config={
+        m.title: st.column_config.ProgressColumn(m.title, help=m.meaning, min_value=0.0, max_value=1.0, format="%.2f")
+        for m in PLAUSIBILITY.values()})
 
 st.divider()
 views.downloads(handle, req, exps, mode, reports, (names, matrix))

@@ -19,9 +19,10 @@ with methods_tab:
         st.subheader(family.capitalize())
         st.caption(description)
         for method in (m for m in METHODS.values() if m.family == family):
-            tags = ["default" if method.name in DEFAULT_METHODS else "", "random: takes a seed" if method.random else "",
-                    "unsigned" if not method.signed else "", "experimental" if method.experimental else ""]
-            tags = " · ".join(t for t in tags if t)
+            tags = " · ".join(tag for tag, on in (("default", method.name in DEFAULT_METHODS),
+                                                  ("random: takes a seed", method.random),
+                                                  ("unsigned", not method.signed),
+                                                  ("experimental", bool(method.experimental))) if on)
             st.markdown(f"**{method.title}**" + (f" — *{tags}*" if tags else "") + f"  \n{method.summary}")
             if method.experimental:
                 st.caption(f"Caution: {method.experimental}")

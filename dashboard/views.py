@@ -8,8 +8,10 @@ from contextlib import nullcontext
 
 import streamlit as st
 
+from components.report import html_report, json_bundle
 from dashboard import state
 from dashboard.state import plain
+from explainers import faithfulness
 from explainers.errors import WhyboxError
 from explainers.explanation import Explanation
 from explainers.methods import METHODS
@@ -106,14 +108,11 @@ def method_caption(exp: Explanation) -> str:
 def downloads(handle: ModelHandle, req: state.Request, exps: list[Explanation], mode: str = "delete", reports=None,
               agreement=None) -> None:
     """JSON bundle and self-contained HTML report; built only when clicked (metrics cost forward passes)."""
-    from components.report import html_report, json_bundle
-    from explainers.faithfulness import evaluate_many
-
     settings = state.settings_of(req) | {"perturbation": mode}
     info = handle.describe()
 
     def the_reports():
-        return reports if reports is not None else evaluate_many(handle, exps, mode)
+        return reports if reports is not None else faithfulness.evaluate_many(handle, exps, mode)
 
     left, right = st.columns(2)
     left.download_button("Download JSON (explanations + metrics)", file_name="whybox.json", mime="application/json",
@@ -121,5 +120,6 @@ def downloads(handle: ModelHandle, req: state.Request, exps: list[Explanation], 
                          width="stretch")
     right.download_button("Download HTML report", file_name="whybox-report.html", mime="text/html",
                           data=lambda: html_report(model_info=info, explanations=exps, reports=the_reports(),
-                                                   settings=settings, agreement=agreement),
+                                                   settings=settings,
+                                                   agreement=agreement or faithfulness.agreement(exps)),
                           icon=":material/description:", width="stretch")

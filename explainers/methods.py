@@ -153,6 +153,11 @@ class Context:
     params: dict
     seed: int | None
 
+    def __post_init__(self):
+        # Embed the continuation now: computed lazily it would first run inside Captum's hook on
+        # the embedding layer (layer IG), which swaps in the interpolated prompt embeddings.
+        self.tail_embeds
+
     @property
     def device(self) -> torch.device:
         return self.handle.device
@@ -212,7 +217,8 @@ class Context:
         """(1, T, H) attributions -> (T,) by summing over the hidden size; specials zeroed."""
         if isinstance(attributions, tuple):
             attributions = attributions[0]
-        scores = attributions.detach().float().sum(-1)[0].cpu().numpy().astype(np.float64)
+        # layer methods also see a causal LM's teacher-forced continuation: keep the prompt only
+        scores = attributions.detach().float().sum(-1)[0, : self.enc.n_tokens].cpu().numpy().astype(np.float64)
         scores[~self.content_mask.cpu().numpy()] = 0.0
         return scores
 
@@ -347,9 +353,9 @@ def _occlusion(ctx: Context) -> Scores:
             baselines=ctx.baseline_embeds,
             perturbations_per_eval=ctx.rows_per_batch,
         )
-    # Captum spreads each window's effect over its H embedding dims; per token we want the mean
-    # effect of the windows covering it, i.e. the sum over H.
-    return Scores(ctx.per_token(attributions))
+    # Captum gives every embedding dim of a window the window's whole effect (averaged over the
+    # windows covering it), so one dim is the token's score; summing over H would multiply by H.
+    return Scores(_feature_scores(ctx, attributions))
 
 
 def _leave_one_out(ctx: Context) -> Scores:

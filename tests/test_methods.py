@@ -144,3 +144,19 @@ def test_bad_inputs_give_defined_behaviour(tiny_bert):
     for text in ["so good 😍😍", "هذا الفيلم رائع", "bell\x07 and \x1b[31m escape"]:
         exp = explain(tiny_bert, text, "leave_one_out")
         assert np.all(np.isfinite(exp.scores()))
+
+
+@pytest.mark.parametrize("method", [m for m, spec in METHODS.items() if spec.family != "attention"])
+def test_causal_lm_with_a_multi_token_continuation(tiny_gpt2, method):
+    exp = explain(tiny_gpt2, PROMPT, method, target="Paris. The capital", seed=0)
+    assert len(exp.target.token_ids) > 1
+    assert np.all(np.isfinite(exp.scores())) and np.abs(exp.scores()).sum() > 0
+
+
+def test_occlusion_with_window_one_is_the_drop_from_masking_each_token(tiny_bert):
+    exp = explain(tiny_bert, TEXT, "occlusion", window=1)
+    ids = exp.token_ids
+    i = exp.encoded.content_positions[1]
+    masked = ids[:i] + [tiny_bert.baseline_token_id()] + ids[i + 1:]
+    p_full, p_masked = tiny_bert.score_ids([ids, masked], exp.target)
+    assert exp.token_scores[i] == pytest.approx(p_full - p_masked, abs=1e-6)

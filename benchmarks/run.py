@@ -538,6 +538,8 @@ def load_classifier(name: str, device: str, notes: list[str]) -> ModelHandle:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, help="timed runs per item, after one warm-up (default 5; 1 with --quick)")
+    parser.add_argument("--scaling-repeats", type=int,
+                        help="timed runs per scaling point (default 3; 1 with --quick): 512 tokens take minutes")
     parser.add_argument("--quick", action="store_true", help="1 repeat, scaling at 16 and 64 tokens only")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--only", default=",".join(SECTIONS),
@@ -555,6 +557,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown section {', '.join(unknown)}: use {', '.join(SECTIONS)}")
     args.repeats = args.repeats or (1 if args.quick else 5)
+    args.scaling_repeats = args.scaling_repeats or (1 if args.quick else min(3, args.repeats))
     default_lengths = QUICK_SCALING_LENGTHS if args.quick else SCALING_LENGTHS
     args.lengths = tuple(int(n) for n in args.lengths.split(",")) if args.lengths else default_lengths
     return args
@@ -569,7 +572,8 @@ def run(args: argparse.Namespace) -> dict:
     notes: list[str] = []
     sections = set(args.sections)
     result: dict[str, Any] = {"notes": notes, "settings": {"repeats": args.repeats, "sections": args.sections,
-                                                           "params": params, "scaling_lengths": list(args.lengths)}}
+                                                           "params": params, "scaling_lengths": list(args.lengths),
+                                                           "scaling_repeats": args.scaling_repeats}}
     device = torch.device("cpu")
     if sections & {"W1", "limit", "scaling"}:
         log(f"loading {args.model} ...")
@@ -581,7 +585,7 @@ def run(args: argparse.Namespace) -> dict:
                                         with_limit="limit" in sections or "W1" in sections, params=params)
         if "scaling" in sections:
             log("scaling ...")
-            result["scaling"] = run_scaling(handle, args.lengths, args.repeats, params)
+            result["scaling"] = run_scaling(handle, args.lengths, args.scaling_repeats, params)
         del handle
     if "W2" in sections:
         log(f"loading {args.lm} ...")

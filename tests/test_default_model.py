@@ -8,6 +8,8 @@ from explainers.methods import METHODS, explain
 
 pytestmark = pytest.mark.slow
 
+PATH_OR_PERTURBATION = {"integrated_gradients", "gradient_shap", "layer_conductance", "occlusion", "leave_one_out",
+                        "shapley_sampling", "kernel_shap", "lime"}
 REVIEW = "a gripping , funny and beautifully acted film , though the ending is far too long ."
 
 
@@ -30,8 +32,10 @@ def test_every_method_on_the_default_model(sentiment, method):
     exp = explain(sentiment, REVIEW, method, target="positive", seed=1)
     scores = exp.scores("word")
     assert np.all(np.isfinite(scores)) and np.abs(scores).sum() > 0
-    if METHODS[method].family != "attention" and method != "deeplift":
-        # what a faithful method must find: praise pushes towards "positive"
+    if method in PATH_OR_PERTURBATION:
+        # what a faithful method must find: praise pushes towards "positive". Single-gradient
+        # methods (saliency, input x gradient, gradient x activation, DeepLift's fallback) read the
+        # local slope of a saturated p = 0.99 and may miss it: that is their known weakness.
         praise = sum(scores[exp.words.index(w)] for w in ("funny", "beautifully"))
         assert praise > 0, f"{method}: {dict(zip(exp.words, np.round(scores, 4)))}"
 

@@ -434,10 +434,14 @@ class ModelHandle:
         (N, 2) = [1 - p(target), p(target)]. All texts go through the model in batches."""
         # one call: the Rust tokenizer encodes the whole list in parallel
         encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=self.max_tokens)
-        sequences = [ids or [self.baseline_token_id()] for ids in encoded["input_ids"]]
+        sequences = [tuple(ids) or (self.baseline_token_id(),) for ids in encoded["input_ids"]]
+        # LIME draws many identical samples on short texts: score each distinct one once
+        unique = list(dict.fromkeys(sequences))
+        where = {seq: i for i, seq in enumerate(unique)}
+        rows = [where[seq] for seq in sequences]
         if self.task == "classification":
-            return self.score_ids(sequences, None)
-        p = self.score_ids(sequences, target)
+            return self.score_ids(unique, None)[rows]
+        p = self.score_ids(unique, target)[rows]
         return np.stack([1 - p, p], axis=1)
 
     def attentions(self, enc: Encoded) -> list[torch.Tensor]:

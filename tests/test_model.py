@@ -165,8 +165,9 @@ def test_attention_weights_come_from_eager_and_sdpa_is_restored(tiny_bert):
 
 
 def test_predict_proba_is_batched_and_normalised(tiny_bert, tiny_gpt2):
-    probs = tiny_bert.predict_proba(["good", "bad film", ""])
-    assert probs.shape == (3, 2)
+    probs = tiny_bert.predict_proba(["good", "bad film", "", "good"])
+    assert probs.shape == (4, 2)
+    np.testing.assert_array_equal(probs[0], probs[3])  # duplicates are scored once, answered twice
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
     enc = tiny_gpt2.encode("The capital of France is")
     target = tiny_gpt2.resolve_target(enc, "Paris")

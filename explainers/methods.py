@@ -256,9 +256,14 @@ def _integrated_gradients(ctx: Context) -> Scores:
     from captum.attr import LayerIntegratedGradients
 
     lig = LayerIntegratedGradients(ctx.forward_ids, ctx.handle.embedding_layer)
-    attributions, delta = lig.attribute(
-        ctx.ids,
-        baselines=ctx.baseline_ids,
+    return _path_integral(ctx, lig, ctx.ids, ctx.baseline_ids)
+
+
+def _path_integral(ctx: Context, method, inputs, baselines) -> Scores:
+    """Integrated-gradients-style methods: batched steps, with the convergence delta kept."""
+    attributions, delta = method.attribute(
+        inputs,
+        baselines=baselines,
         n_steps=ctx.params["n_steps"],
         internal_batch_size=ctx.rows_per_batch,
         return_convergence_delta=True,
@@ -329,14 +334,7 @@ def _layer_conductance(ctx: Context) -> Scores:
     from captum.attr import LayerConductance
 
     method = LayerConductance(ctx.forward, ctx.handle.block(ctx.params["layer"]))
-    attributions, delta = method.attribute(
-        ctx.embeds.clone().requires_grad_(),
-        baselines=ctx.baseline_embeds,
-        n_steps=ctx.params["n_steps"],
-        internal_batch_size=ctx.rows_per_batch,
-        return_convergence_delta=True,
-    )
-    return Scores(ctx.per_token(attributions), extras={"convergence_delta": float(delta.abs().sum())})
+    return _path_integral(ctx, method, ctx.embeds.clone().requires_grad_(), ctx.baseline_embeds)
 
 
 # ---- perturbation methods -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch
 
 from .errors import InputError
 from .explanation import Explanation, tokens_from_words
-from .model import Encoded, ModelHandle, RetryWithSmallerBatches, Target, split_words
+from .model import Encoded, ModelHandle, Prediction, RetryWithSmallerBatches, Target, split_words
 
 FAMILIES = {
     "gradient": "Gradient-based: differentiates the target probability with respect to the input embeddings.",
@@ -152,6 +152,7 @@ class Context:
     target: Target
     params: dict
     seed: int | None
+    prediction: Prediction  # the forward pass over the whole text, with attentions for attention methods
 
     def __post_init__(self):
         # Embed the continuation now: computed lazily it would first run inside Captum's hook on
@@ -440,7 +441,7 @@ def _lime(ctx: Context) -> Scores:
 
 # ---- attention -----------------------------------------------------------------------------------
 def _attention(ctx: Context) -> Scores:
-    attentions = ctx.handle.attentions(ctx.enc)  # per layer (1, heads, T, T)
+    attentions = ctx.prediction.attentions  # per layer (1, heads, T, T)
     layer = ctx.params["layer"]
     stack = torch.cat(attentions)  # (layers, heads, T, T)
     if not -len(attentions) <= layer < len(attentions):
@@ -468,7 +469,7 @@ def attention_rollout(attentions: list[torch.Tensor], residual: float = 0.5) -> 
 
 
 def _attention_rollout(ctx: Context) -> Scores:
-    rollout = attention_rollout(ctx.handle.attentions(ctx.enc), ctx.params["residual"])
+    rollout = attention_rollout(ctx.prediction.attentions, ctx.params["residual"])
     row = rollout[ctx.handle.prediction_position(ctx.enc)].numpy().astype(np.float64)
     row[~ctx.content_mask.cpu().numpy()] = 0.0
     return Scores(row)
@@ -588,12 +589,13 @@ def explain(handle: ModelHandle, text: str, method: str, target: str | int | Non
     enc = handle.encode(text)
     started = time.perf_counter()
     with handle.lock:
-        probabilities = handle.distribution(enc)
-        tgt = handle.resolve_target(enc, target)
-        target_prob = (probabilities[tgt.label] if handle.task == "classification"
-                       else float(handle.score_ids([enc.ids], tgt)[0]))
+        # one forward pass gives the probabilities, the target and (for attention methods) the weights
+        prediction = handle.predict(enc, attentions=spec.family == "attention")
+        probabilities = handle.distribution(enc, prediction=prediction)
+        tgt = handle.resolve_target(enc, target, prediction)
+        target_prob = handle.target_probability(enc, tgt, prediction)
         while True:
-            ctx = Context(handle, enc, tgt, params, seed if spec.random else None)
+            ctx = Context(handle, enc, tgt, params, seed if spec.random else None, prediction)
             try:
                 with handle.oom_fallback():
                     scores = spec.run(ctx)

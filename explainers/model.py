@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import threading
@@ -25,6 +26,9 @@ DEFAULT_MAX_TOKENS = 512
 # Rows x tokens pushed through the model at once. Large enough to keep the cores busy, small enough
 # that IG's 50 interpolation steps of a 512-token text fit; halved automatically on GPU OOM.
 DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "mps": 16384, "cuda": 65536}
+# What one extra model call costs, in padded tokens' worth of compute: small on CPU (a call's fixed
+# cost is a few ms, like ~30 tokens of MiniLM), large on GPUs, where small batches leave it idle.
+CALL_OVERHEAD_TOKENS = {"cpu": 32, "mps": 2048, "cuda": 8192}
 # A word is a run of letters/digits (with inner apostrophes: "don't") or one punctuation mark.
 WORD_RE = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s]", re.UNICODE)
 
@@ -43,6 +47,14 @@ class Target:
     @classmethod
     def from_dict(cls, d: dict) -> "Target":
         return cls(d["label"], d.get("class_index"), tuple(d.get("token_ids", ())))
+
+
+@dataclass
+class Prediction:
+    """One forward pass over a whole text: the prediction every explanation starts from."""
+
+    probs: np.ndarray  # classification: class probabilities (C,); causal LM: next-token probabilities (V,)
+    attentions: list[torch.Tensor] | None = None  # per layer (1, heads, T, T), when asked for
 
 
 @dataclass
@@ -93,6 +105,37 @@ def pick_dtype(dtype: str) -> torch.dtype:
     if dtype not in table:
         raise ModelLoadError(f"Unknown dtype '{dtype}': use one of {', '.join(table)}.")
     return table[dtype]
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int, call_overhead: int) -> list[list[int]]:
+    """Split rows of these lengths into batches (lists of row indices) that fit `token_budget`
+    padded tokens each and cost the least: padded tokens computed plus `call_overhead` per batch.
+
+    Rows are sorted by length, so a batch is a run of neighbouring lengths; the best runs are found
+    by dynamic programming over the distinct lengths (at most max_tokens of them)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    widths = sorted(set(lengths))
+    below = np.searchsorted([lengths[i] for i in order], widths + [math.inf])  # rows shorter than each width
+    rows_in = lambda first, last: int(below[last + 1] - below[first])  # rows of widths[first..last]  # noqa: E731
+
+    def cost(first: int, last: int) -> int:
+        rows, width = rows_in(first, last), widths[last]
+        return math.ceil(rows / max(1, token_budget // width)) * call_overhead + rows * width
+
+    best = [0] * (len(widths) + 1)  # best[j]: cheapest plan for the rows of the j shortest widths
+    cut = [0] * (len(widths) + 1)  # ... whose last run starts at widths[cut[j]]
+    for j in range(1, len(widths) + 1):
+        best[j], cut[j] = min((best[i] + cost(i, j - 1), i) for i in range(j))
+    runs, j = [], len(widths)
+    while j > 0:
+        runs.append((cut[j], j - 1))
+        j = cut[j]
+    batches = []
+    for first, last in reversed(runs):
+        run = order[below[first] : below[last + 1]]
+        per_call = max(1, token_budget // widths[last])
+        batches += [run[k : k + per_call] for k in range(0, len(run), per_call)]
+    return batches
 
 
 def check_text(text) -> str:
@@ -277,13 +320,15 @@ class ModelHandle:
         )
 
     # ---- targets -----------------------------------------------------------------------------
-    def resolve_target(self, enc: Encoded, target: str | int | None = None) -> Target:
+    def resolve_target(self, enc: Encoded, target: str | int | None = None,
+                       prediction: Prediction | None = None) -> Target:
         """The predicted class / next token unless the user names a label or a continuation."""
-        if self.task == "classification":
-            if target is None or target == "":
-                probs = self.score_ids([enc.ids], None)[0]
-                k = int(np.argmax(probs))
+        if target is None or target == "":
+            k = int(np.argmax((prediction or self.predict(enc)).probs))
+            if self.task == "classification":
                 return Target(self.labels[k], class_index=k)
+            return Target(self.tokenizer.decode([k]), token_ids=(k,))
+        if self.task == "classification":
             if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
                 k = int(target)
                 if not 0 <= k < len(self.labels):
@@ -295,10 +340,6 @@ class ModelHandle:
             k = lowered.index(str(target).strip().lower())
             return Target(self.labels[k], class_index=k)
 
-        if target is None or target == "":
-            probs = self.next_token_probs(enc.ids)
-            token_id = int(torch.argmax(probs))
-            return Target(self.tokenizer.decode([token_id]), token_ids=(token_id,))
         target = str(target)
         # "The capital of France is" + "Paris" means " Paris": the continuation follows a space.
         if not enc.text[-1:].isspace() and not target[:1].isspace():
@@ -307,6 +348,13 @@ class ModelHandle:
         if not token_ids:
             raise InputError("The target continuation has no tokens.")
         return Target(target, token_ids=token_ids)
+
+    def target_probability(self, enc: Encoded, target: Target, prediction: Prediction | None = None) -> float:
+        """p(target | text): read off the prediction, except a multi-token continuation (one more pass)."""
+        if self.task == "causal_lm" and len(target.token_ids) > 1:
+            return float(self.score_ids([enc.ids], target)[0])
+        index = target.class_index if self.task == "classification" else target.token_ids[0]
+        return float((prediction or self.predict(enc)).probs[index])
 
     def _label_list(self) -> str:
         return ", ".join(f"{i}={l}" for i, l in enumerate(self.labels))
@@ -373,25 +421,17 @@ class ModelHandle:
                 continue
 
     def _score_ids_batched(self, sequences, target) -> np.ndarray:
-        # Sorting by length keeps padding (wasted compute) small in each batch.
-        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         out: list[np.ndarray | None] = [None] * len(sequences)
         extra = len(target.token_ids) - 1 if (self.task == "causal_lm" and target) else 0
-        start = 0
+        overhead = CALL_OVERHEAD_TOKENS.get(self.device.type, 32)
+        batches = plan_batches([len(s) + extra for s in sequences], self.token_budget, overhead)
         with torch.inference_mode():
-            while start < len(order):
-                width = len(sequences[order[min(len(order) - 1, start)]]) + extra
-                n = self.rows_per_batch(width)
-                # rows are sorted, so the batch's widest row is its last: shrink n until it fits
-                while n > 1 and (len(sequences[order[min(len(order), start + n) - 1]]) + extra) * n > self.token_budget:
-                    n = max(1, n // 2)
-                chunk = order[start : start + n]
+            for chunk in batches:
                 ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                 scores = self._target_scores(logits, None if pred is None else pred.to(self.device), target)
                 for j, i in enumerate(chunk):
                     out[i] = scores[j].float().cpu().numpy()
-                start += len(chunk)
         return np.stack(out)
 
     def score_embeds(self, embeds: torch.Tensor, target: Target, tail_embeds: torch.Tensor | None = None):
@@ -415,19 +455,42 @@ class ModelHandle:
         ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
         return self.embedding_layer(ids[None]).detach()
 
-    def next_token_probs(self, ids: Sequence[int]) -> torch.Tensor:
-        with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([list(ids)], device=self.device)).logits
-        return torch.softmax(logits[0, -1].float(), dim=-1).cpu()
+    def predict(self, enc: Encoded, attentions: bool = False) -> Prediction:
+        """One forward pass over the text. With attentions=True the eager attention implementation
+        runs for this call only (SDPA/flash attention return no weights), and the weights come back
+        per layer, each (1, heads, T, T), float32 on CPU."""
+        ids = torch.tensor([enc.ids], device=self.device)
+        with self.lock:
+            previous = self.config._attn_implementation
+            switch = attentions and previous != "eager"
+            try:
+                if switch:
+                    self.model.set_attn_implementation("eager")
+                with torch.inference_mode():
+                    out = self.model(input_ids=ids, output_attentions=attentions)
+            except (ValueError, NotImplementedError) as exc:
+                if not attentions:
+                    raise
+                raise InputError(f"{self.architecture} cannot return attention weights: {exc}") from exc
+            finally:
+                if switch:
+                    self.model.set_attn_implementation(previous)
+        weights = None
+        if attentions:
+            if not out.attentions or out.attentions[0] is None:
+                raise InputError(f"{self.architecture} returned no attention weights.")
+            weights = [a.float().cpu() for a in out.attentions]
+        logits = out.logits[0] if self.task == "classification" else out.logits[0, -1]  # classes / next token
+        probs = torch.softmax(logits.float(), dim=-1)
+        return Prediction(probs.cpu().numpy(), weights)
 
-    def distribution(self, enc: Encoded, top_k: int = 5) -> dict[str, float]:
+    def distribution(self, enc: Encoded, top_k: int = 5, prediction: Prediction | None = None) -> dict[str, float]:
         """What the model predicts for this text: class probabilities, or the top next tokens."""
+        probs = (prediction or self.predict(enc)).probs
         if self.task == "classification":
-            probs = self.score_ids([enc.ids], None)[0]
             return {label: float(p) for label, p in zip(self.labels, probs)}
-        probs = self.next_token_probs(enc.ids)
-        values, indices = torch.topk(probs, top_k)
-        return {self.tokenizer.decode([int(i)]): float(v) for v, i in zip(values, indices)}
+        top = np.argsort(-probs, kind="stable")[:top_k]
+        return {self.tokenizer.decode([int(i)]): float(probs[i]) for i in top}
 
     def predict_proba(self, texts: Sequence[str], target: Target | None = None) -> np.ndarray:
         """Black-box view for LIME and friends: (N, C) class probabilities; for a causal LM,
@@ -445,24 +508,8 @@ class ModelHandle:
         return np.stack([1 - p, p], axis=1)
 
     def attentions(self, enc: Encoded) -> list[torch.Tensor]:
-        """Attention weights per layer, each (1, heads, T, T), float32 on CPU.
-
-        Runs the eager implementation only for this call: SDPA/flash attention return no weights."""
-        with self.lock:
-            previous = self.config._attn_implementation
-            try:
-                if previous != "eager":
-                    self.model.set_attn_implementation("eager")
-                with torch.inference_mode():
-                    out = self.model(input_ids=torch.tensor([enc.ids], device=self.device), output_attentions=True)
-            except (ValueError, NotImplementedError) as exc:
-                raise InputError(f"{self.architecture} cannot return attention weights: {exc}") from exc
-            finally:
-                if previous != "eager":
-                    self.model.set_attn_implementation(previous)
-        if not out.attentions or out.attentions[0] is None:
-            raise InputError(f"{self.architecture} returned no attention weights.")
-        return [a.float().cpu() for a in out.attentions]
+        """Attention weights per layer, each (1, heads, T, T), float32 on CPU."""
+        return self.predict(enc, attentions=True).attentions
 
 
 class RetryWithSmallerBatches(Exception):

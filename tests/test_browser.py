@@ -8,84 +8,35 @@ test-artifacts/ show what a user sees.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from benchmarks.browser import CHROMIUM, LOOPBACK, ROOT, chromium, dashboard_server, idle
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TEXT = "A gripping, funny and beautifully acted film. I loved every minute of it."
 METHODS = ["Integrated Gradients", "LIME", "Occlusion", "Attention weights"]  # the defaults
 MODEL_WAIT_MS = 600_000  # a cold cache builds the built-in model first (1-2 minutes, more on a busy machine)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not answer on {url}/_stcore/health within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    env.pop("WHYBOX_DEFAULT_MODEL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        wait_healthy(proc, url)
+    with dashboard_server() as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
 def browser():
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -123,13 +74,6 @@ def screenshot(page, name: str) -> None:
 def go_to(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
     page.get_by_role("heading", level=1).first.wait_for()
-
-
-def idle(page, timeout: float = 120_000) -> None:
-    """Wait until the script run that the last action started has finished."""
-    page.wait_for_timeout(300)  # let a rerun begin
-    page.wait_for_function("document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState"
-                           " === 'notRunning'", timeout=timeout)
 
 
 def plots(page, count: int) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from explainers.errors import InputError, ModelLoadError
-from explainers.model import load_model
+from explainers.model import load_model, plan_batches
 
 
 def test_task_labels_and_architecture(tiny_bert, tiny_gpt2, tiny_llama):
@@ -95,6 +95,43 @@ def test_score_ids_matches_a_plain_forward_and_ignores_batching(tiny_bert):
     np.testing.assert_allclose(big, small, atol=1e-6)
 
 
+def _padded_tokens(batches, lengths):
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def test_batch_plan_covers_every_row_within_the_budget():
+    rng = np.random.default_rng(0)
+    lengths = [int(x) for x in rng.integers(1, 300, size=500)]
+    batches = plan_batches(lengths, 4096, 32)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert all(len(b) * max(lengths[i] for i in b) <= 4096 for b in batches)
+    # long rows alone in a batch still run (a row longer than the budget gets its own batch)
+    assert plan_batches([10, 5000], 4096, 32) == [[0], [1]]
+    assert plan_batches([], 4096, 32) == []
+
+
+def test_batch_plan_trades_padding_against_calls():
+    lengths = [3] * 40 + [34] * 40  # sufficiency rows are short, comprehensiveness rows long
+    cheap_calls = plan_batches(lengths, 4096, 32)  # CPU: a call costs little, padding costs compute
+    assert len(cheap_calls) == 2 and _padded_tokens(cheap_calls, lengths) == sum(lengths)
+    dear_calls = plan_batches(lengths, 4096, 8192)  # GPU: one big padded batch beats two calls
+    assert len(dear_calls) == 1
+    assert len(plan_batches([20] * 100, 1000, 32)) == 2  # same lengths: as few calls as the budget allows
+
+
+def test_explain_runs_one_forward_pass_for_attention(tiny_bert):
+    from explainers.methods import explain
+
+    calls = []
+    hook = tiny_bert.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        exp = explain(tiny_bert, "a funny film", "attention")
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # prediction, target and weights all come from one eager pass
+    assert exp.target_prob == pytest.approx(max(exp.probabilities.values()))
+
+
 def test_out_of_memory_halves_the_batch_and_gives_the_same_result(tiny_bert, monkeypatch):
     enc = tiny_bert.encode("a funny film that is far too long")
     target = tiny_bert.resolve_target(enc, None)
@@ -132,6 +169,13 @@ def test_targets_for_a_classifier(tiny_bert):
         tiny_bert.resolve_target(enc, 7)
 
 
+def next_token_probs(handle, ids) -> torch.Tensor:
+    """The bare model's next-token distribution: the reference the handle is checked against."""
+    with torch.inference_mode():
+        logits = handle.model(input_ids=torch.tensor([list(ids)])).logits
+    return torch.softmax(logits[0, -1].float(), dim=-1)
+
+
 def test_causal_lm_continuation_probability_is_the_chain_rule(tiny_gpt2):
     enc = tiny_gpt2.encode("The capital of France is")
     target = tiny_gpt2.resolve_target(enc, "Paris. The")
@@ -139,7 +183,7 @@ def test_causal_lm_continuation_probability_is_the_chain_rule(tiny_gpt2):
     p = tiny_gpt2.score_ids([enc.ids], target)[0]
     ids, expected = list(enc.ids), 1.0
     for token in target.token_ids:
-        expected *= tiny_gpt2.next_token_probs(ids)[token].item()
+        expected *= next_token_probs(tiny_gpt2, ids)[token].item()
         ids.append(token)
     assert p == pytest.approx(expected, rel=1e-4)
     # the differentiable path agrees with the id path
@@ -151,7 +195,7 @@ def test_causal_lm_continuation_probability_is_the_chain_rule(tiny_gpt2):
 def test_next_token_is_the_default_target(tiny_llama):
     enc = tiny_llama.encode("The capital of France is")
     target = tiny_llama.resolve_target(enc)
-    assert target.token_ids == (int(torch.argmax(tiny_llama.next_token_probs(enc.ids))),)
+    assert target.token_ids == (int(torch.argmax(next_token_probs(tiny_llama, enc.ids))),)
     assert len(tiny_llama.distribution(enc, top_k=3)) == 3
 
 

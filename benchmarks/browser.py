@@ -1,0 +1,91 @@
+"""Start the dashboard and drive it in headless Chromium: shared by the browser test
+(`tests/test_browser.py`) and the dashboard benchmark (`benchmarks/dashboard.py`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)  # poll interval of the health endpoint
+    raise TimeoutError(f"streamlit did not answer on {url}/_stcore/health within {timeout} s")
+
+
+@contextlib.contextmanager
+def dashboard_server(env: dict | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run dashboard/app.py` on a free loopback port, offline, on the built-in default model
+    unless `env` names another; yields (url, process)
+    once the server answers its health check, and stops it afterwards."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} | (env or {})
+    if not env.get("WHYBOX_DEFAULT_MODEL"):
+        env.pop("WHYBOX_DEFAULT_MODEL", None)  # the built-in default model
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_healthy(proc, url)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium browser (Playwright driving Debian's chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    if CHROMIUM is None:
+        raise RuntimeError("chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def idle(page, timeout: float = 120_000, settle_ms: int = 300) -> None:
+    """Wait until the script run that the last action started has finished."""
+    page.wait_for_timeout(settle_ms)  # let a rerun begin
+    page.wait_for_function("document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState"
+                           " === 'notRunning'", timeout=timeout)

@@ -39,18 +39,24 @@ with left:
 with right:
     st.plotly_chart(probability_chart(first.probabilities, target=first.target.label), key="probabilities")
 
-level = st.segmented_control("Scores per", ["word", "token"], default="word", key="w_level", required=True,
-                             format_func=lambda x: "Word" if x == "word" else "Subword token",
-                             help="Words add up the scores of their subword tokens.")
-for row in range(0, len(exps), 2):
-    for column, exp in zip(st.columns(2), exps[row : row + 2]):
-        with column.container(border=True):
-            st.subheader(METHODS[exp.method].title)
-            st.caption(views.method_caption(exp))
-            render_heatmap(exp, level, None)
-            st.markdown(plain(summarize(exp)))
-            if exp.method == "lime":
-                st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
 
+@st.fragment
+def heatmaps(exps) -> None:
+    """The method cards. A fragment: switching words/tokens redraws these cards, not the whole page."""
+    level = st.segmented_control("Scores per", ["word", "token"], default="word", key="w_level", required=True,
+                                 format_func=lambda x: "Word" if x == "word" else "Subword token",
+                                 help="Words add up the scores of their subword tokens.")
+    for row in range(0, len(exps), 2):
+        for column, exp in zip(st.columns(2), exps[row : row + 2]):
+            with column.container(border=True):
+                st.subheader(METHODS[exp.method].title)
+                st.caption(views.method_caption(exp))
+                render_heatmap(exp, level, None)
+                st.markdown(plain(summarize(exp)))
+                if exp.method == "lime":
+                    st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
+
+
+heatmaps(exps)
 st.divider()
 views.downloads(handle, req, exps)

@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+from explainers.builtin import DEFAULT_MODEL_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -44,17 +46,16 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 120) -> None
 
 @contextlib.contextmanager
 def dashboard_server(env: dict | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`streamlit run dashboard/app.py` on a free loopback port, offline, on the built-in default model
-    unless `env` names another; yields (url, process)
-    once the server answers its health check, and stops it afterwards."""
+    """`whybox run` (what `make run` starts) on a free loopback port, offline, on the built-in default
+    model unless `env` names another; yields (url, process) once the server answers its health
+    check, and stops it afterwards."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} | (env or {})
-    if not env.get("WHYBOX_DEFAULT_MODEL"):
-        env.pop("WHYBOX_DEFAULT_MODEL", None)  # the built-in default model
+    if not env.get(DEFAULT_MODEL_ENV):
+        env.pop(DEFAULT_MODEL_ENV, None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        [sys.executable, "-m", "explainers.cli", "run", "--port", str(port), "--address", "127.0.0.1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
+from explainers.builtin import default_model
 from explainers.errors import ModelLoadError, WhyboxError
 from explainers.explanation import Explanation
 from explainers.faithfulness import Report, evaluate_many
 from explainers.methods import DEFAULT_METHODS, METHODS, explain
 from explainers.model import ModelHandle, load_model
+from explainers.preload import take_preloaded
 
-DEFAULT_MODEL_ENV = "WHYBOX_DEFAULT_MODEL"
 ALLOW_CUSTOM_ENV = "WHYBOX_ALLOW_CUSTOM_MODELS"
 # Example texts, each with the edit that the Compare page offers next to it.
 EXAMPLES = {
@@ -41,10 +42,6 @@ def builtin_catalog() -> dict:
     from explainers.builtin import BUILTIN_MODELS
 
     return BUILTIN_MODELS
-
-
-def default_model() -> str:
-    return os.environ.get(DEFAULT_MODEL_ENV, "").strip() or "sentiment"
 
 
 def custom_models_allowed() -> bool:
@@ -135,7 +132,7 @@ def text_box(page: str, label: str = "Text to explain") -> str:
 # ---- models -------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=8)
 def _load(name: str) -> ModelHandle:
-    return load_model(name)
+    return take_preloaded(name) or load_model(name)
 
 
 def get_model(name: str) -> ModelHandle:

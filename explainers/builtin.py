@@ -41,6 +41,8 @@ class BuiltinModel:
     source: str  # credit and licence
 
 
+DEFAULT_MODEL = "sentiment"  # what the dashboard and the CLI use when no model is named
+DEFAULT_MODEL_ENV = "WHYBOX_DEFAULT_MODEL"  # the dashboard's first model instead (`whybox run --model` sets it)
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     model.name: model
     for model in (
@@ -98,6 +100,11 @@ _PACKAGES = {  # distributions whose files go into each model
 }
 
 
+def default_model() -> str:
+    """The model the dashboard opens with."""
+    return os.environ.get(DEFAULT_MODEL_ENV, "").strip() or DEFAULT_MODEL
+
+
 def is_builtin(name: str) -> bool:
     return name in BUILTIN_MODELS
 
@@ -108,13 +115,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "whybox"
 
 
+def _folder(name: str) -> Path:
+    """Where built-in `name` is (or will be) built: its recipe's hash is in the name."""
+    return cache_dir() / f"{name}-{_recipe_hash(name, _RECIPES[name][0])}"
+
+
+def is_built(name: str) -> bool:
+    return is_builtin(name) and _folder(name).is_dir()
+
+
 def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = False) -> Path:
     """The folder of built-in model `name`, built on first use (progress(fraction, message) while building;
     a tqdm bar on stderr when progress is None) and reused afterwards."""
     if name not in BUILTIN_MODELS:
         raise ValueError(f"unknown built-in model {name!r}; the built-ins are: {', '.join(BUILTIN_MODELS)}")
     recipe, build = _RECIPES[name]
-    folder = cache_dir() / f"{name}-{_recipe_hash(name, recipe)}"
+    folder = _folder(name)
     if folder.is_dir() and not rebuild:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)

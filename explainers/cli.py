@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from .builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
 from .errors import WhyboxError
 
 EXIT_BAD_INPUT = 2
@@ -147,10 +148,14 @@ def cmd_build_models(args) -> int:
 def cmd_run(args) -> int:
     from streamlit.web import cli as streamlit_cli
 
+    from .preload import preload_model
+
     app = ROOT / "dashboard" / "app.py"
     os.chdir(ROOT)  # so Streamlit finds .streamlit/config.toml
     if args.model:
-        os.environ["WHYBOX_DEFAULT_MODEL"] = args.model
+        os.environ[DEFAULT_MODEL_ENV] = args.model
+    # The first page needs the model: load it while the server starts (most of a cold start is imports).
+    preload_model(default_model())
     sys.argv = ["streamlit", "run", str(app), "--server.port", str(args.port), "--server.address", args.address,
                 *args.streamlit_args]
     return streamlit_cli.main()
@@ -169,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, helptext in [("explain", cmd_explain, "explain one prediction"),
                                  ("evaluate", cmd_evaluate, "explain, then measure faithfulness")]:
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--model", default="sentiment", help="built-in name, local folder or hub id")
+        p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local folder or hub id")
         p.add_argument("--text", required=True, help="the text to explain ('-' reads stdin)")
         p.add_argument("--method", action="append",
                        help="attribution method, repeatable (default: the dashboard's default set)")

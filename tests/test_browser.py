@@ -1,4 +1,4 @@
-"""The real dashboard in headless Chromium: `streamlit run dashboard/app.py` on a loopback port, every
+"""The real dashboard in headless Chromium: `whybox run` on a loopback port, every
 page driven as a person would, with every request to another host blocked (and asserted never tried).
 
 Uses the built-in `sentiment` model (built on first use, then cached), so that the screenshots in

@@ -7,6 +7,7 @@ implementation runs, how a causal LM's target is scored) live here and only here
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
@@ -194,6 +195,7 @@ class ModelHandle:
         self.max_tokens = max_tokens
         self.lock = threading.RLock()
         self.token_budget = DEFAULT_TOKEN_BUDGET.get(device.type, 4096)
+        self._keeps_logit_positions = task == "causal_lm" and "logits_to_keep" in inspect.signature(model.forward).parameters
         config = model.config
         self.labels: list[str] = (
             [str(config.id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
@@ -376,14 +378,30 @@ class ModelHandle:
                 torch.cuda.empty_cache()
             raise RetryWithSmallerBatches from None
 
-    def _target_scores(self, logits: torch.Tensor, pred_positions: torch.Tensor | None, target: Target | None):
-        """(B,) probability of the target, or (B, C) class probabilities when target is None."""
+    def _logits(self, pred: torch.Tensor | None, **inputs) -> torch.Tensor:
+        """A classifier's logits (B, C); a causal LM's only at positions `pred` (B, k), as (B, k, V).
+
+        transformers' `logits_to_keep` (per-row positions) skips the vocabulary projection of every
+        other position, a large share of a small LM's work; heads without it project them all."""
+        if pred is None:
+            return self.model(**inputs).logits
+        if self._keeps_logit_positions:
+            logits = self.model(**inputs, logits_to_keep=pred).logits
+            if logits.shape[:2] == pred.shape:
+                return logits
+            self._keeps_logit_positions = False  # a head that reads logits_to_keep differently
+        logits = self.model(**inputs).logits
+        rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
+        return logits[rows, pred]
+
+    def _target_scores(self, logits: torch.Tensor, target: Target | None):
+        """(B,) probability of the target, or (B, C) class probabilities when target is None.
+        A causal LM's logits are those at the continuation's positions, (B, k, V)."""
         if self.task == "classification":
             probs = torch.softmax(logits.float(), dim=-1)
             return probs if target is None else probs[:, target.class_index]
         # causal LM: p(continuation | prompt) = prod_j p(t_j | prompt, t_<j)
-        rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
-        logp = torch.log_softmax(logits[rows, pred_positions].float(), dim=-1)  # (B, k, V)
+        logp = torch.log_softmax(logits.float(), dim=-1)
         ids = torch.tensor(target.token_ids, device=logits.device)
         return logp[:, torch.arange(len(ids)), ids].sum(-1).exp()
 
@@ -428,8 +446,9 @@ class ModelHandle:
         with torch.inference_mode():
             for chunk in batches:
                 ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-                scores = self._target_scores(logits, None if pred is None else pred.to(self.device), target)
+                logits = self._logits(None if pred is None else pred.to(self.device),
+                                      input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+                scores = self._target_scores(logits, target)
                 for j, i in enumerate(chunk):
                     out[i] = scores[j].float().cpu().numpy()
         return np.stack(out)
@@ -447,8 +466,7 @@ class ModelHandle:
                 embeds = torch.cat([embeds, tail_embeds[None].expand(batch, -1, -1).to(embeds.dtype)], dim=1)
             pred = (length - 1 + torch.arange(len(target.token_ids), device=embeds.device))[None].expand(batch, -1)
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
-        logits = self.model(inputs_embeds=embeds, attention_mask=mask).logits
-        return self._target_scores(logits, pred, target)
+        return self._target_scores(self._logits(pred, inputs_embeds=embeds, attention_mask=mask), target)
 
     def embed_ids(self, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """Word embeddings (1, T, H) of one id sequence, on the model's device."""
@@ -466,8 +484,9 @@ class ModelHandle:
             try:
                 if switch:
                     self.model.set_attn_implementation("eager")
+                only_last = {"logits_to_keep": 1} if self._keeps_logit_positions else {}  # the next token's
                 with torch.inference_mode():
-                    out = self.model(input_ids=ids, output_attentions=attentions)
+                    out = self.model(input_ids=ids, output_attentions=attentions, **only_last)
             except (ValueError, NotImplementedError) as exc:
                 if not attentions:
                     raise

@@ -192,6 +192,19 @@ def test_causal_lm_continuation_probability_is_the_chain_rule(tiny_gpt2):
     assert tiny_gpt2.score_embeds(embeds, target, tail).item() == pytest.approx(p, rel=1e-4)
 
 
+def test_causal_lm_projects_only_the_positions_it_scores(tiny_gpt2, monkeypatch):
+    enc = tiny_gpt2.encode("The capital of France is")
+    target = tiny_gpt2.resolve_target(enc, "Paris. The")
+    sequences = [enc.ids, enc.ids[1:], enc.ids[:3]]
+    seen = []
+    real_forward = tiny_gpt2.model.forward
+    monkeypatch.setattr(tiny_gpt2.model, "forward", lambda *a, **kw: seen.append(kw.get("logits_to_keep")) or real_forward(*a, **kw))
+    sliced = tiny_gpt2.score_ids(sequences, target)
+    assert all(k is not None for k in seen)  # every pass skipped the unused vocabulary projections
+    monkeypatch.setattr(tiny_gpt2, "_keeps_logit_positions", False)
+    np.testing.assert_allclose(sliced, tiny_gpt2.score_ids(sequences, target), rtol=1e-5)
+
+
 def test_next_token_is_the_default_target(tiny_llama):
     enc = tiny_llama.encode("The capital of France is")
     target = tiny_llama.resolve_target(enc)

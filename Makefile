@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: setup run test test-fast browser-deps benchmark clean
+.PHONY: setup run test test-fast browser-deps benchmark benchmark-dashboard clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,6 +41,9 @@ test-fast: setup
 
 benchmark: setup
 	$(PY) -m benchmarks.run
+
+benchmark-dashboard: setup browser-deps
+	$(PY) -m benchmarks.dashboard
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache test-artifacts

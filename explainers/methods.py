@@ -153,11 +153,7 @@ class Context:
     params: dict
     seed: int | None
     prediction: Prediction  # the forward pass over the whole text, with attentions for attention methods
-
-    def __post_init__(self):
-        # Embed the continuation now: computed lazily it would first run inside Captum's hook on
-        # the embedding layer (layer IG), which swaps in the interpolated prompt embeddings.
-        self.tail_embeds
+    target_prob: float  # p(target | text), from that pass
 
     @property
     def device(self) -> torch.device:
@@ -189,17 +185,13 @@ class Context:
 
     @cached_property
     def tail_embeds(self) -> torch.Tensor | None:
-        """A causal LM's target continuation (teacher-forced), embedded once, outside any hook."""
+        """A causal LM's target continuation (teacher-forced), embedded once per explanation."""
         tail = list(self.target.token_ids[:-1])
         return self.handle.embed_ids(tail)[0] if tail else None
 
     def forward(self, embeds: torch.Tensor) -> torch.Tensor:
         """(B, T, H) word embeddings -> (B,) target probability, differentiable."""
         return self.handle.score_embeds(embeds, self.target, tail_embeds=self.tail_embeds)
-
-    def forward_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids -> (B,) target probability through the embedding layer (for layer methods)."""
-        return self.forward(self.handle.embedding_layer(ids))
 
     @property
     def rows_per_batch(self) -> int:
@@ -254,22 +246,27 @@ def _samples(default: int, high: int = 5000) -> Param:
 
 # ---- gradient methods ------------------------------------------------------------------------------
 def _integrated_gradients(ctx: Context) -> Scores:
-    from captum.attr import LayerIntegratedGradients
+    from captum.attr import IntegratedGradients
 
-    lig = LayerIntegratedGradients(ctx.forward_ids, ctx.handle.embedding_layer)
-    return _path_integral(ctx, lig, ctx.ids, ctx.baseline_ids)
+    # On the word embeddings: the same path as layer IG on the embedding layer, without its two
+    # extra passes that only capture that layer's output.
+    return _path_integral(ctx, IntegratedGradients(ctx.forward), ctx.embeds.clone().requires_grad_())
 
 
-def _path_integral(ctx: Context, method, inputs, baselines) -> Scores:
-    """Integrated-gradients-style methods: batched steps, with the convergence delta kept."""
-    attributions, delta = method.attribute(
+def _path_integral(ctx: Context, method, inputs) -> Scores:
+    """Integrated-gradients-style methods from the baseline embeddings: batched steps, and the
+    convergence delta sum(attributions) - (p(input) - p(baseline)). Captum's own delta would run
+    the input and the baseline through the model again; p(input) is known, so only p(baseline) runs."""
+    attributions = method.attribute(
         inputs,
-        baselines=baselines,
+        baselines=ctx.baseline_embeds,
         n_steps=ctx.params["n_steps"],
         internal_batch_size=ctx.rows_per_batch,
-        return_convergence_delta=True,
     )
-    return Scores(ctx.per_token(attributions), extras={"convergence_delta": float(delta.abs().sum())})
+    with torch.no_grad():
+        p_baseline = float(ctx.forward(ctx.baseline_embeds)[0])
+    delta = float(attributions.detach().double().sum()) - (ctx.target_prob - p_baseline)
+    return Scores(ctx.per_token(attributions), extras={"convergence_delta": abs(delta)})
 
 
 def _saliency(ctx: Context) -> Scores:
@@ -335,26 +332,39 @@ def _layer_conductance(ctx: Context) -> Scores:
     from captum.attr import LayerConductance
 
     method = LayerConductance(ctx.forward, ctx.handle.block(ctx.params["layer"]))
-    return _path_integral(ctx, method, ctx.embeds.clone().requires_grad_(), ctx.baseline_embeds)
+    return _path_integral(ctx, method, ctx.embeds.clone().requires_grad_())
 
 
 # ---- perturbation methods -------------------------------------------------------------------------
-def _occlusion(ctx: Context) -> Scores:
-    from captum.attr import Occlusion
+def occlusion_windows(n_tokens: int, window: int, stride: int) -> list[range]:
+    """Captum's Occlusion windows along the tokens: starts 0, stride, ..., the last one reaching
+    the end (cut short there when the stride does not divide the length)."""
+    window = min(window, n_tokens)
+    count = math.ceil((n_tokens - window) / stride) + 1
+    return [range(k * stride, min(k * stride + window, n_tokens)) for k in range(count)]
 
-    hidden = ctx.embeds.shape[-1]
-    window = min(ctx.params["window"], ctx.enc.n_tokens)
-    with torch.no_grad():
-        attributions = Occlusion(ctx.forward).attribute(
-            ctx.embeds,
-            sliding_window_shapes=(window, hidden),
-            strides=(ctx.params["stride"], hidden),
-            baselines=ctx.baseline_embeds,
-            perturbations_per_eval=ctx.rows_per_batch,
-        )
-    # Captum gives every embedding dim of a window the window's whole effect (averaged over the
-    # windows covering it), so one dim is the token's score; summing over H would multiply by H.
-    return Scores(_feature_scores(ctx, attributions))
+
+def _occlusion(ctx: Context) -> Scores:
+    """Captum's Occlusion with the baseline token, as one batched pass over all windows: each token's
+    score is the mean drop p(x) - p(x with a window hidden) over the windows that cover it."""
+    if ctx.params["stride"] > ctx.params["window"]:
+        raise InputError("Occlusion's stride must not exceed its window: the tokens between windows would "
+                         "never be hidden.")
+    windows = occlusion_windows(ctx.enc.n_tokens, ctx.params["window"], ctx.params["stride"])
+    baseline = ctx.baseline_ids[0].tolist()  # special tokens are their own baseline: never hidden
+    sequences = []
+    for covered in windows:
+        ids = list(ctx.enc.ids)
+        ids[covered.start : covered.stop] = baseline[covered.start : covered.stop]
+        sequences.append(ids)
+    drops = ctx.target_prob - ctx.handle.score_ids(sequences, ctx.target)
+    total, count = np.zeros(ctx.enc.n_tokens), np.zeros(ctx.enc.n_tokens)
+    for covered, drop in zip(windows, drops):
+        total[covered.start : covered.stop] += drop
+        count[covered.start : covered.stop] += 1
+    scores = total / np.maximum(count, 1)
+    scores[~ctx.content_mask.cpu().numpy()] = 0.0
+    return Scores(scores)
 
 
 def _leave_one_out(ctx: Context) -> Scores:
@@ -527,8 +537,7 @@ register(Method(
     "occlusion", "Occlusion", "perturbation",
     "Slides a window over the text, replaces the tokens under it with the baseline token and "
     "records how much the target probability drops.",
-    _occlusion,
-    lambda n, p: Cost(max(1, math.ceil((max(n, p["window"]) - p["window"]) / p["stride"]) + 1) + 1),
+    _occlusion, lambda n, p: Cost(len(occlusion_windows(n, p["window"], p["stride"]))),
     (Param("window", 3, "int", "Tokens hidden at once.", 1, 32), Param("stride", 1, "int", "Step between windows.", 1, 32),
      BASELINE),
 ))
@@ -595,7 +604,7 @@ def explain(handle: ModelHandle, text: str, method: str, target: str | int | Non
         tgt = handle.resolve_target(enc, target, prediction)
         target_prob = handle.target_probability(enc, tgt, prediction)
         while True:
-            ctx = Context(handle, enc, tgt, params, seed if spec.random else None, prediction)
+            ctx = Context(handle, enc, tgt, params, seed if spec.random else None, prediction, target_prob)
             try:
                 with handle.oom_fallback():
                     scores = spec.run(ctx)

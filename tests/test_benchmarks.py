@@ -82,3 +82,18 @@ def test_quick_run_on_the_default_model(capsys):
     for workload in ("W1",):
         assert result[workload]["speedup_vs_naive"]["overall"] > 0
         assert result[workload]["ratio_to_limit"]["overall"] > 0
+
+
+@pytest.mark.browser
+def test_dashboard_timings_are_reported(capsys):
+    from benchmarks import dashboard
+    from benchmarks.browser import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    assert dashboard.main(["--repeats", "1", "--cold-repeats", "1", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)["dashboard"]
+    assert set(figures) == {"cold_start", "explain_to_rendered", "cached_explain", "cached_switch_view"}
+    for name, row in figures.items():
+        assert len(row["runs_s"]) == 1 and row["median_s"] > 0, name
+    assert figures["cold_start"]["target_s"] == 8.0 and figures["cached_explain"]["target_s"] == 0.3

@@ -153,6 +153,33 @@ def test_causal_lm_with_a_multi_token_continuation(tiny_gpt2, method):
     assert np.all(np.isfinite(exp.scores())) and np.abs(exp.scores()).sum() > 0
 
 
+@pytest.mark.parametrize("fixture, window, stride", [("tiny_bert", 3, 1), ("tiny_bert", 3, 2), ("tiny_gpt2", 3, 2)])
+def test_occlusion_matches_captum(request, fixture, window, stride):
+    """One batched pass over all windows gives what Captum's Occlusion gives on the embeddings."""
+    from captum.attr import Occlusion
+
+    from explainers.methods import Context
+
+    handle = request.getfixturevalue(fixture)
+    text = TEXT if handle.task == "classification" else PROMPT
+    target = "Paris. The" if handle.task == "causal_lm" else None  # a multi-token continuation too
+    exp = explain(handle, text, "occlusion", target=target, window=window, stride=stride)
+    prediction = handle.predict(exp.encoded)
+    ctx = Context(handle, exp.encoded, exp.target, {"baseline": "auto"}, None, prediction, exp.target_prob)
+    with torch.no_grad():
+        reference = Occlusion(ctx.forward).attribute(
+            ctx.embeds, sliding_window_shapes=(window, ctx.embeds.shape[-1]),
+            strides=(stride, ctx.embeds.shape[-1]), baselines=ctx.baseline_embeds)
+    expected = reference[0, :, 0].numpy().astype(np.float64)
+    expected[list(i for i, s in enumerate(exp.encoded.special) if s)] = 0.0
+    np.testing.assert_allclose(exp.token_scores, expected, atol=1e-5)
+
+
+def test_occlusion_stride_wider_than_its_window_is_refused(tiny_bert):
+    with pytest.raises(InputError, match="stride must not exceed its window"):
+        explain(tiny_bert, TEXT, "occlusion", window=2, stride=3)
+
+
 def test_occlusion_with_window_one_is_the_drop_from_masking_each_token(tiny_bert):
     exp = explain(tiny_bert, TEXT, "occlusion", window=1)
     ids = exp.token_ids

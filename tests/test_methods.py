@@ -187,3 +187,24 @@ def test_occlusion_with_window_one_is_the_drop_from_masking_each_token(tiny_bert
     masked = ids[:i] + [tiny_bert.baseline_token_id()] + ids[i + 1:]
     p_full, p_masked = tiny_bert.score_ids([ids, masked], exp.target)
     assert exp.token_scores[i] == pytest.approx(p_full - p_masked, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion", "lime", "layer_conductance"])
+def test_out_of_memory_inside_a_method_retries_with_smaller_batches(tiny_bert, method, monkeypatch):
+    """A batch that does not fit (simulated: more than 2 rows) halves the budget until it does,
+    and the explanation comes out the same."""
+    expected = explain(tiny_bert, TEXT, method, n_samples=40) if method == "lime" else explain(tiny_bert, TEXT, method)
+    real_forward = tiny_bert.model.forward
+
+    def forward_that_runs_out_of_memory(*args, **kwargs):
+        inputs = kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs.get("inputs_embeds")
+        if inputs is not None and inputs.shape[0] > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_bert.model, "forward", forward_that_runs_out_of_memory)
+    monkeypatch.setattr(tiny_bert, "token_budget", tiny_bert.token_budget)  # restored afterwards
+    params = {"n_samples": 40} if method == "lime" else {}
+    got = explain(tiny_bert, TEXT, method, **params)
+    assert tiny_bert.rows_per_batch(len(got.token_ids)) <= 2  # halved until the batches fit
+    np.testing.assert_allclose(got.token_scores, expected.token_scores, atol=1e-5)

@@ -146,16 +146,20 @@ def cmd_build_models(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from streamlit.web import cli as streamlit_cli
-
     from .preload import preload_model
+
+    if args.model:
+        local = Path(args.model).expanduser()
+        # a folder named relative to where the user is, not to the repository the server runs in
+        os.environ[DEFAULT_MODEL_ENV] = str(local.resolve()) if local.exists() else args.model
+    # The first page needs the model: load it while the server starts (most of a cold start is
+    # imports), beginning before Streamlit itself is imported.
+    preload_model(default_model())
+
+    from streamlit.web import cli as streamlit_cli
 
     app = ROOT / "dashboard" / "app.py"
     os.chdir(ROOT)  # so Streamlit finds .streamlit/config.toml
-    if args.model:
-        os.environ[DEFAULT_MODEL_ENV] = args.model
-    # The first page needs the model: load it while the server starts (most of a cold start is imports).
-    preload_model(default_model())
     sys.argv = ["streamlit", "run", str(app), "--server.port", str(args.port), "--server.address", args.address,
                 *args.streamlit_args]
     return streamlit_cli.main()

@@ -82,3 +82,23 @@ def test_the_installed_console_script_reads_stdin(tiny_bert_dir):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["explanations"][0]["text"] == "<b>bold</b> 😍 text"
+
+
+def test_run_preloads_the_model_and_starts_streamlit_on_the_app(monkeypatch, tiny_bert_dir):
+    import os
+
+    from streamlit.web import cli as streamlit_cli
+
+    from explainers.cli import ROOT
+
+    seen = {}
+    monkeypatch.setattr(streamlit_cli, "main", lambda: seen.update(argv=list(sys.argv)) or 0)
+    monkeypatch.setattr("explainers.preload.preload_model", lambda name: seen.update(preloaded=name))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", "restored afterwards")
+    monkeypatch.chdir(tiny_bert_dir.parent)  # the user names a folder relative to where they are
+    assert main(["run", "--port", "8765", "--model", tiny_bert_dir.name]) == 0
+    absolute = str(tiny_bert_dir.resolve())
+    assert os.environ["WHYBOX_DEFAULT_MODEL"] == absolute and seen["preloaded"] == absolute
+    assert seen["argv"][:3] == ["streamlit", "run", str(ROOT / "dashboard" / "app.py")]
+    assert seen["argv"][seen["argv"].index("--server.port") + 1] == "8765"

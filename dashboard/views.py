@@ -41,11 +41,25 @@ def check_text(handle: ModelHandle, text: str) -> bool:
     return True
 
 
-def explanations(pressed: bool) -> tuple[state.Request, list[Explanation], dict[str, str]] | None:
-    """The explanations to show: a fresh run when the button was pressed (or a shared link was opened),
-    else the last run's (instant: cached). None when there is nothing to show yet.
+def explanations(pressed: bool, hint: str) -> tuple[state.Request, list[Explanation]]:
+    """The explanations to show and the request they answer: a fresh run when the button was pressed
+    (or a shared link was opened), else the last run's (instant: cached). Methods that failed are
+    reported on the page. Stops the page when there is nothing to show (with `hint` when nothing
+    has been asked for yet)."""
+    result = _explanations(pressed)
+    if result is None:
+        if not pressed:
+            st.info(hint)
+        st.stop()
+    req, exps, errors = result
+    for name, message in errors.items():
+        st.error(f"**{METHODS[name].title}** could not run: {plain(message)}")
+    if not exps:
+        st.stop()
+    return req, exps
 
-    Returns the request they answer, the explanations, and an error message per failed method."""
+
+def _explanations(pressed: bool) -> tuple[state.Request, list[Explanation], dict[str, str]] | None:
     ss = st.session_state
     req = state.current_request()
     run = pressed or ss.pop("autorun", False)
@@ -85,11 +99,6 @@ def _compute(handle: ModelHandle, req: state.Request, progress: bool):
                                 f"{time.perf_counter() - started:.1f} s",
                           state="error" if errors else "complete", expanded=False)
     return exps, errors
-
-
-def method_errors(errors: dict[str, str]) -> None:
-    for name, message in errors.items():
-        st.error(f"**{METHODS[name].title}** could not run: {plain(message)}")
 
 
 def method_caption(exp: Explanation) -> str:

@@ -16,16 +16,9 @@ st.caption("Type a text, pick methods in the sidebar, and press Explain. Each me
 views.model()
 state.text_box("explain")
 pressed = st.button("Explain", type="primary", icon=":material/lightbulb:")
-result = views.explanations(pressed)
-if result is None:
-    if not pressed:
-        st.info("Press **Explain** to run the methods chosen in the sidebar (their estimated cost is listed there).")
-    st.stop()
-req, exps, errors = result
+req, exps = views.explanations(
+    pressed, "Press **Explain** to run the methods chosen in the sidebar (their estimated cost is listed there).")
 handle = state.get_model(req.model)
-views.method_errors(errors)
-if not exps:
-    st.stop()
 
 first = exps[0]
 left, right = st.columns([2, 3])

@@ -24,15 +24,7 @@ mode = right.segmented_control("Removed tokens are", list(MODES), default="delet
                                format_func=str.capitalize)
 st.caption(f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
            "training, so part of any probability change is the oddness of the input itself.")
-result = views.explanations(pressed)
-if result is None:
-    if not pressed:
-        st.info("Press **Explain and check** to run the chosen methods and test them.")
-    st.stop()
-req, exps, errors = result
-views.method_errors(errors)
-if not exps:
-    st.stop()
+req, exps = views.explanations(pressed, "Press **Explain and check** to run the chosen methods and test them.")
 handle = state.get_model(req.model)
 
 with st.spinner("Running the checks (one batched pass per method)…"):

@@ -15,7 +15,7 @@ import time
 
 from explainers.faithfulness import evaluate
 from explainers.methods import METHODS, explain
-from explainers.model import load_model
+from explainers.loading import load_model
 
 REVIEW = "a gripping , funny and beautifully acted film , though the last half hour drags and the ending is far too neat ."
 

@@ -33,7 +33,8 @@ import torch
 from explainers.errors import WhyboxError
 from explainers.faithfulness import evaluate
 from explainers.methods import METHODS, explain
-from explainers.model import ModelHandle, load_model
+from explainers.loading import load_model
+from explainers.model import ModelHandle
 
 from . import naive
 from .naive import NaiveModel
@@ -253,7 +254,7 @@ def run_workload(handle: ModelHandle, text: str, *, repeats: int, with_naive: bo
     """Each method, then the faithfulness suite of each explanation: whybox vs naive vs limit."""
     device = handle.device
     enc = handle.encode(text)
-    nm = NaiveModel(handle.model, handle.tokenizer, handle.task)
+    nm = NaiveModel(handle.model, handle.tokenizer, handle.task.name)
     limit = Limit(handle, enc.ids) if with_limit else None
     items: dict[str, dict] = {}
     explanations = {}
@@ -301,7 +302,7 @@ def run_workload(handle: ModelHandle, text: str, *, repeats: int, with_naive: bo
              lambda e=exp: naive.faithfulness(nm, e.token_ids, e.special, e.token_scores, target_id(e.target)),
              lambda report: (report.forward_rows, 0))
 
-    out = {"model": handle.name, "architecture": handle.architecture, "task": handle.task, "text": text,
+    out = {"model": handle.name, "architecture": handle.architecture, "task": handle.task.name, "text": text,
            "n_tokens": enc.n_tokens, "target": target.label, "repeats": repeats, "items": items}
     whybox_total = sum(e["whybox"]["median_s"] for e in items.values())
     out["whybox_total_s"] = whybox_total

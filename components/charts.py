@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 
 from explainers.explanation import Explanation
 from explainers.faithfulness import Report
-from explainers.methods import METHODS
-from explainers.narrative import is_signed, method_title, shown
+from explainers.faithfulness import METRICS
+from explainers.narrative import shown
 
 from .heatmap import FONT, MUTED, NEGATIVE, POSITIVE, TEXT_DARK, UNSIGNED, hex_color, mix
 
@@ -23,12 +23,6 @@ RED, BLUE, VIOLET, GREY = hex_color(POSITIVE), hex_color(NEGATIVE), hex_color(UN
 # Colour-blind-safe qualitative palette (Okabe-Ito, without yellow), one colour per method.
 METHOD_PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000", "#999999")
 DASHES = ("solid", "dash", "dot")  # past the palette, lines differ by dash too
-CURVES = {
-    "deletion": ("Fraction of tokens removed (most important first)", "Probability of the target"),
-    "insertion": ("Fraction of tokens kept (most important first)", "Probability of the target"),
-    "aopc_comprehensiveness": ("Top fraction of tokens removed", "p(text) − p(without them)"),
-    "aopc_sufficiency": ("Top fraction of tokens kept", "p(text) − p(only them)"),
-}
 
 
 def label(text: str) -> str:
@@ -107,7 +101,7 @@ def word_bars(exp: Explanation, top_k: int = 15) -> go.Figure:
     scores = exp.scores("word")
     order = [int(i) for i in np.argsort(-np.abs(scores), kind="stable")[:top_k]]
     names = unique_labels([label(w) for w in exp.words])
-    signed = is_signed(exp.method)
+    signed = exp.signed
     chosen = [scores[i] for i in order]
     fig = go.Figure(go.Bar(
         x=chosen, y=[names[i] for i in order], orientation="h",
@@ -119,7 +113,7 @@ def word_bars(exp: Explanation, top_k: int = 15) -> go.Figure:
     axis = f"← against '{target}'   score   towards '{target}' →" if signed else "Score (unsigned: how much, not which way)"
     fig.update_xaxes(title_text=axis)
     fig.update_yaxes(autorange="reversed")
-    title = f"{label(method_title(exp.method))}: top {len(order)} words for '{target}'"
+    title = f"{label(exp.title)}: top {len(order)} words for '{target}'"
     fig = _style(fig, title=title, height=_bar_height(len(order)) + 40)
     _pad_range(fig, chosen)
     return fig
@@ -136,13 +130,14 @@ def _pad_range(fig: go.Figure, values) -> None:
 
 
 def curves_chart(reports: list[Report], curve: str) -> go.Figure:
-    """One line per method: a deletion/insertion curve or the AOPC bins behind the metric."""
-    if curve not in CURVES:
-        raise ValueError(f"curve must be one of {', '.join(CURVES)}, not {curve!r}")
-    x_title, y_title = CURVES[curve]
+    """One line per method: the curve behind metric `curve` (deletion/insertion, or the AOPC bins)."""
+    metric = METRICS.get(curve)
+    if metric is None or not metric.curve_title:
+        raise ValueError(f"{curve!r} is not a metric with a curve")
     aopc = curve.startswith("aopc")
+    y_title = "p(text) − p(perturbed)" if aopc else "Probability of the target"
     fig = go.Figure()
-    names = unique_labels([method_title(r.method) for r in reports])
+    names = unique_labels([r.title for r in reports])
     for i, (name, report, color) in enumerate(zip(names, reports, method_colors(len(reports)))):
         data = report.curves.get(curve)
         if not data:
@@ -153,21 +148,19 @@ def curves_chart(reports: list[Report], curve: str) -> go.Figure:
             line=dict(color=color, width=2.2, dash=dash), marker=dict(size=7),
             hovertemplate=f"{label(name)}<br>%{{x:.0%}} → %{{y:.3f}}<extra></extra>",
         ))
-    fig.update_xaxes(title_text=x_title, tickformat=".0%", type="log" if aopc else "linear",
+    fig.update_xaxes(title_text=f"{metric.curve_x.capitalize()} (most important first)", tickformat=".0%", type="log" if aopc else "linear",
                      tickvals=[0.01, 0.05, 0.1, 0.2, 0.5] if aopc else None)
     fig.update_yaxes(title_text=y_title)
     if not aopc:
         fig.update_yaxes(range=[0, 1.02])
-    titles = {"deletion": "Deletion curve: a fast fall is good", "insertion": "Insertion curve: a fast rise is good",
-              "aopc_comprehensiveness": "Comprehensiveness per bin: higher is better",
-              "aopc_sufficiency": "Sufficiency per bin: lower is better"}
-    return _style(fig, title=titles[curve], height=340, legend_items=len(fig.data))
+    title = f"{metric.curve_title}: {metric.direction} is better ({metric.symbol})"
+    return _style(fig, title=title, height=340, legend_items=len(fig.data))
 
 
 def agreement_heatmap(names: list[str], matrix: np.ndarray) -> go.Figure:
     """Spearman ρ between every pair of methods, −1 (blue) .. 1 (red); undefined pairs read n/a."""
     matrix = np.asarray(matrix, dtype=float)
-    titles = unique_labels([label(method_title(n)) for n in names])
+    titles = unique_labels([label(n) for n in names])  # the methods' titles, in the order given
     text = [["n/a" if math.isnan(v) else f"{v:.2f}" for v in row] for row in matrix]
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isnan(matrix), None, matrix).tolist(), x=titles, y=titles, text=text, texttemplate="%{text}",

@@ -11,7 +11,7 @@ import html
 import numpy as np
 
 from explainers.explanation import Explanation
-from explainers.narrative import is_attention, is_signed, method_title, shown
+from explainers.narrative import shown
 
 # One colour convention for every view: red supports the target, blue speaks against it,
 # violet measures an unsigned amount (saliency, attention).
@@ -98,7 +98,7 @@ def heatmap_html(exp: Explanation, level: str = "word", *, scale: float | None =
     if level not in ("word", "token"):
         raise ValueError(f"level must be 'word' or 'token', not {level!r}")
     scale = default_scale(exp, level) if scale is None else float(scale)
-    signed = is_signed(exp.method)
+    signed = exp.signed
     body = _word_spans(exp, scale, signed) if level == "word" else _token_spans(exp, scale, signed)
     return _container(body)
 
@@ -141,7 +141,7 @@ def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "w
     scale = default_scale(exp, level) if scale is None else float(scale)
     label = html.escape(shown(exp.target.label))
     bar = "display:inline-block;width:120px;height:12px;border-radius:6px;border:1px solid #e4e4e7;vertical-align:middle"
-    if is_signed(exp.method):
+    if exp.signed:
         gradient = f"linear-gradient(90deg,{hex_color(NEGATIVE)},#ffffff,{hex_color(POSITIVE)})"
         items = [
             f'<span><b style="color:{hex_color(NEGATIVE)}">blue</b> = pushes away from \'{label}\'</span>',
@@ -151,10 +151,10 @@ def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "w
         full = f"full colour = ±{scale:.3g}"
     else:
         gradient = f"linear-gradient(90deg,#ffffff,{hex_color(UNSIGNED)})"
-        title = html.escape(method_title(exp.method))
+        title = html.escape(exp.title)
         darker = f'<b style="color:{hex_color(UNSIGNED)}">darker</b>'
         meaning = (f"{darker} = more attention from the prediction position. Attention is blind to the target: "
-                   "a view of the model, not an explanation" if is_attention(exp.method) else
+                   "a view of the model, not an explanation" if exp.properties.get("needs_attention") else
                    f"{darker} = matters more for '{label}'. {title} is unsigned: it says how much, not in which direction")
         items = [f'<span style="{bar};background:{gradient}"></span>', f"<span>{meaning}</span>"]
         full = f"full colour = {scale:.3g}"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, Metric, Report
-from explainers.narrative import faithfulness_verdict, method_title
+from explainers.narrative import faithfulness_verdict
 
 from .charts import unique_labels
 from .heatmap import hex_color, mix, text_color
@@ -19,7 +19,7 @@ _BY_TITLE = {m.title: m for m in METRICS.values()}
 
 def metrics_frame(reports: list[Report]) -> pd.DataFrame:
     """Rows = methods (their titles), columns = metric titles, in METRICS order."""
-    index = unique_labels([method_title(r.method) for r in reports])
+    index = unique_labels([r.title or r.method for r in reports])
     data = [{m.title: r.values.get(m.name, np.nan) for m in METRICS.values()} for r in reports]
     return pd.DataFrame(data, index=pd.Index(index, name="Method"), columns=[m.title for m in METRICS.values()], dtype=float)
 

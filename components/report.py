@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
-import math
+import numbers
 
-import numpy as np
-
+from explainers import strict_json
 from explainers.explanation import Explanation
-from explainers.faithfulness import Report
-from explainers.methods import FAMILIES, METHODS
-from explainers.narrative import faithfulness_verdict, method_title, summarize
+from explainers.faithfulness import CURVE_METRICS, RANKING_RULE, Report
+from explainers.narrative import faithfulness_verdict, summarize
 
 from . import charts
 from .heatmap import FONT, MUTED, TEXT_DARK, heatmap_html, legend_html
@@ -50,8 +47,8 @@ def _e(value) -> str:
 
 def _value(value) -> str:
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(_plain(value), ensure_ascii=False)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return strict_json.dumps(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
 
@@ -74,7 +71,7 @@ class _Figures:
 
 
 def html_report(*, model_info: dict, explanations: list[Explanation], reports: list[Report], settings: dict,
-                agreement: tuple[list[str], np.ndarray] | None = None) -> str:
+                agreement: tuple[list[str], object] | None = None) -> str:
     """One HTML file with everything the dashboard showed; no external URL, so it opens offline."""
     figures = _Figures()
     name = model_info.get("name", "model")
@@ -110,21 +107,19 @@ def _methods_table(explanations: list[Explanation]) -> str:
     head = "<tr><th>Method</th><th>Family</th><th>Parameters</th><th>Target</th><th>Seed</th><th>Time</th></tr>"
     rows = []
     for exp in explanations:
-        spec = METHODS.get(exp.method)
         params = ", ".join(f"{k} = {_value(v)}" for k, v in exp.params.items()) or "none"
         rows.append(
-            f"<tr><td>{_e(method_title(exp.method))}</td><td>{_e(spec.family if spec else '?')}</td>"
+            f"<tr><td>{_e(exp.title)}</td><td>{_e(exp.properties.get('family', '?'))}</td>"
             f"<td>{_e(params)}</td><td>{_e(exp.target.label)}</td>"
             f"<td>{_e(exp.seed if exp.seed is not None else '—')}</td><td class='num'>{exp.seconds:.2f} s</td></tr>")
     return f"<table class='wide'>{head}{''.join(rows)}</table>"
 
 
 def _explanation_card(exp: Explanation) -> str:
-    spec = METHODS.get(exp.method)
-    about = f"{FAMILIES.get(spec.family, '')} {spec.summary}" if spec else ""
+    about = " ".join(filter(None, (exp.properties.get("family_summary"), exp.properties.get("scores_note"))))
     return (
         "<section class='card'>"
-        f"<h3>{_e(method_title(exp.method))}</h3><p class='muted'>{_e(about)}</p>"
+        f"<h3>{_e(exp.title)}</h3><p class='muted'>{_e(about)}</p>"
         f"<p>{_e(summarize(exp))}</p>"
         f"{legend_html(exp, None)}{heatmap_html(exp, 'word')}"
         f"<details><summary>Subword tokens</summary>{legend_html(exp, None, level='token')}"
@@ -158,39 +153,27 @@ def _faithfulness(reports: list[Report], agreement, figures: _Figures) -> list[s
         f"<details><summary>What the metrics mean</summary><ul class='meanings'>{meanings}</ul></details>",
         "<h2>Curves</h2><div class='grid'>",
     ]
-    for curve in ("deletion", "insertion", "aopc_comprehensiveness", "aopc_sufficiency"):
-        parts.append(f"<section class='card'>{figures.html(charts.curves_chart(reports, curve))}</section>")
+    for metric in CURVE_METRICS:
+        parts.append(f"<section class='card'>{figures.html(charts.curves_chart(reports, metric.name))}</section>")
     parts.append("</div>")
     if agreement is not None and len(agreement[0]) > 1:
+        titles = {r.method: r.title for r in reports}
         parts += ["<h2>Agreement</h2>", "<section class='card'>",
-                  figures.html(charts.agreement_heatmap(*agreement)), "</section>"]
+                  figures.html(charts.agreement_heatmap([titles.get(n, n) for n in agreement[0]], agreement[1])),
+                  "</section>"]
     return parts
 
 
 # ---- JSON ----------------------------------------------------------------------------------------
-def _plain(value):
-    """JSON-safe: numpy to Python, NaN and infinities to null (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def json_bundle(explanations: list[Explanation], reports: list[Report], settings: dict, model_info: dict) -> str:
     """Everything needed to reload or audit a run: Explanation.from_dict reads each explanation back.
-    Undefined metric values (NaN) are written as null."""
+    Strict JSON: undefined metric values are written as null."""
     bundle = {
         "schema": BUNDLE_SCHEMA,
         "model": model_info,
         "settings": settings,
         "explanations": [e.to_dict() for e in explanations],
         "reports": [r.to_dict() for r in reports],
+        "ranking_rule": RANKING_RULE,
     }
-    return json.dumps(_plain(bundle), ensure_ascii=False, indent=2, allow_nan=False)
+    return strict_json.dumps(bundle, indent=2)

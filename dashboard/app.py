@@ -13,11 +13,11 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the reposi
 
 import streamlit as st  # noqa: E402
 
-from dashboard import state  # noqa: E402
+from dashboard import links  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
 
 st.set_page_config(page_title="whybox: why did the model say that?", page_icon="🔍", layout="wide")
-state.init()
+links.init()
 
 # Pages live in app_pages/, not pages/: a pages/ folder beside the entry point switches Streamlit to its
 # old directory-based navigation, which runs a page without this script (and so without the sidebar).
@@ -31,5 +31,5 @@ PAGES = [
 page = st.navigation(PAGES)
 with st.sidebar:
     sidebar()
-state.sync_url()  # before the page: a page's st.stop() would drop later URL changes
+links.sync_url()  # before the page: a page's st.stop() would drop later URL changes
 page.run()

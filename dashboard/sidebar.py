@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import state
-from dashboard.state import plain
+from dashboard import models, widgets
+from dashboard.widgets import plain
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS, Param
 from explainers.model import ModelHandle
@@ -28,15 +28,15 @@ def sidebar() -> None:
 # ---- model ----------------------------------------------------------------------------------------
 def model_picker() -> ModelHandle | None:
     ss = st.session_state
-    catalog = state.builtin_catalog()
-    options = list(catalog) + ([CUSTOM] if state.custom_models_allowed() else [])
+    catalog = models.builtin_catalog()
+    options = list(catalog) + ([CUSTOM] if models.custom_models_allowed() else [])
     shown = lambda name: name if name in catalog else CUSTOM  # noqa: E731
     if "w_model" not in ss:
         ss.w_model = shown(ss.model)
     error = None
     # A new built-in pick is loaded before the box is drawn, so that a failure can put it back.
     if ss.w_model not in (CUSTOM, ss.model):
-        error = state.switch_model(ss.w_model)
+        error = models.switch_model(ss.w_model)
         if error:
             ss.w_model = shown(ss.model)
     st.selectbox(
@@ -51,11 +51,11 @@ def model_picker() -> ModelHandle | None:
         with st.form("custom_model", border=False):
             st.text_input("Model folder or hub id", key="w_custom", placeholder="/path/to/model or org/name")
             if st.form_submit_button("Load model"):
-                error = state.switch_model(ss.w_custom.strip())
+                error = models.switch_model(ss.w_custom.strip())
     if error:
         st.error(f"{plain(error)}\n\nStill using **{plain(ss.model)}**.")
     try:
-        return state.get_model(ss.model)
+        return models.get_model(ss.model)
     except WhyboxError as exc:
         st.error(f"Could not load **{plain(ss.model)}**: {plain(str(exc))}\n\nPick another model above.")
         return None
@@ -64,10 +64,7 @@ def model_picker() -> ModelHandle | None:
 def model_card(handle: ModelHandle) -> None:
     info = handle.describe()
     device = "GPU" if handle.device.type == "cuda" else "Apple GPU" if handle.device.type == "mps" else "CPU"
-    if handle.task == "classification":
-        task = "Classifier · labels: " + ", ".join(plain(label) for label in handle.labels)
-    else:
-        task = "Causal language model · explains the next token (or a continuation you name)"
+    task = plain(handle.task.describe())
     st.caption(f"Loaded **{plain(handle.name)}** ({info['architecture']}, {info['parameters'] / 1e6:.1f} M parameters, "
                f"up to {handle.max_tokens} tokens) on **{device}** ({handle.device}).  \n{task}")
 
@@ -75,7 +72,7 @@ def model_card(handle: ModelHandle) -> None:
 # ---- methods --------------------------------------------------------------------------------------
 def method_picker(handle: ModelHandle) -> None:
     ss = st.session_state
-    state.bind("w_methods", "methods")
+    widgets.bind("w_methods", "methods")
     ss.methods = st.multiselect(
         "Methods", list(METHODS), key="w_methods", format_func=lambda m: METHODS[m].title,
         help="Attribution methods to run. Their estimated cost is listed below, before you run them.",
@@ -96,7 +93,7 @@ def method_picker(handle: ModelHandle) -> None:
 
 
 def _bound(widget_key: str, setting: str) -> str:
-    state.bind(widget_key, setting)
+    widgets.bind(widget_key, setting)
     return widget_key
 
 
@@ -120,7 +117,7 @@ def cost_summary(handle: ModelHandle) -> None:
     """Each method's estimated cost for the current text, before anything runs."""
     ss = st.session_state
     try:
-        n_tokens = handle.encode(state.current_text()).n_tokens
+        n_tokens = handle.encode(widgets.current_text()).n_tokens
     except WhyboxError:
         return
     lines, expensive = [], []
@@ -143,15 +140,14 @@ def cost_summary(handle: ModelHandle) -> None:
 # ---- target -----------------------------------------------------------------------------------------
 def target_picker(handle: ModelHandle) -> None:
     ss = st.session_state
-    if handle.task == "classification":
+    task = handle.task
+    if not task.free_text_target:
         options = [""] + handle.labels
         if ss.target not in options:  # e.g. a label of the previous model
             ss.target = ""
             ss.pop("w_target_label", None)
         ss.target = st.selectbox("Explain the label", options, key=_bound("w_target_label", "target"),
-                                 format_func=lambda label: label or "the predicted label",
-                                 help="Which class the attributions are computed for.")
+                                 format_func=lambda label: label or "the predicted label", help=task.target_help)
     else:
         ss.target = st.text_input("Target continuation", key=_bound("w_target_text", "target"),
-                                  placeholder="empty = the model's most likely next token",
-                                  help="The text whose probability after your prompt is explained, e.g. ' Paris'.")
+                                  placeholder="empty = the model's most likely next token", help=task.target_help)

@@ -9,10 +9,10 @@ from contextlib import nullcontext
 import streamlit as st
 
 from components.report import html_report, json_bundle
-from dashboard import state
-from dashboard.state import plain
+from dashboard import models, results
+from dashboard.widgets import plain
 from explainers import faithfulness
-from explainers.errors import WhyboxError
+from explainers.errors import InternalError, WhyboxError
 from explainers.explanation import Explanation
 from explainers.methods import METHODS
 from explainers.model import ModelHandle
@@ -21,7 +21,7 @@ from explainers.model import ModelHandle
 def model() -> ModelHandle:
     """The loaded model; stops the page with the reason when there is none."""
     try:
-        return state.get_model(st.session_state.model)
+        return models.get_model(st.session_state.model)
     except WhyboxError as exc:
         st.error(f"No model is loaded: {plain(str(exc))}\n\nPick another model in the sidebar.")
         st.stop()
@@ -41,7 +41,7 @@ def check_text(handle: ModelHandle, text: str) -> bool:
     return True
 
 
-def explanations(pressed: bool, hint: str) -> tuple[state.Request, list[Explanation]]:
+def explanations(pressed: bool, hint: str) -> tuple[results.Request, list[Explanation]]:
     """The explanations to show and the request they answer: a fresh run when the button was pressed
     (or a shared link was opened), else the last run's (instant: cached). Methods that failed are
     reported on the page. Stops the page when there is nothing to show (with `hint` when nothing
@@ -52,16 +52,19 @@ def explanations(pressed: bool, hint: str) -> tuple[state.Request, list[Explanat
             st.info(hint)
         st.stop()
     req, exps, errors = result
-    for name, message in errors.items():
-        st.error(f"**{METHODS[name].title}** could not run: {plain(message)}")
+    for name, error in errors.items():
+        if isinstance(error, InternalError):  # ours, not the input's: say so, with the id in the log
+            st.error(f"**{METHODS[name].title}** failed: {plain(str(error))}", icon=":material/bug_report:")
+        else:
+            st.error(f"**{METHODS[name].title}** could not run: {plain(str(error))}")
     if not exps:
         st.stop()
     return req, exps
 
 
-def _explanations(pressed: bool) -> tuple[state.Request, list[Explanation], dict[str, str]] | None:
+def _explanations(pressed: bool) -> tuple[results.Request, list[Explanation], dict[str, str]] | None:
     ss = st.session_state
-    req = state.current_request()
+    req = results.current_request()
     run = pressed or ss.pop("autorun", False)
     if run:
         handle = model()
@@ -76,11 +79,11 @@ def _explanations(pressed: bool) -> tuple[state.Request, list[Explanation], dict
     elif ss.done != req:
         st.caption("These results are for earlier settings: press the button to update them.")
     shown = ss.done
-    exps, errors = _compute(state.get_model(shown.model), shown, progress=run)
+    exps, errors = _compute(models.get_model(shown.model), shown, progress=run)
     return shown, exps, errors
 
 
-def _compute(handle: ModelHandle, req: state.Request, progress: bool):
+def _compute(handle: ModelHandle, req: results.Request, progress: bool):
     exps, errors = [], {}
     started = time.perf_counter()
     status = st.status(f"Explaining with {len(req.methods)} methods…", expanded=True) if progress else nullcontext()
@@ -90,9 +93,9 @@ def _compute(handle: ModelHandle, req: state.Request, progress: bool):
             if bar:
                 bar.progress(i / len(req.methods), text=f"{METHODS[name].title} ({i + 1} of {len(req.methods)})")
             try:
-                exps.append(state.explain_one(handle, req, name))
+                exps.append(results.explain_one(handle, req, name))
             except WhyboxError as exc:
-                errors[name] = str(exc)
+                errors[name] = exc
         if progress:
             bar.progress(1.0, text="Done")
             status.update(label=f"Explained with {len(exps)} of {len(req.methods)} methods in "
@@ -102,22 +105,22 @@ def _compute(handle: ModelHandle, req: state.Request, progress: bool):
 
 
 def method_caption(exp: Explanation) -> str:
-    method = METHODS[exp.method]
-    bits = [f"{method.family} method" + (" (experimental, see below)" if method.experimental else ""),
+    props = exp.properties
+    bits = [f"{props.get('family', '?')} method" + (" (experimental, see below)" if props.get("experimental") else ""),
             f"computed in {exp.seconds:.2f} s"]
     if exp.seed is not None:
         bits.append(f"seed {exp.seed}")
-    if "convergence_delta" in exp.extras:
-        bits.append(f"convergence delta {exp.extras['convergence_delta']:.3g}")
-    if "surrogate_r2" in exp.extras:
-        bits.append(f"surrogate R² {exp.extras['surrogate_r2']:.2f}")
+    for d in exp.diagnostics:
+        bits.append(f"{d['title']} {d['value']:.3g}" + ("" if d["ok"] else " (poor)"))
+    if "baseline_token" in exp.extras:
+        bits.append(f"baseline token {exp.extras['baseline_token']!r}")
     return " · ".join(bits)
 
 
-def downloads(handle: ModelHandle, req: state.Request, exps: list[Explanation], mode: str = "delete", reports=None,
+def downloads(handle: ModelHandle, req: results.Request, exps: list[Explanation], mode: str = "delete", reports=None,
               agreement=None) -> None:
     """JSON bundle and self-contained HTML report; built only when clicked (metrics cost forward passes)."""
-    settings = state.settings_of(req) | {"perturbation": mode}
+    settings = results.settings_of(req) | {"perturbation": mode}
     info = handle.describe()
 
     def the_reports():

@@ -1,19 +1,23 @@
 """`whybox` command line: a contract others script against.
 
-Bad input prints one line on stderr and exits with code 2; never a traceback.
+Bad input prints one line on stderr and exits with code 2; a bug in whybox prints one line with an
+error id and exits with code 1 (the traceback goes to the log, on stderr only with WHYBOX_DEBUG=1).
+JSON output is strict: an undefined number is null, never NaN.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
 from pathlib import Path
 
+from . import strict_json
 from .builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
-from .errors import WhyboxError
+from .errors import InternalError, WhyboxError
 
+EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,13 +33,13 @@ def _parse_params(pairs: list[str]) -> dict:
 
 
 def _read_text(args) -> str:
-    from .model import check_text
+    from .text import check_text
 
     return check_text(sys.stdin.read() if args.text == "-" else args.text)
 
 
 def _load(args):
-    from .model import load_model
+    from .loading import load_model
 
     return load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
 
@@ -73,7 +77,7 @@ def cmd_models(args) -> int:
 
     rows = [{"name": m.name, "task": m.task, "description": m.description, "source": m.source} for m in BUILTIN_MODELS.values()]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strict_json.dumps(rows, indent=2))
     else:
         for row in rows:
             print(f"{row['name']:<12} {row['task']:<15} {row['description']}")
@@ -85,7 +89,7 @@ def cmd_methods(args) -> int:
 
     rows = [m.to_dict() for m in METHODS.values()]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strict_json.dumps(rows, indent=2))
     else:
         for m in METHODS.values():
             flag = "  (experimental)" if m.experimental else ""
@@ -97,8 +101,8 @@ def cmd_explain(args) -> int:
     handle = _load(args)
     explanations = _explain_all(handle, args)
     if args.json:
-        print(json.dumps({"model": handle.describe(), "explanations": [e.to_dict() for e in explanations]},
-                         ensure_ascii=False, indent=2))
+        print(strict_json.dumps({"model": handle.describe(), "explanations": [e.to_dict() for e in explanations]},
+                                indent=2))
     else:
         for exp in explanations:
             _print_explanation(exp)
@@ -106,7 +110,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .faithfulness import agreement, evaluate_many, rank_explanations
+    from .faithfulness import RANKING_RULE, agreement, evaluate_many, rank_explanations, ranking_metrics
 
     handle = _load(args)
     explanations = _explain_all(handle, args)
@@ -114,13 +118,15 @@ def cmd_evaluate(args) -> int:
     ranking = rank_explanations(reports)
     names, matrix = agreement(explanations)
     if args.json:
-        print(json.dumps({
+        print(strict_json.dumps({
             "model": handle.describe(),
             "explanations": [e.to_dict() for e in explanations],
             "reports": [r.to_dict() for r in reports],
             "ranking": [{"method": m, "mean_rank": r} for m, r in ranking],
-            "agreement": {"methods": names, "spearman": [[None if v != v else v for v in row] for row in matrix.tolist()]},
-        }, ensure_ascii=False, indent=2))
+            "ranking_metrics": [m.name for m in ranking_metrics()],
+            "ranking_rule": RANKING_RULE,
+            "agreement": {"methods": names, "spearman": matrix},
+        }, indent=2))
         return 0
     for exp in explanations:
         _print_explanation(exp)
@@ -128,8 +134,8 @@ def cmd_evaluate(args) -> int:
     print("\n" + "method".ljust(22) + "".join(k[:12].rjust(13) for k in keys))
     for report in reports:
         print(report.method.ljust(22) + "".join(f"{report.values[k]:13.3f}" for k in keys))
-    print("\nranking (mean rank over faithfulness metrics, 1 = best): "
-          + ", ".join(f"{m} {r:.1f}" for m, r in ranking))
+    print("\nranking (mean rank, 1 = best): " + ", ".join(f"{m} {r:.1f}" for m, r in ranking))
+    print(RANKING_RULE)
     return 0
 
 
@@ -207,6 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_file() -> None:
+    """Internal errors' tracebacks go to whybox.log in the cache folder (WHYBOX_LOG moves it), not to
+    the terminal; on stderr where no file can be written."""
+    from .builtin import cache_dir
+
+    logger = logging.getLogger("whybox")
+    if logger.handlers:
+        return
+    path = Path(os.environ.get("WHYBOX_LOG") or cache_dir() / "whybox.log")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -214,15 +238,22 @@ def main(argv: list[str] | None = None) -> int:
         from .methods import DEFAULT_METHODS
 
         args.method = list(DEFAULT_METHODS)
+    _log_to_file()
     try:
         if hasattr(args, "text"):
             args.text = _read_text(args)  # once (stdin), and before any slow model load
         return args.func(args)
+    except InternalError as exc:
+        print(f"whybox: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     except WhyboxError as exc:
         print(f"whybox: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug of ours outside the engine's own guard
+        print(f"whybox: {InternalError.from_exception(exc, f'running whybox {args.command}')}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .model import Encoded, Target
+from . import strict_json
+from .errors import InputError
+from .tasks import Target
+from .text import Encoded
 
-SCHEMA_VERSION = 1
+# 2: the method's properties travel with the explanation; targets record an added leading space.
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -38,11 +41,13 @@ class Explanation:
     seconds: float = 0.0
     truncated: bool = False
     extras: dict = field(default_factory=dict)
+    # what the method is (title, family, signed, native unit, caveat, judged diagnostics): see Method.properties
+    properties: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, method: str, model: str, enc: Encoded, token_scores, target: Target, target_prob: float,
               probabilities: dict[str, float], params: dict, seed: int | None, seconds: float,
-              extras: dict | None = None, word_scores=None) -> "Explanation":
+              extras: dict | None = None, word_scores=None, properties: dict | None = None) -> "Explanation":
         token_scores = np.asarray(token_scores, dtype=np.float64).reshape(-1)
         if word_scores is None:
             word_scores = words_from_tokens(token_scores, enc.word_of_token, len(enc.words))
@@ -65,8 +70,35 @@ class Explanation:
             seed=seed,
             seconds=float(seconds),
             truncated=enc.truncated,
-            extras=_jsonable(extras or {}),
+            extras=strict_json.clean(extras or {}),
+            properties=dict(properties or {}),
         )
+
+    # ---- the method's properties -----------------------------------------------------------------
+    @property
+    def title(self) -> str:
+        return self.properties.get("title", self.method)
+
+    @property
+    def signed(self) -> bool:
+        return self.properties.get("signed", True)
+
+    @property
+    def native_unit(self) -> str:
+        return self.properties.get("native_unit", "token")
+
+    @property
+    def diagnostics(self) -> list[dict]:
+        """The method's own diagnostics with this explanation's values, each judged by its threshold:
+        {name, title, value, threshold, good ("below"/"above"), ok, meaning, advice}."""
+        judged = []
+        for spec in self.properties.get("diagnostics", []):
+            value = self.extras.get(spec["name"])
+            if value is None:
+                continue
+            ok = value <= spec["threshold"] if spec["good"] == "below" else value >= spec["threshold"]
+            judged.append({**spec, "value": float(value), "ok": bool(ok)})
+        return judged
 
     @property
     def encoded(self) -> Encoded:
@@ -86,22 +118,28 @@ class Explanation:
         d = asdict(self)
         d["target"] = self.target.to_dict()
         d["schema"] = SCHEMA_VERSION
-        return d
+        return strict_json.clean(d)
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+        return strict_json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Explanation":
         d = dict(d)
-        d.pop("schema", None)
+        schema = d.pop("schema", None)
+        if schema != SCHEMA_VERSION:
+            raise InputError(f"This explanation was written with schema {schema}; this version of whybox reads "
+                             f"schema {SCHEMA_VERSION}. Explain the text again to get a current one.")
         d["target"] = Target.from_dict(d["target"])
         d["word_spans"] = [tuple(span) for span in d["word_spans"]]
+        # JSON has no NaN: a null score was an undefined number
+        for key in ("token_scores", "word_scores"):
+            d[key] = [float("nan") if v is None else v for v in d[key]]
         return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> "Explanation":
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(strict_json.loads(text))
 
 
 def words_from_tokens(token_scores, word_of_token, n_words: int) -> np.ndarray:
@@ -119,17 +157,3 @@ def tokens_from_words(word_scores, word_of_token) -> np.ndarray:
         if w is not None:
             counts[w] = counts.get(w, 0) + 1
     return np.array([0.0 if w is None else word_scores[w] / counts[w] for w in word_of_token])
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if hasattr(value, "item") and callable(value.item):  # 0-d torch tensors
-        return value.item()
-    return value

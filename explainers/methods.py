@@ -19,9 +19,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import InputError, InternalError, WhyboxError
 from .explanation import Explanation, tokens_from_words
-from .model import Encoded, ModelHandle, Prediction, RetryWithSmallerBatches, Target, split_words
+from .gateway import Prediction
+from .model import ModelHandle
+from .tasks import Target
+from .text import Encoded
 
 FAMILIES = {
     "gradient": "Gradient-based: differentiates the target probability with respect to the input embeddings.",
@@ -91,7 +94,32 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class Diagnostic:
+    """A number a method reports about its own result, with what it means and when it is poor."""
+
+    name: str  # key in Scores.extras
+    title: str
+    meaning: str
+    threshold: float
+    good: str  # "below" or "above" the threshold
+    advice: str  # what to do when it is poor
+
+
+CONVERGENCE_DELTA = Diagnostic(
+    "convergence_delta", "convergence delta",
+    "How far the scores' sum is from p(input) − p(baseline), in probability units (completeness).",
+    0.01, "below", "more steps may help")
+SURROGATE_R2 = Diagnostic(
+    "surrogate_r2", "surrogate R²",
+    "How much of the model's behaviour around this text LIME's linear fit explains (1 = all).",
+    0.5, "above", "more samples may help")
+
+
+@dataclass(frozen=True)
 class Method:
+    """One attribution method: its function and everything the rest of whybox needs to know about it.
+    Renderers read these properties from the Explanation, never the method's name."""
+
     name: str
     title: str
     family: str
@@ -100,9 +128,15 @@ class Method:
     cost: Callable[[int, dict], Cost]
     params: tuple[Param, ...] = ()
     needs_gradients: bool = False
+    needs_attention: bool = False  # reads attention weights: the prediction pass runs eager attention
+    hooks_model: bool = False  # installs hooks on the model's modules: runs with the model to itself
+    native_unit: str = "token"  # the unit the method scores natively: "token" or "word"
     random: bool = False
     signed: bool = True
+    diagnostics: tuple[Diagnostic, ...] = ()
     experimental: str = ""  # why results may mislead, when they may
+    caveat: str = ""  # what a reader must keep in mind, always
+    scores_note: str = ""  # how the per-token and per-word scores are made, when not obvious
 
     def validate(self, params: dict) -> dict:
         known = {p.name: p for p in self.params}
@@ -122,11 +156,32 @@ class Method:
             "family": self.family,
             "summary": self.summary,
             "needs_gradients": self.needs_gradients,
+            "needs_attention": self.needs_attention,
+            "native_unit": self.native_unit,
             "random": self.random,
             "signed": self.signed,
+            "diagnostics": [{k: v for k, v in vars(d).items()} for d in self.diagnostics],
             "experimental": self.experimental,
+            "caveat": self.caveat,
+            "scores_note": self.scores_note,
             "params": [p.to_dict() for p in self.params],
             "cost_20_tokens": vars(self.estimate(20)),
+        }
+
+    def properties(self) -> dict:
+        """What an Explanation carries about its method (its diagnostics' values are in its extras)."""
+        return {
+            "title": self.title,
+            "family": self.family,
+            "family_summary": FAMILIES[self.family],
+            "signed": self.signed,
+            "native_unit": self.native_unit,
+            "needs_attention": self.needs_attention,
+            "random": self.random,
+            "experimental": self.experimental,
+            "caveat": self.caveat,
+            "scores_note": self.scores_note,
+            "diagnostics": [vars(d) for d in self.diagnostics],
         }
 
 
@@ -313,19 +368,25 @@ def _deeplift(ctx: Context) -> Scores:
 
 
 def _gradient_shap(ctx: Context) -> Scores:
-    from captum.attr import GradientShap
-
-    baselines = torch.cat([ctx.baseline_embeds, torch.zeros_like(ctx.embeds)])
-    # GradientShap has no internal batching: draw the samples in rounds that fit the batch budget.
-    total, rounds = ctx.params["n_samples"], []
+    """Captum's GradientShap (expected gradients), with its random draws made once, in Captum's own
+    order, and the gradients taken in batches that fit the budget: the result depends on the seed
+    only, not on the batch budget, the device's memory or an out-of-memory retry."""
+    n, stdev = ctx.params["n_samples"], ctx.params["stdevs"]
+    embeds = ctx.embeds
+    baselines = torch.cat([ctx.baseline_embeds, torch.zeros_like(embeds)])
     with ctx.seeded():
-        while total > 0:
-            n = min(total, ctx.rows_per_batch)
-            rounds.append((n, GradientShap(ctx.forward).attribute(
-                ctx.embeds.clone().requires_grad_(), baselines=baselines, n_samples=n, stdevs=ctx.params["stdevs"])))
-            total -= n
-    attributions = sum(n * a for n, a in rounds) / ctx.params["n_samples"]
-    return Scores(ctx.per_token(attributions))
+        which = np.random.choice(len(baselines), n).tolist()
+        spread = torch.tensor(stdev, device=embeds.device).repeat((n, *embeds.shape[1:]))
+        noisy = embeds.repeat_interleave(n, dim=0) + torch.normal(0, spread)
+        alpha = torch.tensor(np.random.uniform(0.0, 1.0, n), device=embeds.device, dtype=embeds.dtype)
+    chosen = baselines[which]
+    parts, step = [], ctx.rows_per_batch
+    for k in range(0, n, step):
+        x, b, a = noisy[k : k + step], chosen[k : k + step], alpha[k : k + step].view(-1, 1, 1)
+        point = (a * x + (1.0 - a) * b).requires_grad_()
+        (grads,) = torch.autograd.grad(ctx.forward(point).sum(), point)
+        parts.append((x - b) * grads)
+    return Scores(ctx.per_token(torch.cat(parts).mean(0, keepdim=True)))
 
 
 def _layer_conductance(ctx: Context) -> Scores:
@@ -368,17 +429,9 @@ def _occlusion(ctx: Context) -> Scores:
 
 
 def _leave_one_out(ctx: Context) -> Scores:
-    return Scores(leave_one_out_scores(ctx.handle, ctx.enc, ctx.target))
+    from .faithfulness import leave_one_out
 
-
-def leave_one_out_scores(handle: ModelHandle, enc: Encoded, target: Target) -> np.ndarray:
-    """p(x) - p(x without token i), all deletions in one batched pass."""
-    positions = enc.content_positions
-    sequences = [enc.ids] + [enc.ids[:i] + enc.ids[i + 1 :] for i in positions]
-    probs = handle.score_ids(sequences, target)
-    scores = np.zeros(enc.n_tokens)
-    scores[positions] = probs[0] - probs[1:]
-    return scores
+    return Scores(leave_one_out(ctx.handle, ctx.enc, ctx.target, ctx.params["removal"]))
 
 
 def _sampled_token_attribution(ctx: Context, captum_class) -> Scores:
@@ -418,15 +471,13 @@ def _lime(ctx: Context) -> Scores:
     from lime.lime_text import LimeTextExplainer
 
     handle, enc = ctx.handle, ctx.enc
-    if handle.task == "classification":
-        label, class_names = ctx.target.class_index, handle.labels
-    else:
-        label, class_names = 1, ["other", ctx.target.label]
+    label, class_names = handle.task.lime_view(ctx.target)
     mask_string = "" if ctx.params["removal"] == "delete" else (handle.tokenizer.mask_token or handle.tokenizer.unk_token or "")
     explainer = LimeTextExplainer(
         class_names=class_names,
-        # Our word segmentation, so that LIME's features are exactly the words we show.
-        split_expression=lambda s: [s[a:b] for a, b in split_words(s)],
+        # LIME's features are exactly the words we show (feature k = word k): also when one token
+        # covers several words (they are one word here) or the tokenizer drops a character (no word).
+        split_expression=lambda s: [s[a:b] for a, b in enc.word_spans],
         bow=False,
         mask_string=mask_string,
         random_state=ctx.seed or 0,
@@ -435,13 +486,12 @@ def _lime(ctx: Context) -> Scores:
         enc.text,
         lambda texts: handle.predict_proba(list(texts), ctx.target),
         labels=(label,),
-        num_features=max(1, len(split_words(enc.text))),
+        num_features=max(1, len(enc.words)),
         num_samples=ctx.params["n_samples"],
     )
     word_scores = np.zeros(len(enc.words))
     for position, weight in exp.local_exp[label]:
-        if position < len(enc.words):  # words past truncation are not shown
-            word_scores[position] = weight
+        word_scores[position] = weight
     return Scores(
         tokens_from_words(word_scores, enc.word_of_token),
         word_scores=word_scores,
@@ -486,6 +536,7 @@ def _attention_rollout(ctx: Context) -> Scores:
 
 
 # ---- the registry ---------------------------------------------------------------------------------
+ATTENTION_CAVEAT = "Attention is a view of what the model looks at, not an explanation of why it decided."
 _one_pass = lambda n, p: Cost(1, 1)  # noqa: E731
 
 register(Method(
@@ -493,12 +544,13 @@ register(Method(
     "Averages gradients along a straight path from a baseline (mask tokens) to the input, "
     "times the input-baseline difference; scores add up to p(input) - p(baseline).",
     _integrated_gradients, lambda n, p: Cost(p["n_steps"], p["n_steps"]),
-    (_steps(50), BASELINE), needs_gradients=True,
+    (_steps(50), BASELINE), needs_gradients=True, diagnostics=(CONVERGENCE_DELTA,),
 ))
 register(Method(
     "saliency", "Saliency", "gradient",
     "Size of the gradient of the target probability for each token: how sensitive the output is "
     "to that token. Unsigned.", _saliency, _one_pass, needs_gradients=True, signed=False,
+    scores_note="A token's score is the L1 norm of the gradient over its embedding dimensions.",
 ))
 register(Method(
     "input_x_gradient", "Input × Gradient", "gradient",
@@ -508,20 +560,21 @@ register(Method(
 register(Method(
     "gradient_x_activation", "Gradient × Activation", "gradient",
     "Gradient times activation at the output of one transformer block, per token position.",
-    _gradient_x_activation, _one_pass, (LAYER,), needs_gradients=True,
+    _gradient_x_activation, _one_pass, (LAYER,), needs_gradients=True, hooks_model=True,
 ))
 register(Method(
     "deeplift", "DeepLift", "gradient",
     "Compares each neuron's activation to its activation on the baseline and propagates the "
     "differences back with DeepLift's rules.",
-    _deeplift, lambda n, p: Cost(2, 1), (BASELINE,), needs_gradients=True,
+    _deeplift, lambda n, p: Cost(2, 1), (BASELINE,), needs_gradients=True, hooks_model=True,
+    diagnostics=(CONVERGENCE_DELTA,),
     experimental="DeepLift's rules cover ReLU-style layers; transformers' softmax, GELU and layer norm "
                  "fall back to plain gradients, so scores can break completeness.",
 ))
 register(Method(
     "gradient_shap", "Gradient SHAP", "gradient",
-    "Expected gradients: averages Input × Gradient over random points between noisy inputs and "
-    "baselines (mask tokens and zero embeddings).",
+    "Expected gradients: for random points on the path from a baseline (mask tokens or zero embeddings) "
+    "to a slightly noisy input, the gradient times (input − baseline), averaged over the samples.",
     _gradient_shap, lambda n, p: Cost(p["n_samples"], p["n_samples"]),
     (_samples(25, 500), Param("stdevs", 0.01, "float", "Noise added to the input embeddings.", 0.0, 1.0), BASELINE),
     needs_gradients=True, random=True,
@@ -531,20 +584,23 @@ register(Method(
     "Integrated Gradients flowing through one transformer block's output: how much each position "
     "at that layer carries the decision.",
     _layer_conductance, lambda n, p: Cost(p["n_steps"] + 1, p["n_steps"]),
-    (LAYER, _steps(20), BASELINE), needs_gradients=True,
+    (LAYER, _steps(20), BASELINE), needs_gradients=True, hooks_model=True, diagnostics=(CONVERGENCE_DELTA,),
 ))
 register(Method(
     "occlusion", "Occlusion", "perturbation",
     "Slides a window over the text, replaces the tokens under it with the baseline token and "
-    "records how much the target probability drops.",
+    "records how much the target probability drops; a token's score is the mean drop over the "
+    "windows that cover it.",
     _occlusion, lambda n, p: Cost(len(occlusion_windows(n, p["window"], p["stride"]))),
     (Param("window", 3, "int", "Tokens hidden at once.", 1, 32), Param("stride", 1, "int", "Step between windows.", 1, 32),
      BASELINE),
 ))
 register(Method(
     "leave_one_out", "Leave-one-out", "perturbation",
-    "Deletes each token in turn: score = p(text) - p(text without the token).",
+    "Removes each token in turn: score = p(text) - p(text without the token).",
     _leave_one_out, lambda n, p: Cost(n + 1),
+    (Param("removal", "delete", "choice", "Delete each token, or replace it with the baseline (mask) token.",
+           choices=("delete", "mask")),),
 ))
 register(Method(
     "shapley_sampling", "Shapley Value Sampling", "perturbation",
@@ -566,7 +622,9 @@ register(Method(
     _lime, lambda n, p: Cost(p["n_samples"]),
     (_samples(1000), Param("removal", "delete", "choice", "Remove sampled-out words, or replace them with the mask token.",
                            choices=("delete", "mask"))),
-    random=True,
+    random=True, native_unit="word", diagnostics=(SURROGATE_R2,),
+    scores_note="LIME scores words; a word's weight is divided evenly over its subword tokens for the token view "
+                "(other methods score tokens and add them up into words).",
 ))
 register(Method(
     "attention", "Attention weights", "attention",
@@ -576,7 +634,7 @@ register(Method(
     (Param("layer", -1, "int", "Layer (-1 = last).", -48, 47),
      Param("layers", "one", "choice", "'all' averages every layer and ignores 'layer'.", choices=("one", "all")),
      Param("head", -1, "int", "Head (-1 = mean of heads).", -1, 127)),
-    signed=False,
+    signed=False, needs_attention=True, caveat=ATTENTION_CAVEAT,
 ))
 register(Method(
     "attention_rollout", "Attention rollout", "attention",
@@ -584,6 +642,7 @@ register(Method(
     "residual connection, to trace how much each token reaches the prediction position.",
     _attention_rollout, lambda n, p: Cost(1),
     (Param("residual", 0.5, "float", "Weight of the residual (identity) path.", 0.0, 1.0),), signed=False,
+    needs_attention=True, caveat=ATTENTION_CAVEAT,
 ))
 
 DEFAULT_METHODS = ("integrated_gradients", "lime", "occlusion", "attention")
@@ -592,27 +651,38 @@ DEFAULT_METHODS = ("integrated_gradients", "lime", "occlusion", "attention")
 # ---- entry point ------------------------------------------------------------------------------
 def explain(handle: ModelHandle, text: str, method: str, target: str | int | None = None,
             seed: int | None = 0, **params) -> Explanation:
-    """Explain one prediction with one method. Raises InputError with a clear message on bad input."""
+    """Explain one prediction with one method.
+
+    Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
+    InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
     params = spec.validate(params)
     enc = handle.encode(text)
     started = time.perf_counter()
-    with handle.lock:
+    try:
         # one forward pass gives the probabilities, the target and (for attention methods) the weights
-        prediction = handle.predict(enc, attentions=spec.family == "attention")
+        prediction = handle.predict(enc, attentions=spec.needs_attention)
         probabilities = handle.distribution(enc, prediction=prediction)
         tgt = handle.resolve_target(enc, target, prediction)
         target_prob = handle.target_probability(enc, tgt, prediction)
-        while True:
-            ctx = Context(handle, enc, tgt, params, seed if spec.random else None, prediction, target_prob)
-            try:
-                with handle.oom_fallback():
-                    scores = spec.run(ctx)
-                break
-            except RetryWithSmallerBatches:
-                continue
-            except (RuntimeError, AssertionError, IndexError, TypeError) as exc:
-                raise InputError(f"{spec.title} failed on {handle.architecture}: {exc}") from exc
+        seed = seed if spec.random else None
+
+        def attempt() -> Scores:
+            ctx = Context(handle, enc, tgt, params, seed, prediction, target_prob)
+            with handle.gateway.exclusive() if spec.hooks_model else contextlib.nullcontext():
+                return spec.run(ctx)
+
+        scores = handle.gateway.with_backoff(attempt)
+    except WhyboxError:
+        raise
+    except torch.OutOfMemoryError:
+        raise InputError(f"{spec.title} ran out of memory on {handle.device} even one row at a time: "
+                         "shorten the text or use a cheaper method.") from None
+    except Exception as exc:  # a bug of ours, whatever its type: never blamed on the input
+        raise InternalError.from_exception(exc, f"explaining with {spec.title} on {handle.architecture}") from exc
+    if "baseline" in params:  # the token that actually stood for 'absent', for the JSON and the page
+        scores.extras["baseline_token"] = handle.tokenizer.convert_ids_to_tokens(
+            handle.baseline_token_id(params["baseline"]))
     return Explanation.build(
         method=method,
         model=handle.name,
@@ -623,7 +693,8 @@ def explain(handle: ModelHandle, text: str, method: str, target: str | int | Non
         target_prob=target_prob,
         probabilities=probabilities,
         params=params,
-        seed=ctx.seed,
+        seed=seed,
         seconds=time.perf_counter() - started,
         extras=scores.extras,
+        properties=spec.properties(),
     )

@@ -10,27 +10,11 @@ import math
 import numpy as np
 
 from .explanation import Explanation
-from .faithfulness import METRICS, RATIONALE_FRACTION, Report, rank_explanations
-from .methods import METHODS
+from .faithfulness import RATIONALE_FRACTION, Report, rank_explanations, ranking_metrics
 
-LOW_R2 = 0.5  # below this, LIME's linear surrogate explains too little of the model to lean on
-SMALL_DELTA = 0.01  # convergence delta in probability units: one percentage point
 WEAK_COMPREHENSIVENESS = 0.05  # removing the top tokens moves the prediction by less than this
 LOW_AGREEMENT = 0.3  # mean pairwise Spearman rho below this: the methods tell different stories
 GOOD_TAU = 0.5
-
-
-def method_title(name: str) -> str:
-    """The registry's title of a method; the bare name for a method this version does not know."""
-    return METHODS[name].title if name in METHODS else name
-
-
-def is_signed(name: str) -> bool:
-    return METHODS[name].signed if name in METHODS else True
-
-
-def is_attention(name: str) -> bool:
-    return name in METHODS and METHODS[name].family == "attention"
 
 
 def percent(p: float) -> str:
@@ -56,35 +40,31 @@ def _quoted(words: list[tuple[str, float]]) -> str:
 
 def summarize(exp: Explanation) -> str:
     """A few sentences: the prediction, the words that drive it, and this method's caveats."""
-    spec = METHODS.get(exp.method)
-    title = method_title(exp.method)
+    props = exp.properties
+    title = exp.title
     sentences = [_prediction_sentence(exp)]
 
     if not np.any(exp.scores("word")):
         sentences.append(f"{title} gives every word a score of zero: it found nothing to attribute.")
-    elif is_signed(exp.method):
+    elif exp.signed:
         towards, against = exp.top_words(3, 1), exp.top_words(3, -1)
         sentences.append(f"Words pushing towards it most: {_quoted(towards)}." if towards
                          else "No word pushes towards it.")
         sentences.append(f"Against: {_quoted(against)}." if against else "No word pushes against it.")
     else:
-        lead = ("Words the prediction position attends to most" if is_attention(exp.method)
+        lead = ("Words the prediction position attends to most" if props.get("needs_attention")
                 else "Words with the most weight")
         sentences.append(f"{lead}: {_quoted(exp.top_words(3, 1))} (unsigned: how much, not which way).")
 
-    notes = [title]
-    if "convergence_delta" in exp.extras:
-        notes.append(_delta_note(exp))
-    if "surrogate_r2" in exp.extras:
-        notes.append(_r2_note(exp.extras["surrogate_r2"]))
-    if spec and spec.random and exp.seed is not None:
+    notes = [title] + [_diagnostic_note(d) for d in exp.diagnostics]
+    if props.get("random") and exp.seed is not None:
         notes.append(f"random, seed {exp.seed}")
     sentences.append(f"({'; '.join(notes)}.)")
 
-    if is_attention(exp.method):
-        sentences.append("Attention is a view of what the model looks at, not an explanation of why it decided.")
-    if spec and spec.experimental:
-        sentences.append(f"Caution: {spec.experimental}")
+    if props.get("caveat"):
+        sentences.append(props["caveat"])
+    if props.get("experimental"):
+        sentences.append(f"Caution: {props['experimental']}")
     if exp.truncated:
         sentences.append(f"The text was cut to the model's limit of {len(exp.tokens)} tokens: "
                          "words after that were not seen and are not explained.")
@@ -103,20 +83,12 @@ def _prediction_sentence(exp: Explanation) -> str:
     return f"{said}." if top == exp.target.label else f"{said}; this explanation is for {target}."
 
 
-def _delta_note(exp: Explanation) -> str:
-    delta = float(exp.extras["convergence_delta"])
-    if delta <= SMALL_DELTA:
-        return f"convergence delta {delta:.3g}: small, the attribution adds up"
-    fix = ", more steps may help" if "n_steps" in exp.params else ""
-    return (f"convergence delta {delta:.3g}: large, the scores do not add up to the change in probability"
-            f"{fix}")
-
-
-def _r2_note(r2: float) -> str:
-    if r2 < LOW_R2:
-        return (f"surrogate R² {r2:.2f}: low, LIME's linear fit explains little of the model's behaviour "
-                "around this text, so treat its weights with caution; more samples may help")
-    return f"surrogate R² {r2:.2f}"
+def _diagnostic_note(d: dict) -> str:
+    """One of a method's own diagnostics (IG's convergence delta, LIME's R²), judged by its threshold."""
+    bound = f"{'at most' if d['good'] == 'below' else 'at least'} {d['threshold']:g}"
+    if d["ok"]:
+        return f"{d['title']} {d['value']:.3g}: fine ({bound})"
+    return f"{d['title']} {d['value']:.3g}: poor ({bound} is good), so treat the scores with caution; {d['advice']}"
 
 
 # ---- which explanation to trust ----------------------------------------------------------------
@@ -138,7 +110,7 @@ def faithfulness_verdict(reports: list[Report], agreement: tuple[list[str], np.n
     by_method = {r.method: r for r in reports}
     best_name = ranking[0][0]
     best = by_method[best_name]
-    best_title = method_title(best_name)
+    best_title = best.title or best_name
     comp = best.values.get("comprehensiveness", float("nan"))
     tau = best.values.get("kendall_tau_loo", float("nan"))
     share = f"{RATIONALE_FRACTION:.0%}"
@@ -151,11 +123,11 @@ def faithfulness_verdict(reports: list[Report], agreement: tuple[list[str], np.n
         others = [v for v in others if not math.isnan(v)]
         spread = ("n/a" if not others else number(min(others)) if min(others) == max(others)
                   else f"{number(min(others))} to {number(max(others))}")
-        tie = [method_title(n) for n, rank in ranking[1:] if math.isclose(rank, ranking[0][1])]
+        tie = [by_method[n].title or n for n, rank in ranking[1:] if math.isclose(rank, ranking[0][1])]
         tied = f" (tied with {', '.join(tie)})" if tie else ""
         sentences = [
             f"{best_title} is the most faithful explanation here{tied}: it ranks best on average over the "
-            f"{sum(m.faithfulness for m in METRICS.values())} faithfulness checks. Removing its top {share} "
+            f"{len(ranking_metrics())} faithfulness checks that do not compare with another method. Removing its top {share} "
             f"of tokens changes the target probability by {number(comp)}, against {spread} for the other methods."
         ]
     if not math.isnan(tau):

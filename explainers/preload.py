@@ -24,7 +24,7 @@ def preload_model(name_or_path: str) -> None:
 
     def load() -> None:
         try:
-            from .model import load_model
+            from .loading import load_model
 
             future.set_result(load_model(name_or_path))
         except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the model

@@ -44,7 +44,7 @@ def test_explain_json(capsys, tiny_bert_dir):
 def test_evaluate_json_has_reports_ranking_and_agreement(capsys, tiny_gpt2_dir):
     code, out, _ = _run(capsys, "evaluate", "--model", str(tiny_gpt2_dir), "--text", "The capital of France is",
                         "--method", "leave_one_out", "--method", "lime", "--param", "n_samples=50",
-                        "--target", "Paris", "--mode", "mask", "--json")
+                        "--param", "removal=mask", "--target", "Paris", "--mode", "mask", "--json")
     data = json.loads(out)
     assert code == 0 and [r["method"] for r in data["reports"]] == ["leave_one_out", "lime"]
     assert data["reports"][0]["values"]["kendall_tau_loo"] == pytest.approx(1.0)

@@ -18,7 +18,8 @@ from explainers.compare import align_words
 from explainers.explanation import Explanation
 from explainers.faithfulness import METRICS, Report, agreement, evaluate_many, rank_explanations
 from explainers.methods import METHODS, explain
-from explainers.model import Target, load_model
+from explainers.loading import load_model
+from explainers.tasks import Target
 from explainers.narrative import faithfulness_verdict, summarize
 
 TEXT = "a gripping ,  funny <script>alert(1)</script> film .\nReally   good"
@@ -131,13 +132,13 @@ def test_summary_names_prediction_words_and_caveats(explained):
     top_word = ig.top_words(1, 1)[0][0] if ig.top_words(1, 1) else None
     assert top_word is None or f"'{top_word}'" in text
     low_fit = dataclasses.replace(lime, extras={**lime.extras, "surrogate_r2": 0.1})
-    assert "caution" in summarize(low_fit) and "R² 0.10" in summarize(low_fit)
+    assert "caution" in summarize(low_fit) and "R² 0.1: poor" in summarize(low_fit)
     assert "not an explanation" in summarize(attention)
 
 
 def _report(method: str, **values) -> Report:
     base = {m: 0.0 for m in METRICS}
-    return Report(method=method, mode="delete", base_prob=0.9, values={**base, **values})
+    return Report(method=method, mode="delete", base_prob=0.9, values={**base, **values}, title=METHODS[method].title)
 
 
 def test_verdict_names_the_best_ranked_method(explained):
@@ -204,7 +205,7 @@ def test_probability_chart_highlights_target(ig):
 
 def test_curves_agreement_attention_charts(explained):
     exps, reports, (names, matrix) = explained
-    deletion = charts.curves_chart(reports, "deletion")
+    deletion = charts.curves_chart(reports, "deletion_auc")
     assert len(deletion.data) == len(reports) and "removed" in deletion.layout.xaxis.title.text
     assert "probability" in deletion.layout.yaxis.title.text.lower()
     assert len({t.line.color for t in deletion.data}) == len(reports)

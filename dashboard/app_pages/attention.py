@@ -4,8 +4,8 @@ import streamlit as st
 
 from components.bertviz_html import MissingAssetsError, attention_html
 from components.charts import attention_heatmap
-from dashboard import state, views
-from dashboard.state import plain
+from dashboard import results, views, widgets
+from dashboard.widgets import plain
 from explainers.errors import WhyboxError
 from explainers.methods import attention_rollout
 
@@ -19,13 +19,13 @@ st.warning("**Attention is a view of the model, not an explanation.** It shows w
            "Faithfulness pages to ask *why*.", icon=":material/visibility:")
 
 handle = views.model()
-text = state.text_expander("attention")
+text = widgets.text_expander("attention")
 if not views.check_text(handle, text):
     st.stop()
 enc = handle.encode(text)
 try:
     with st.spinner("Reading the attention weights…"):
-        weights = state.attentions(handle, text)
+        weights = results.attentions(handle, text)
 except WhyboxError as exc:
     st.error(plain(str(exc)))
     st.stop()

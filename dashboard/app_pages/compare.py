@@ -6,8 +6,8 @@ import streamlit as st
 
 from components.charts import comparison_chart, probability_chart
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import state, views
-from dashboard.state import plain
+from dashboard import examples, models, results, views, widgets
+from dashboard.widgets import plain
 from explainers.compare import align_words
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
@@ -27,16 +27,16 @@ method = st.selectbox("Method", ss.methods or list(METHODS), key="w_cmp_method",
 if kind == "texts":
     left, right = st.columns(2)
     if "w_cmp_a" not in ss:
-        ss.w_cmp_a = state.current_text()
+        ss.w_cmp_a = widgets.current_text()
     if "w_cmp_b" not in ss:
-        ss.w_cmp_b = state.EXAMPLES.get(ss.w_cmp_a, ss.w_cmp_a)
+        ss.w_cmp_b = examples.EXAMPLES.get(ss.w_cmp_a, ss.w_cmp_a)
     text_a = left.text_area("Text A", key="w_cmp_a", height=100)
     text_b = right.text_area("Text B (edit it)", key="w_cmp_b", height=100)
     sides = [(ss.model, text_a), (ss.model, text_b)]
 else:
-    text = state.text_box("compare", "Text")
-    catalog = state.builtin_catalog()
-    options = list(catalog) + (["__custom__"] if state.custom_models_allowed() else [])
+    text = widgets.text_box("compare", "Text")
+    catalog = models.builtin_catalog()
+    options = list(catalog) + (["__custom__"] if models.custom_models_allowed() else [])
     other = st.selectbox("Second model", options, key="w_cmp_model",
                          index=next((i for i, n in enumerate(options) if n != ss.model), 0),
                          format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model")
@@ -58,17 +58,18 @@ kind, method, sides, params, seed, target = ss.compared
 exps = []
 for (model_name, text), name in zip(sides, ("A", "B")):
     try:
-        side_handle = state.get_model(model_name)
+        side_handle = models.get_model(model_name)
         if not views.check_text(side_handle, text):
             st.stop()
         # B explains A's target, so that both sides answer the same question, when B can.
         if exps:
-            same_kind = side_handle.task == state.get_model(sides[0][0]).task
-            target = exps[0].target.label if same_kind and (side_handle.task == "causal_lm"
+            task = side_handle.task
+            same_kind = type(task) is type(models.get_model(sides[0][0]).task)
+            target = exps[0].target.label if same_kind and (task.free_text_target
                                                             or exps[0].target.label in side_handle.labels) else ""
-        req = state.Request(model_name, text, (method,), json.dumps({method: json.loads(params)}), seed, target)
+        req = results.Request(model_name, text, (method,), json.dumps({method: json.loads(params)}), seed, target)
         with st.spinner(f"Explaining side {name}…"):
-            exps.append(state.explain_one(side_handle, req, method))
+            exps.append(results.explain_one(side_handle, req, method))
     except WhyboxError as exc:
         st.error(f"Side {name} ({plain(model_name) or 'no model'}): {plain(str(exc))}")
         st.stop()

@@ -4,9 +4,8 @@ import streamlit as st
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap
-from dashboard import state, views
-from dashboard.state import plain
-from explainers.methods import METHODS
+from dashboard import models, views, widgets
+from dashboard.widgets import plain
 from explainers.narrative import summarize
 
 st.title("Why did the model say that?")
@@ -14,19 +13,17 @@ st.caption("Type a text, pick methods in the sidebar, and press Explain. Each me
            "differently; the Faithfulness page checks which answers the model agrees with.")
 
 views.model()
-state.text_box("explain")
+widgets.text_box("explain")
 pressed = st.button("Explain", type="primary", icon=":material/lightbulb:")
 req, exps = views.explanations(
     pressed, "Press **Explain** to run the methods chosen in the sidebar (their estimated cost is listed there).")
-handle = state.get_model(req.model)
+handle = models.get_model(req.model)
 
 first = exps[0]
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Prediction")
-    causal = handle.task == "causal_lm"
-    st.metric("Explained continuation" if causal else "Explained label",
-              repr(first.target.label) if causal else first.target.label,
+    st.metric(handle.task.target_title, handle.task.display(first.target),
               f"p = {first.target_prob:.3g}", delta_color="off", delta_arrow="off")
     st.caption("Red words push the model towards this answer, blue words against it.")
 with right:
@@ -42,11 +39,11 @@ def heatmaps(exps) -> None:
     for row in range(0, len(exps), 2):
         for column, exp in zip(st.columns(2), exps[row : row + 2]):
             with column.container(border=True):
-                st.subheader(METHODS[exp.method].title)
+                st.subheader(exp.title)
                 st.caption(views.method_caption(exp))
                 render_heatmap(exp, level, None)
                 st.markdown(plain(summarize(exp)))
-                if exp.method == "lime":
+                if exp.native_unit == "word":  # a word-level method: its own view is the word bars
                     st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
 
 

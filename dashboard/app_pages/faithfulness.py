@@ -5,10 +5,9 @@ import streamlit as st
 
 from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
-from dashboard import state, views
-from dashboard.state import plain
-from explainers.faithfulness import MODES, PLAUSIBILITY, agreement, plausibility
-from explainers.methods import METHODS
+from dashboard import models, results, views, widgets
+from dashboard.widgets import plain
+from explainers.faithfulness import CURVE_METRICS, MODES, PLAUSIBILITY, agreement, plausibility
 from explainers.narrative import faithfulness_verdict
 
 st.title("Faithfulness: which explanation should I trust?")
@@ -17,7 +16,7 @@ st.caption("An explanation is faithful when the tokens it ranks highest are the 
            "These checks run the model again on edited copies of your text.")
 
 views.model()
-state.text_expander("faithfulness")
+widgets.text_expander("faithfulness")
 left, right = st.columns([1, 2], vertical_alignment="bottom")
 pressed = left.button("Explain and check", type="primary", icon=":material/fact_check:")
 mode = right.segmented_control("Removed tokens are", list(MODES), default="delete", key="w_mode", required=True,
@@ -25,11 +24,11 @@ mode = right.segmented_control("Removed tokens are", list(MODES), default="delet
 st.caption(f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
            "training, so part of any probability change is the oddness of the input itself.")
 req, exps = views.explanations(pressed, "Press **Explain and check** to run the chosen methods and test them.")
-handle = state.get_model(req.model)
+handle = models.get_model(req.model)
 
 with st.spinner("Running the checks (one batched pass per method)…"):
-    reports = state.reports(handle, req, exps, mode)
-titles = [METHODS[e.method].title for e in exps]
+    reports = results.reports(handle, req, exps, mode)
+titles = [e.title for e in exps]
 names, matrix = agreement(exps)
 
 st.subheader("Verdict")
@@ -41,9 +40,9 @@ st.caption(f"Explaining '{plain(exps[0].target.label.strip())}' (p = {exps[0].ta
 render_metrics(reports)
 
 st.subheader("Curves")
-tabs = st.tabs(["Deletion", "Insertion", "AOPC comprehensiveness", "AOPC sufficiency"])
-for tab, curve in zip(tabs, ("deletion", "insertion", "aopc_comprehensiveness", "aopc_sufficiency")):
-    tab.plotly_chart(curves_chart(reports, curve), key=f"curve_{curve}")
+tabs = st.tabs([metric.curve_title for metric in CURVE_METRICS])
+for tab, metric in zip(tabs, CURVE_METRICS):
+    tab.plotly_chart(curves_chart(reports, metric.name), key=f"curve_{metric.name}")
 
 if len(exps) > 1:
     st.subheader("Do the methods agree?")

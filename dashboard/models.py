@@ -1,0 +1,67 @@
+"""Which models this server may load, and loading them once per process."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from explainers.builtin import default_model
+from explainers.errors import ModelLoadError, WhyboxError
+from explainers.loading import load_model
+from explainers.model import ModelHandle
+from explainers.preload import take_preloaded
+
+ALLOW_CUSTOM_ENV = "WHYBOX_ALLOW_CUSTOM_MODELS"
+
+
+def builtin_catalog() -> dict:
+    """Built-in models: name -> BuiltinModel(name, task, description, source)."""
+    from explainers.builtin import BUILTIN_MODELS
+
+    return BUILTIN_MODELS
+
+
+def custom_models_allowed() -> bool:
+    return os.environ.get(ALLOW_CUSTOM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def model_allowed(name: str) -> bool:
+    return name in builtin_catalog() or name == default_model() or custom_models_allowed()
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=8)
+def _load(name: str) -> ModelHandle:
+    return take_preloaded(name) or load_model(name)
+
+
+def get_model(name: str) -> ModelHandle:
+    """The model, loaded once per process; a built-in's first build shows its progress."""
+    if not model_allowed(name):
+        raise ModelLoadError("This server only serves its built-in models (WHYBOX_ALLOW_CUSTOM_MODELS is off).")
+    if name in builtin_catalog():
+        from explainers.builtin import builtin_path
+
+        slot = st.empty()
+        try:
+            builtin_path(name, progress=lambda fraction, message: slot.progress(
+                min(max(float(fraction), 0.0), 1.0), text=f"Preparing {name} (first use only): {message}"))
+        except (OSError, RuntimeError, ValueError, ImportError) as exc:
+            raise ModelLoadError(f"Could not prepare the built-in model '{name}': {exc}") from exc
+        finally:
+            slot.empty()
+    return _load(name)
+
+
+def switch_model(name: str) -> str | None:
+    """Load another model; on failure keep the current one and return the error message."""
+    try:
+        get_model(name)
+    except WhyboxError as exc:
+        return str(exc)
+    if name != st.session_state.model:
+        st.session_state.model = name
+        st.session_state.target = ""  # a label or continuation of the previous model
+        for key in ("w_target_label", "w_target_text"):
+            st.session_state.pop(key, None)
+    return None

@@ -1,0 +1,58 @@
+"""Widgets shared by several pages, and escaping user text for Markdown.
+
+Widgets use their own "w_" keys, re-seeded from the settings whenever a page shows them again:
+Streamlit forgets a widget's state when the page that holds it is not shown.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from dashboard.examples import EXAMPLES
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """User text (words, labels, engine prose quoting them) made safe for st.markdown: no markup,
+    no LaTeX, no links."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def bind(widget_key: str, setting: str) -> None:
+    """Seed a widget from its setting when the widget is (re)created."""
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = st.session_state[setting]
+
+
+def current_text() -> str:
+    """The text as typed so far, also before this run has drawn the text box."""
+    return st.session_state.get("w_text", st.session_state.text)
+
+
+def text_expander(page: str):
+    """The text box folded away, for pages whose subject is not the text itself."""
+    text = current_text().strip()
+    short = text if len(text) <= 80 else text[:80] + "…"
+    with st.expander(f"Text: {plain(short)}" if text else "Text", expanded=not text):
+        return text_box(page)
+
+
+def text_box(page: str, label: str = "Text to explain") -> str:
+    """The shared text box, with example sentences to start from. `page` names the calling page."""
+    ss = st.session_state
+    if ss.get("text_page") != page or "w_text" not in ss:
+        # Streamlit forgets a widget that a run did not draw, and gives a widget on another page
+        # another identity: either way the box would start empty.
+        ss.w_text, ss.text_page = ss.text, page
+
+    def use_example():
+        if ss.w_example:
+            ss.w_text, ss.w_example = ss.w_example, None
+
+    st.selectbox("Start from an example", list(EXAMPLES), index=None, key="w_example", on_change=use_example,
+                 placeholder="Pick an example sentence…")
+    ss.text = st.text_area(label, key="w_text", height=110)
+    return ss.text

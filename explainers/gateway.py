@@ -1,0 +1,197 @@
+"""The inference gateway: the one place where whybox runs a model.
+
+Every path that runs the model (token ids, embeddings, predictions, attention weights, Captum's layer
+hooks) comes through here. The gateway holds the handle's re-entrant lock for each forward pass, so
+that a method that hooks the model (`exclusive()`) never sees another thread's rows and a switch to
+eager attention never changes a neighbour's numbers; it plans batches by length and token budget; and
+it backs off on out-of-memory (halving the budget and retrying), written once for every caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence, TypeVar
+
+import numpy as np
+import torch
+
+from .batching import CALL_OVERHEAD_TOKENS, DEFAULT_TOKEN_BUDGET, plan_batches
+from .errors import InputError
+from .tasks import Target, Task
+
+T = TypeVar("T")
+
+
+@dataclass
+class Prediction:
+    """One forward pass over a whole text: the prediction every explanation starts from."""
+
+    probs: np.ndarray  # classification: class probabilities (C,); causal LM: next-token probabilities (V,)
+    attentions: list[torch.Tensor] | None = None  # per layer (1, heads, T, T), when asked for
+
+
+MEMO_ENTRIES = 256  # small results (leave-one-out arrays), so entries bound the bytes too
+
+
+class InferenceGateway:
+    def __init__(self, model, tokenizer, task: Task, device: torch.device):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.task = task
+        self.device = device
+        self.lock = threading.RLock()
+        self.token_budget = DEFAULT_TOKEN_BUDGET.get(device.type, 4096)
+        self.call_overhead = CALL_OVERHEAD_TOKENS.get(device.type, 32)
+        self._memo: OrderedDict = OrderedDict()
+        self._keeps_logit_positions = (task.scores_positions
+                                       and "logits_to_keep" in inspect.signature(model.forward).parameters)
+
+    # ---- concurrency and memory ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """The model to this thread alone, for work that hooks into it (Captum layer methods, DeepLift)."""
+        with self.lock:
+            yield
+
+    def with_backoff(self, work: Callable[[], T]) -> T:
+        """Run `work`; on out-of-memory, halve the token budget and run it again (it re-reads the budget)."""
+        while True:
+            try:
+                return work()
+            except torch.OutOfMemoryError:
+                if self.token_budget <= 1:
+                    raise
+                self.token_budget //= 2
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def recall(self, key):
+        """A result remembered for this model under `key` (see `remember`), or None."""
+        with self.lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        return None
+
+    def remember(self, key, value):
+        """Keep a small result that several callers need (leave-one-out per text, target and mode),
+        so that it is computed once; the oldest entries go first."""
+        with self.lock:
+            self._memo[key] = value
+            self._memo.move_to_end(key)
+            while len(self._memo) > MEMO_ENTRIES:
+                self._memo.popitem(last=False)
+        return value
+
+    def rows_per_batch(self, seq_len: int) -> int:
+        return max(1, self.token_budget // max(1, seq_len))
+
+    # ---- forward paths ---------------------------------------------------------------------------
+    def _logits(self, pred: torch.Tensor | None, **inputs) -> torch.Tensor:
+        """A classifier's logits (B, C); a causal LM's only at positions `pred` (B, k), as (B, k, V).
+
+        transformers' `logits_to_keep` (per-row positions) skips the vocabulary projection of every
+        other position, a large share of a small LM's work; heads without it project them all."""
+        with self.lock:
+            if pred is None:
+                return self.model(**inputs).logits
+            if self._keeps_logit_positions:
+                logits = self.model(**inputs, logits_to_keep=pred).logits
+                if logits.shape[:2] == pred.shape:
+                    return logits
+                self._keeps_logit_positions = False  # a head that reads logits_to_keep differently
+            logits = self.model(**inputs).logits
+        rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
+        return logits[rows, pred]
+
+    def _assemble(self, sequences: Sequence[Sequence[int]], target: Target | None):
+        """Right-padded batch with the task's appended tokens, and the positions to score."""
+        tail = self.task.appended(target)
+        rows = [list(s) + tail for s in sequences]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1
+        return ids, mask, self.task.scored_positions([len(s) for s in sequences], target)
+
+    def score_ids(self, sequences: Sequence[Sequence[int]], target: Target | None) -> np.ndarray:
+        """Target probability for each token-id sequence (any lengths), in batches, without grad.
+
+        With target=None (classification) returns all class probabilities, shape (N, C)."""
+        if not sequences:
+            return np.zeros((0,), dtype=np.float32)
+        if any(len(s) == 0 for s in sequences):
+            raise InputError("Cannot score an empty token sequence.")
+        return self.with_backoff(lambda: self._score_ids_batched(sequences, target))
+
+    def _score_ids_batched(self, sequences, target) -> np.ndarray:
+        out: list[np.ndarray | None] = [None] * len(sequences)
+        extra = len(self.task.appended(target))
+        batches = plan_batches([len(s) + extra for s in sequences], self.token_budget, self.call_overhead)
+        with torch.inference_mode():
+            for chunk in batches:
+                ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)
+                logits = self._logits(None if pred is None else pred.to(self.device),
+                                      input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+                scores = self.task.target_scores(logits, target)
+                for j, i in enumerate(chunk):
+                    out[i] = scores[j].float().cpu().numpy()
+        return np.stack(out)
+
+    def score_embeds(self, embeds: torch.Tensor, target: Target, tail_embeds: torch.Tensor | None = None):
+        """Target probability from word embeddings (B, T, H) of one unpadded text: the
+        differentiable path for gradient methods. The model adds its own position embeddings.
+
+        `tail_embeds` (k-1, H) are the task's appended tokens (a causal LM's teacher-forced
+        continuation), embedded once by the caller, outside Captum's layer hooks."""
+        batch, length = embeds.shape[:2]
+        if tail_embeds is not None and len(tail_embeds):
+            embeds = torch.cat([embeds, tail_embeds[None].expand(batch, -1, -1).to(embeds.dtype)], dim=1)
+        pred = self.task.scored_positions([length] * batch, target)
+        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        logits = self._logits(None if pred is None else pred.to(embeds.device), inputs_embeds=embeds,
+                              attention_mask=mask)
+        return self.task.target_scores(logits, target)
+
+    def embed_ids(self, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Word embeddings (1, T, H) of one id sequence, on the model's device."""
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        with self.lock:
+            return self.model.get_input_embeddings()(ids[None]).detach()
+
+    def predict(self, ids: Sequence[int], attentions: bool = False) -> Prediction:
+        """One forward pass over one text. With attentions=True the eager attention implementation
+        runs for this call only (SDPA/flash attention return no weights), and the weights come back
+        per layer, each (1, heads, T, T), float32 on CPU. The lock keeps the switch invisible to
+        other threads."""
+        ids = torch.tensor([list(ids)], device=self.device)
+        architecture = type(self.model).__name__
+        with self.lock:
+            previous = self.model.config._attn_implementation
+            switch = attentions and previous != "eager"
+            try:
+                if switch:
+                    self.model.set_attn_implementation("eager")
+                # a causal LM needs only the next token's logits
+                only_last = {"logits_to_keep": 1} if self._keeps_logit_positions else {}
+                with torch.inference_mode():
+                    out = self.model(input_ids=ids, output_attentions=attentions, **only_last)
+            except (ValueError, NotImplementedError) as exc:
+                if not attentions:
+                    raise
+                raise InputError(f"{architecture} cannot return attention weights: {exc}") from exc
+            finally:
+                if switch:
+                    self.model.set_attn_implementation(previous)
+        weights = None
+        if attentions:
+            if not out.attentions or out.attentions[0] is None:
+                raise InputError(f"{architecture} returned no attention weights.")
+            weights = [a.float().cpu() for a in out.attentions]
+        return Prediction(self.task.probabilities(out.logits).cpu().numpy(), weights)

@@ -85,8 +85,42 @@ def chromium():
             browser.close()
 
 
-def idle(page, timeout: float = 120_000, settle_ms: int = 300) -> None:
-    """Wait until the script run that the last action started has finished."""
-    page.wait_for_timeout(settle_ms)  # let a rerun begin
-    page.wait_for_function("document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState"
-                           " === 'notRunning'", timeout=timeout)
+# Records every change of Streamlit's script-state flag, in the page's own clock (performance.now()).
+# Several changes can arrive in one observer call: each record's new value is the next one's old value.
+WATCH_SCRIPT_STATE = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (window.__whyboxRuns && window.__whyboxApp === app) return;
+  window.__whyboxRuns = [];
+  window.__whyboxApp = app;
+  new MutationObserver((records) => records.forEach((r, i) => window.__whyboxRuns.push([
+      i + 1 < records.length ? records[i + 1].oldValue : app.dataset.testScriptState, performance.now()])))
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state'], attributeOldValue: true});
+}"""
+# A run started after t0 and finished after it started; none is running now.
+RUN_FINISHED_AFTER = """(t0) => {
+  const runs = window.__whyboxRuns || [];
+  const start = runs.find(([s, t]) => s === 'running' && t > t0);
+  return start !== undefined && runs.some(([s, t]) => s === 'notRunning' && t >= start[1])
+    && document.querySelector('[data-testid="stApp"]').dataset.testScriptState === 'notRunning';
+}"""
+LAST_FINISH = "() => Math.max(...window.__whyboxRuns.filter(([s]) => s === 'notRunning').map(([, t]) => t))"
+NOT_RUNNING = "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'"
+
+
+def idle(page, timeout: float = 120_000) -> None:
+    """Wait until no script run is in progress (after a page load; around an action, use `rerun`)."""
+    page.wait_for_function(NOT_RUNNING, timeout=timeout)
+
+
+@contextlib.contextmanager
+def rerun(page, timeout: float = 120_000):
+    """The action in the block starts a script run: afterwards, wait until that run has finished."""
+    page.evaluate(WATCH_SCRIPT_STATE)
+    t0 = page.evaluate("() => performance.now()")
+    yield
+    page.wait_for_function(RUN_FINISHED_AFTER, arg=t0, timeout=timeout)
+
+
+def painted(page) -> None:
+    """Wait until the browser has drawn two more frames (after a resize, before a screenshot)."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")

@@ -22,7 +22,8 @@ import statistics
 import sys
 import time
 
-from benchmarks.browser import chromium, dashboard_server, idle
+from benchmarks.browser import (LAST_FINISH, RUN_FINISHED_AFTER, WATCH_SCRIPT_STATE, chromium, dashboard_server,
+                                idle, rerun)
 from explainers.methods import DEFAULT_METHODS
 
 TARGETS_S = {"cold_start": 8.0, "cached_rerender": 0.3}
@@ -35,18 +36,6 @@ REVIEWS = [
     "I wanted to like this remake, yet every twist is telegraphed and the action scenes are edited into a blur.",
     "Sharp writing, a wonderful villain and real tension in every chase make this the best thriller of the year.",
 ]
-
-# Records when Streamlit's script-state flag flips, in the page's own clock (performance.now()).
-WATCH_SCRIPT_STATE = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  window.__whyboxRuns = [];
-  new MutationObserver(() => window.__whyboxRuns.push([app.dataset.testScriptState, performance.now()]))
-    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-}"""
-RUN_FINISHED_AFTER = """(t0) => (window.__whyboxRuns || []).some(([s, t]) => s === 'notRunning' && t > t0)
-  && document.querySelector('[data-testid="stApp"]').dataset.testScriptState === 'notRunning'"""
-LAST_FINISH = "() => Math.max(...window.__whyboxRuns.filter(([s]) => s === 'notRunning').map(([, t]) => t))"
-
 
 def timed_action(page, action, ready=None, timeout: float = 600_000) -> float:
     """Seconds from `action` (a click, a key press) until the rerun it starts has finished and
@@ -66,7 +55,7 @@ def open_app(browser, url: str):
     page.goto(url)
     page.get_by_text("Loaded sentiment").wait_for(timeout=600_000)
     page.get_by_role("button", name="Explain", exact=True).wait_for()
-    idle(page, settle_ms=0)
+    idle(page)
     return page
 
 
@@ -79,8 +68,8 @@ def explain_runs(page, repeats: int, results: dict[str, list[float]]) -> None:
     for i, text in zip(range(repeats), REVIEWS * repeats):
         box = page.get_by_label("Text to explain")
         box.fill(text)
-        box.press("Control+Enter")
-        idle(page)
+        with rerun(page):
+            box.press("Control+Enter")
         fresh = timed_action(page, button.click, all_shown)
         again = timed_action(page, button.click, all_shown)
         view = "Subword token" if i % 2 == 0 else "Word"

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from benchmarks.browser import CHROMIUM, LOOPBACK, ROOT, chromium, dashboard_server, idle
+from benchmarks.browser import CHROMIUM, LOOPBACK, ROOT, chromium, dashboard_server, idle, painted, rerun
 
 pytestmark = pytest.mark.browser
 
@@ -66,14 +66,14 @@ def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": 1440, "height": min(max(height + 40, 1000), 8000)})
-    page.wait_for_timeout(600)  # let plotly re-layout to the new size
+    painted(page)  # plotly re-lays out to the new size
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size({"width": 1440, "height": 1000})
 
 
 def go_to(page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    page.get_by_role("heading", level=1).first.wait_for()
+    with rerun(page):
+        page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
 
 
 def plots(page, count: int) -> None:
@@ -88,8 +88,8 @@ def test_every_page_renders_offline(page, server):
     # ---- Explain: type, press, and time it until every explanation is on screen ----------------
     box = page.get_by_label("Text to explain")
     box.fill(TEXT)
-    box.press("Control+Enter")
-    idle(page)
+    with rerun(page):
+        box.press("Control+Enter")
     started = time.perf_counter()
     page.get_by_role("button", name="Explain", exact=True).click()
     heatmaps = page.locator(".whybox-heatmap")
@@ -117,7 +117,6 @@ def test_every_page_renders_offline(page, server):
 
     # ---- Faithfulness ------------------------------------------------------------------------------
     go_to(page, "Faithfulness")
-    idle(page)
     page.get_by_role("button", name="Explain and check").click()
     page.get_by_text("Trust:").wait_for(timeout=120_000)
     idle(page)
@@ -126,21 +125,19 @@ def test_every_page_renders_offline(page, server):
     page.get_by_role("tabpanel", name="Insertion").locator(".js-plotly-plot .main-svg").first.wait_for()
     page.get_by_role("tab", name="Deletion").click()
     page.get_by_test_id("stDataFrame").first.wait_for()
-    page.get_by_test_id("stButtonGroup").get_by_text("gripping ·2", exact=True).click()
-    idle(page)
+    with rerun(page):
+        page.get_by_test_id("stButtonGroup").get_by_text("gripping ·2", exact=True).click()
     page.locator("th", has_text="Token F1").first.wait_for(state="attached")
-    idle(page)
     screenshot(page, "2-faithfulness")
 
     # ---- Attention: BertViz draws inside its iframe ---------------------------------------------------
     go_to(page, "Attention")
-    idle(page)
     frame = page.frame_locator("iframe").first
     frame.locator("svg line").first.wait_for(state="attached", timeout=60_000)
     assert frame.locator("svg line").count() > 10
     frame.locator("svg text").filter(has_text="gripping").first.wait_for(state="attached")
     page.get_by_text("Attention is a view of the model, not an explanation").wait_for()
-    page.wait_for_timeout(1000)  # BertViz animates its lines in
+    painted(page)
     screenshot(page, "3-attention")
     page.get_by_role("tab", name="Model view").click()
     model_view = page.frame_locator("iframe").nth(1)
@@ -152,7 +149,6 @@ def test_every_page_renders_offline(page, server):
 
     # ---- Compare -----------------------------------------------------------------------------------
     go_to(page, "Compare")
-    idle(page)
     assert "hated" in page.get_by_label("Text B (edit it)").input_value()
     page.get_by_role("button", name="Compare", exact=True).click()
     page.get_by_role("heading", name="What changed").wait_for(timeout=120_000)
@@ -163,7 +159,6 @@ def test_every_page_renders_offline(page, server):
 
     # ---- Guide ---------------------------------------------------------------------------------------
     go_to(page, "Guide")
-    idle(page)
     page.get_by_text("Averages gradients along a straight path").wait_for()
     screenshot(page, "5-guide")
     page.get_by_role("tab", name="Caveats").click()

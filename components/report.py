@@ -7,6 +7,7 @@ import html
 import numbers
 
 from explainers import strict_json
+from explainers.conventions import conventions
 from explainers.explanation import Explanation
 from explainers.faithfulness import CURVE_METRICS, RANKING_RULE, Report
 from explainers.narrative import faithfulness_verdict, summarize
@@ -175,5 +176,6 @@ def json_bundle(explanations: list[Explanation], reports: list[Report], settings
         "explanations": [e.to_dict() for e in explanations],
         "reports": [r.to_dict() for r in reports],
         "ranking_rule": RANKING_RULE,
+        "conventions": conventions(),
     }
     return strict_json.dumps(bundle, indent=2)

@@ -98,11 +98,13 @@ def cmd_methods(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    from .conventions import conventions
+
     handle = _load(args)
     explanations = _explain_all(handle, args)
     if args.json:
-        print(strict_json.dumps({"model": handle.describe(), "explanations": [e.to_dict() for e in explanations]},
-                                indent=2))
+        print(strict_json.dumps({"model": handle.describe(), "explanations": [e.to_dict() for e in explanations],
+                                 "conventions": conventions()}, indent=2))
     else:
         for exp in explanations:
             _print_explanation(exp)
@@ -110,6 +112,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from .conventions import conventions
     from .faithfulness import RANKING_RULE, agreement, evaluate_many, rank_explanations, ranking_metrics
 
     handle = _load(args)
@@ -126,6 +129,7 @@ def cmd_evaluate(args) -> int:
             "ranking_metrics": [m.name for m in ranking_metrics()],
             "ranking_rule": RANKING_RULE,
             "agreement": {"methods": names, "spearman": matrix},
+            "conventions": conventions(),
         }, indent=2))
         return 0
     for exp in explanations:

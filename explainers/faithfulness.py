@@ -38,7 +38,10 @@ AOPC_NORMALISER = (
     f"{len(AOPC_BINS)}. ERASER's paper divides by |B| + 1 (an empty bin), which would scale values by 5/6."
 )
 RATIONALE_RULE = ("The rationale of a fraction f is the ⌈f·n⌉ content tokens (at least one) with the highest signed "
-                  "scores; special tokens are never part of it.")
+                  "scores (most in favour of the target first); special tokens are never part of it.")
+LEAVE_ONE_OUT_RULE = ("Leave-one-out removes one content token at a time: in delete mode the token is deleted, in mask "
+                      "mode it is replaced by the baseline (mask) token. τ vs leave-one-out compares with the "
+                      "leave-one-out of the same mode; it is computed once per text, target and mode.")
 
 
 # ---- perturbations ----------------------------------------------------------------------------

@@ -286,6 +286,14 @@ class Context:
 
 
 # ---- parameters shared by several methods --------------------------------------------------------
+BASELINE_RULE = ("Gradient and perturbation methods compare the input with a baseline in which every content token "
+                 "is replaced by one token that stands for 'absent': the mask token, else pad, else unk, else eos "
+                 "(the `baseline` parameter picks another). The token actually used is in each explanation's "
+                 "extras as baseline_token. Causal LMs rarely have a mask token: for SmolLM2 the baseline is "
+                 "<|im_end|>, its pad token.")
+SEED_RULE = ("Random methods (LIME, Kernel SHAP, Shapley sampling, gradient SHAP) take a seed: the same input and "
+             "seed give the same output, on any batch size or device memory (gradient SHAP draws all its samples "
+             "before batching them).")
 BASELINE = Param("baseline", "auto", "choice", "Token that stands for 'absent': auto = mask, else pad, unk, eos.",
                  choices=("auto", "mask", "pad", "unk", "eos"))
 LAYER = Param("layer", 0, "int", "Transformer block whose output is attributed (0 = first, -1 = last).", -48, 47)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from explainers.conventions import conventions
 from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
 from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
 
@@ -13,7 +14,7 @@ st.markdown("whybox asks one question, *why did the model say that?*, and gets a
             "the explained label, **negative** (blue) against it; unsigned methods (violet) only say how much a "
             "word matters. Then it checks which answers the model itself agrees with.")
 
-methods_tab, metrics_tab, caveats_tab = st.tabs(["Methods", "Metrics", "Caveats"])
+methods_tab, metrics_tab, conventions_tab, caveats_tab = st.tabs(["Methods", "Metrics", "Conventions", "Caveats"])
 with methods_tab:
     for family, description in FAMILIES.items():
         st.subheader(family.capitalize())
@@ -26,6 +27,8 @@ with methods_tab:
             st.markdown(f"**{method.title}**" + (f" — *{tags}*" if tags else "") + f"  \n{method.summary}")
             if method.experimental:
                 st.caption(f"Caution: {method.experimental}")
+            if method.scores_note:
+                st.caption(method.scores_note)
             if method.params:
                 st.caption("Parameters: " + " · ".join(f"`{p.name}` (default {p.default}): {p.help}"
                                                       for p in method.params))
@@ -45,6 +48,11 @@ with metrics_tab:
     st.markdown(metric_list(m for m in METRICS.values() if not m.faithfulness))
     st.markdown("**Plausibility**: does the explanation match the words *you* marked as important?")
     st.markdown(metric_list(PLAUSIBILITY.values()))
+
+with conventions_tab:
+    st.markdown("How whybox computes the numbers it shows. The same notes travel in the JSON downloads and the "
+                "CLI's `--json` output.")
+    st.markdown("\n".join(f"- **{title}.** {text}" for title, text in conventions().items()))
 
 with caveats_tab:
     st.markdown((Path(__file__).resolve().parent.parent / "guide.md").read_text(encoding="utf-8"))

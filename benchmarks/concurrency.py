@@ -25,8 +25,15 @@ def tiny_bert_folder() -> str:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128, num_labels=2)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+    )
     path = tempfile.mkdtemp(prefix="whybox-tiny-bert-")
     BertForSequenceClassification(config).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(get_model_path())).save_pretrained(path)
@@ -41,8 +48,10 @@ def workloads(handle):
     exp = explain(handle, TEXT, "occlusion")
 
     def layers():
-        return [explain(handle, TEXT, "gradient_x_activation").token_scores,
-                explain(handle, TEXT, "layer_conductance", n_steps=6).token_scores]
+        return [
+            explain(handle, TEXT, "gradient_x_activation").token_scores,
+            explain(handle, TEXT, "layer_conductance", n_steps=6).token_scores,
+        ]
 
     return {
         "checks (delete)": lambda: [list(faithfulness.evaluate(handle, exp, "delete").values.values())],

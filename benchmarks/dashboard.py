@@ -22,20 +22,29 @@ import statistics
 import sys
 import time
 
-from benchmarks.browser import (LAST_FINISH, RUN_FINISHED_AFTER, WATCH_SCRIPT_STATE, chromium, dashboard_server,
-                                idle, rerun)
+from benchmarks.browser import (
+    LAST_FINISH,
+    RUN_FINISHED_AFTER,
+    WATCH_SCRIPT_STATE,
+    chromium,
+    dashboard_server,
+    idle,
+    rerun,
+)
 from explainers.methods import DEFAULT_METHODS
 
 TARGETS_S = {"cold_start": 8.0, "cached_rerender": 0.3}
 # Reviews of 30-40 tokens (the W1 length); each fresh Explain uses a new one, so nothing is cached.
 REVIEWS = [
     "A gripping, funny and beautifully acted film, though the last half hour drags and the ending is far too neat.",
-    "The plot is thin and the jokes fall flat, but the two leads are so warm together that I smiled all the way through.",
+    "The plot is thin and the jokes fall flat, but the two leads are so warm together that I smiled all the way "
+    "through.",
     "Dull, overlong and badly lit: even a fine score cannot rescue a script this lazy, and the cast looks bored.",
     "An honest, moving portrait of a family in crisis, with a quiet final scene that stayed with me for days.",
     "I wanted to like this remake, yet every twist is telegraphed and the action scenes are edited into a blur.",
     "Sharp writing, a wonderful villain and real tension in every chase make this the best thriller of the year.",
 ]
+
 
 def timed_action(page, action, ready=None, timeout: float = 600_000) -> float:
     """Seconds from `action` (a click, a key press) until the rerun it starts has finished and
@@ -77,16 +86,21 @@ def explain_runs(page, repeats: int, results: dict[str, list[float]]) -> None:
         results["explain_to_rendered"].append(fresh)
         results["cached_explain"].append(again)
         results["cached_switch_view"].append(switch)
-        print(f"  explain {i + 1}: {fresh:.2f} s, cached again {again:.3f} s, switch view {switch:.3f} s",
-              file=sys.stderr)
+        print(
+            f"  explain {i + 1}: {fresh:.2f} s, cached again {again:.3f} s, switch view {switch:.3f} s", file=sys.stderr
+        )
 
 
 def measure(repeats: int, cold_repeats: int) -> dict[str, list[float]]:
     from explainers import builtin
 
     builtin.builtin_path("sentiment")  # built once and cached on disk: the cold start is the server's
-    results: dict[str, list[float]] = {"cold_start": [], "explain_to_rendered": [], "cached_explain": [],
-                                       "cached_switch_view": []}
+    results: dict[str, list[float]] = {
+        "cold_start": [],
+        "explain_to_rendered": [],
+        "cached_explain": [],
+        "cached_switch_view": [],
+    }
     with chromium() as browser:
         for i in range(cold_repeats):
             started = time.perf_counter()
@@ -105,9 +119,14 @@ def summary(results: dict[str, list[float]]) -> dict:
     for name, runs in results.items():
         target = TARGETS_S.get("cold_start" if name == "cold_start" else "cached_rerender" if "cached" in name else "")
         median = statistics.median(runs)
-        out[name] = {"median_s": round(median, 3), "min_s": round(min(runs), 3), "max_s": round(max(runs), 3),
-                     "runs_s": [round(r, 3) for r in runs], "target_s": target,
-                     "pass": None if target is None else median <= target}
+        out[name] = {
+            "median_s": round(median, 3),
+            "min_s": round(min(runs), 3),
+            "max_s": round(max(runs), 3),
+            "runs_s": [round(r, 3) for r in runs],
+            "target_s": target,
+            "pass": None if target is None else median <= target,
+        }
     return out
 
 
@@ -119,14 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     table = summary(measure(args.repeats, args.cold_repeats))
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
-               "methods": list(DEFAULT_METHODS)}
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "methods": list(DEFAULT_METHODS),
+    }
     if args.json:
         print(json.dumps({"machine": machine, "dashboard": table}, indent=2))
         return 0
-    print(f"dashboard, built-in sentiment, methods {', '.join(DEFAULT_METHODS)}; {machine['cores']} cores, "
-          f"load {machine['load_before']} -> {machine['load_after']}")
+    print(
+        f"dashboard, built-in sentiment, methods {', '.join(DEFAULT_METHODS)}; {machine['cores']} cores, "
+        f"load {machine['load_before']} -> {machine['load_after']}"
+    )
     print(f"{'what':28} {'median s':>9} {'min s':>7} {'max s':>7}  target")
     for name, row in table.items():
         verdict = "" if row["target_s"] is None else f"<= {row['target_s']} s {'PASS' if row['pass'] else 'MISS'}"

@@ -55,8 +55,11 @@ class NaiveModel:
 
     def reference_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Captum's BERT tutorial: keep [CLS]/[SEP], every other token becomes the reference token."""
-        special = torch.tensor(self.tokenizer.get_special_tokens_mask(input_ids[0].tolist(), already_has_special_tokens=True),
-                               dtype=torch.bool, device=input_ids.device)
+        special = torch.tensor(
+            self.tokenizer.get_special_tokens_mask(input_ids[0].tolist(), already_has_special_tokens=True),
+            dtype=torch.bool,
+            device=input_ids.device,
+        )
         return torch.where(special[None], input_ids, torch.full_like(input_ids, self.reference_id()))
 
 
@@ -64,9 +67,12 @@ def integrated_gradients(nm: NaiveModel, text: str, target: int, n_steps: int = 
     from captum.attr import LayerIntegratedGradients
 
     input_ids = nm.ids(text)
-    lig = LayerIntegratedGradients(lambda ids: nm.target_prob(nm.model(ids).logits, target), nm.model.get_input_embeddings())
-    attributions, _delta = lig.attribute(input_ids, baselines=nm.reference_ids(input_ids), n_steps=n_steps,
-                                         return_convergence_delta=True)
+    lig = LayerIntegratedGradients(
+        lambda ids: nm.target_prob(nm.model(ids).logits, target), nm.model.get_input_embeddings()
+    )
+    attributions, _delta = lig.attribute(
+        input_ids, baselines=nm.reference_ids(input_ids), n_steps=n_steps, return_convergence_delta=True
+    )
     return attributions.sum(-1)[0].detach().cpu().numpy()
 
 
@@ -78,7 +84,11 @@ def occlusion(nm: NaiveModel, text: str, target: int, window: int = 3, stride: i
     embeds, baseline = embed(input_ids).detach(), embed(nm.reference_ids(input_ids)).detach()
     hidden = embeds.shape[-1]
     attributions = Occlusion(lambda e: nm.target_prob(nm.model(inputs_embeds=e).logits, target)).attribute(
-        embeds, sliding_window_shapes=(min(window, embeds.shape[1]), hidden), strides=(stride, hidden), baselines=baseline)
+        embeds,
+        sliding_window_shapes=(min(window, embeds.shape[1]), hidden),
+        strides=(stride, hidden),
+        baselines=baseline,
+    )
     return attributions.sum(-1)[0].cpu().numpy()
 
 

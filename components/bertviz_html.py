@@ -116,13 +116,20 @@ def attention_html(
 
     attention = [torch.as_tensor(a).detach().float().cpu() for a in attentions]
     if view == "head":
-        html = head_view(attention, tokens, layer=layer, heads=heads, include_layers=include_layers,
-                         html_action="return")
+        html = head_view(
+            attention, tokens, layer=layer, heads=heads, include_layers=include_layers, html_action="return"
+        )
     elif view == "model":
         if layer is not None:
             raise ValueError("`layer` only applies to the head view")
-        html = model_view(attention, tokens, display_mode="light", include_layers=include_layers,
-                          include_heads=heads, html_action="return")
+        html = model_view(
+            attention,
+            tokens,
+            display_mode="light",
+            include_layers=include_layers,
+            include_heads=heads,
+            html_action="return",
+        )
     else:
         raise ValueError(f"view must be 'head' or 'model', not {view!r}")
     return _offline_document(html.data, "const params = ", height)
@@ -165,6 +172,7 @@ def neuron_view_html(
     lower = json.loads(tokenizer_config.read_text()).get("do_lower_case", True) if tokenizer_config.is_file() else True
     tokenizer = BertTokenizer(str(model_dir / "vocab.txt"), do_lower_case=lower)
     with torch.no_grad():
-        html = show(model, "bert", tokenizer, text, text_b, display_mode="light", layer=layer, head=head,
-                    html_action="return")
+        html = show(
+            model, "bert", tokenizer, text, text_b, display_mode="light", layer=layer, head=head, html_action="return"
+        )
     return _offline_document(html.data, "window.bertviz_params = ", height)

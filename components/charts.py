@@ -13,8 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from explainers.explanation import Explanation
-from explainers.faithfulness import Report
-from explainers.faithfulness import METRICS
+from explainers.faithfulness import METRICS, Report
 from explainers.narrative import shown
 
 from .heatmap import FONT, MUTED, NEGATIVE, POSITIVE, TEXT_DARK, UNSIGNED, hex_color, mix
@@ -59,8 +58,11 @@ def _style(fig: go.Figure, *, title: str | None = None, height: int | None = Non
     fig.update_layout(
         template="plotly_white",
         font=dict(family=FONT, size=13, color=TEXT_DARK),
-        title=dict(text=title, x=0, xanchor="left", yref="container", y=1, yanchor="top", pad=dict(t=12),
-                   font=dict(size=15)) if title else None,
+        title=dict(
+            text=title, x=0, xanchor="left", yref="container", y=1, yanchor="top", pad=dict(t=12), font=dict(size=15)
+        )
+        if title
+        else None,
         margin=dict(l=10, r=20, t=top, b=10),
         height=None if height is None else height + 22 * legend_rows,
         showlegend=legend_items > 0,
@@ -84,11 +86,18 @@ def probability_chart(probabilities: dict[str, float], target: str | None = None
     names = unique_labels([label(k) for k, _ in items])
     values = [v for _, v in items]
     colors = [RED if k == target else GREY for k, _ in items]
-    fig = go.Figure(go.Bar(
-        x=values, y=names, orientation="h", marker_color=colors,
-        text=[f"{100 * v:.1f} %" for v in values], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            marker_color=colors,
+            text=[f"{100 * v:.1f} %" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
     # Zoomed to the largest bar: a causal LM's top tokens often share a few percent.
     fig.update_xaxes(range=[0, 1.2 * max(values, default=1.0) or 1.0], tickformat=".0%", title_text="Probability")
     fig.update_yaxes(autorange="reversed")
@@ -103,14 +112,24 @@ def word_bars(exp: Explanation, top_k: int = 15) -> go.Figure:
     names = unique_labels([label(w) for w in exp.words])
     signed = exp.signed
     chosen = [scores[i] for i in order]
-    fig = go.Figure(go.Bar(
-        x=chosen, y=[names[i] for i in order], orientation="h",
-        marker_color=sign_colors(chosen, signed),
-        text=[f"{s:+.3g}" if signed else f"{s:.3g}" for s in chosen], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.4g}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=chosen,
+            y=[names[i] for i in order],
+            orientation="h",
+            marker_color=sign_colors(chosen, signed),
+            text=[f"{s:+.3g}" if signed else f"{s:.3g}" for s in chosen],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.4g}<extra></extra>",
+        )
+    )
     target = label(shown(exp.target.label))
-    axis = f"← against '{target}'   score   towards '{target}' →" if signed else "Score (unsigned: how much, not which way)"
+    axis = (
+        f"← against '{target}'   score   towards '{target}' →"
+        if signed
+        else "Score (unsigned: how much, not which way)"
+    )
     fig.update_xaxes(title_text=axis)
     fig.update_yaxes(autorange="reversed")
     title = f"{label(exp.title)}: top {len(order)} words for '{target}'"
@@ -143,13 +162,23 @@ def curves_chart(reports: list[Report], curve: str) -> go.Figure:
         if not data:
             continue
         dash = DASHES[i // len(METHOD_PALETTE) % len(DASHES)]
-        fig.add_trace(go.Scatter(
-            x=data["x"], y=data["y"], name=label(name), mode="lines+markers" if aopc else "lines",
-            line=dict(color=color, width=2.2, dash=dash), marker=dict(size=7),
-            hovertemplate=f"{label(name)}<br>%{{x:.0%}} → %{{y:.3f}}<extra></extra>",
-        ))
-    fig.update_xaxes(title_text=f"{metric.curve_x.capitalize()} (most important first)", tickformat=".0%", type="log" if aopc else "linear",
-                     tickvals=[0.01, 0.05, 0.1, 0.2, 0.5] if aopc else None)
+        fig.add_trace(
+            go.Scatter(
+                x=data["x"],
+                y=data["y"],
+                name=label(name),
+                mode="lines+markers" if aopc else "lines",
+                line=dict(color=color, width=2.2, dash=dash),
+                marker=dict(size=7),
+                hovertemplate=f"{label(name)}<br>%{{x:.0%}} → %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        title_text=f"{metric.curve_x.capitalize()} (most important first)",
+        tickformat=".0%",
+        type="log" if aopc else "linear",
+        tickvals=[0.01, 0.05, 0.1, 0.2, 0.5] if aopc else None,
+    )
     fig.update_yaxes(title_text=y_title)
     if not aopc:
         fig.update_yaxes(range=[0, 1.02])
@@ -162,12 +191,22 @@ def agreement_heatmap(names: list[str], matrix: np.ndarray) -> go.Figure:
     matrix = np.asarray(matrix, dtype=float)
     titles = unique_labels([label(n) for n in names])  # the methods' titles, in the order given
     text = [["n/a" if math.isnan(v) else f"{v:.2f}" for v in row] for row in matrix]
-    fig = go.Figure(go.Heatmap(
-        z=np.where(np.isnan(matrix), None, matrix).tolist(), x=titles, y=titles, text=text, texttemplate="%{text}",
-        zmin=-1, zmax=1, colorscale=[[0, BLUE], [0.5, "#ffffff"], [1, RED]], xgap=2, ygap=2,
-        colorbar=dict(title=dict(text="ρ"), thickness=12, tickvals=[-1, 0, 1]),
-        hovertemplate="%{y} vs %{x}: ρ = %{text}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.where(np.isnan(matrix), None, matrix).tolist(),
+            x=titles,
+            y=titles,
+            text=text,
+            texttemplate="%{text}",
+            zmin=-1,
+            zmax=1,
+            colorscale=[[0, BLUE], [0.5, "#ffffff"], [1, RED]],
+            xgap=2,
+            ygap=2,
+            colorbar=dict(title=dict(text="ρ"), thickness=12, tickvals=[-1, 0, 1]),
+            hovertemplate="%{y} vs %{x}: ρ = %{text}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", showgrid=False)
     fig.update_xaxes(showgrid=False, side="bottom")
     fig.update_layout(plot_bgcolor="#f4f4f5")
@@ -178,10 +217,17 @@ def attention_heatmap(matrix: np.ndarray, tokens: list[str], title: str) -> go.F
     """A T×T attention (or rollout) matrix: row = the token attending, column = the token attended to."""
     matrix = np.asarray(matrix, dtype=float)
     names = [f"{i}·{label(t)}" for i, t in enumerate(tokens)]
-    fig = go.Figure(go.Heatmap(
-        z=matrix, x=names, y=names, zmin=0, colorscale=[[0, "#ffffff"], [1, VIOLET]],
-        colorbar=dict(thickness=12), hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=names,
+            y=names,
+            zmin=0,
+            colorscale=[[0, "#ffffff"], [1, VIOLET]],
+            colorbar=dict(thickness=12),
+            hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text="Attended to", tickangle=-60, showgrid=False)
     fig.update_yaxes(title_text="Attending", autorange="reversed", showgrid=False)
     size = max(320, 130 + 18 * len(tokens))
@@ -207,11 +253,16 @@ def comparison_chart(rows: pd.DataFrame, name_a: str | None = None, name_b: str 
         colors = [RED if v > 0 else BLUE for v in values]
         if lighten:
             colors = [hex_color(mix(POSITIVE if v > 0 else NEGATIVE, 0.45)) for v in values]
-        fig.add_trace(go.Bar(
-            x=values, y=names, orientation="h", name=label(str(name)) + (" (lighter)" if lighten else ""),
-            marker=dict(color=colors, line=dict(color=MUTED if lighten else "rgba(0,0,0,0)", width=0.5)),
-            hovertemplate=f"{label(str(name))}<br>%{{y}}: %{{x:.4g}}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Bar(
+                x=values,
+                y=names,
+                orientation="h",
+                name=label(str(name)) + (" (lighter)" if lighten else ""),
+                marker=dict(color=colors, line=dict(color=MUTED if lighten else "rgba(0,0,0,0)", width=0.5)),
+                hovertemplate=f"{label(str(name))}<br>%{{y}}: %{{x:.4g}}<extra></extra>",
+            )
+        )
     fig.update_layout(barmode="group")
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="Word score (red = towards the target, blue = against)")

@@ -80,16 +80,20 @@ def _span(text: str, tooltip: str, style: str, score: float | None = None) -> st
 
 def _scored_span(text: str, score: float, scale: float, signed: bool, label: str, extra_style: str = "") -> str:
     background = score_color(score, scale, signed)
-    style = (f"background:{hex_color(background)};color:{text_color(background)};"
-             f"border-radius:0.3em;padding:0.12em 0.08em;{extra_style}")
+    style = (
+        f"background:{hex_color(background)};color:{text_color(background)};"
+        f"border-radius:0.3em;padding:0.12em 0.08em;{extra_style}"
+    )
     share = f" ({abs(score) / scale:.0%} of full colour)" if scale else ""
     return _span(text, f"{label}: {score:+.3g}{share}", style, score)
 
 
 def _container(inner: str) -> str:
-    style = (f"font-family:{FONT};font-size:1.05rem;line-height:2.1;white-space:pre-wrap;"
-             f"overflow-wrap:anywhere;color:{TEXT_DARK};background:#ffffff;padding:0.6rem 0.9rem;"
-             "border:1px solid #e4e4e7;border-radius:0.5rem")
+    style = (
+        f"font-family:{FONT};font-size:1.05rem;line-height:2.1;white-space:pre-wrap;"
+        f"overflow-wrap:anywhere;color:{TEXT_DARK};background:#ffffff;padding:0.6rem 0.9rem;"
+        "border:1px solid #e4e4e7;border-radius:0.5rem"
+    )
     return f'<div class="whybox-heatmap" style="{style}">{inner}</div>'
 
 
@@ -120,8 +124,10 @@ def _word_spans(exp: Explanation, scale: float, signed: bool) -> str:
 
 def _token_spans(exp: Explanation, scale: float, signed: bool) -> str:
     """Subword pieces as chips; a space between words, none between the pieces of one word."""
-    special_style = (f"color:{MUTED};background:#f4f4f5;border:1px dashed #d4d4d8;border-radius:0.3em;"
-                     "padding:0.05em 0.25em;font-size:0.78em;font-family:ui-monospace,Menlo,Consolas,monospace")
+    special_style = (
+        f"color:{MUTED};background:#f4f4f5;border:1px dashed #d4d4d8;border-radius:0.3em;"
+        "padding:0.05em 0.25em;font-size:0.78em;font-family:ui-monospace,Menlo,Consolas,monospace"
+    )
     chip = "border:1px solid rgba(0,0,0,0.08);margin:0 1px"
     parts, previous_word = [], object()
     for token, score, special, word in zip(exp.tokens, exp.token_scores, exp.special, exp.word_of_token):
@@ -140,28 +146,38 @@ def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "w
     """A small colour bar saying what the colours mean for this explanation's target."""
     scale = default_scale(exp, level) if scale is None else float(scale)
     label = html.escape(shown(exp.target.label))
-    bar = "display:inline-block;width:120px;height:12px;border-radius:6px;border:1px solid #e4e4e7;vertical-align:middle"
+    bar = (
+        "display:inline-block;width:120px;height:12px;border-radius:6px;border:1px solid #e4e4e7;vertical-align:middle"
+    )
     if exp.signed:
         gradient = f"linear-gradient(90deg,{hex_color(NEGATIVE)},#ffffff,{hex_color(POSITIVE)})"
         items = [
-            f'<span><b style="color:{hex_color(NEGATIVE)}">blue</b> = pushes away from \'{label}\'</span>',
+            f"<span><b style=\"color:{hex_color(NEGATIVE)}\">blue</b> = pushes away from '{label}'</span>",
             f'<span style="{bar};background:{gradient}"></span>',
-            f'<span><b style="color:{hex_color(POSITIVE)}">red</b> = pushes towards \'{label}\'</span>',
+            f"<span><b style=\"color:{hex_color(POSITIVE)}\">red</b> = pushes towards '{label}'</span>",
         ]
         full = f"full colour = ±{scale:.3g}"
     else:
         gradient = f"linear-gradient(90deg,#ffffff,{hex_color(UNSIGNED)})"
         title = html.escape(exp.title)
         darker = f'<b style="color:{hex_color(UNSIGNED)}">darker</b>'
-        meaning = (f"{darker} = more attention from the prediction position. Attention is blind to the target: "
-                   "a view of the model, not an explanation" if exp.properties.get("needs_attention") else
-                   f"{darker} = matters more for '{label}'. {title} is unsigned: it says how much, not in which direction")
+        meaning = (
+            f"{darker} = more attention from the prediction position. Attention is blind to the target: "
+            "a view of the model, not an explanation"
+            if exp.properties.get("needs_attention")
+            else f"{darker} = matters more for '{label}'. {title} is unsigned: it says how much, not in which direction"
+        )
         items = [f'<span style="{bar};background:{gradient}"></span>', f"<span>{meaning}</span>"]
         full = f"full colour = {scale:.3g}"
-    items.append(f'<span style="color:{MUTED}">{full}</span>' if scale
-                 else f'<span style="color:{MUTED}">all scores are zero</span>')
-    style = (f"display:flex;flex-wrap:wrap;align-items:center;gap:0.35rem 0.7rem;font-family:{FONT};"
-             f"font-size:0.85rem;color:#3f3f46;margin:0.3rem 0 0.5rem")
+    items.append(
+        f'<span style="color:{MUTED}">{full}</span>'
+        if scale
+        else f'<span style="color:{MUTED}">all scores are zero</span>'
+    )
+    style = (
+        f"display:flex;flex-wrap:wrap;align-items:center;gap:0.35rem 0.7rem;font-family:{FONT};"
+        f"font-size:0.85rem;color:#3f3f46;margin:0.3rem 0 0.5rem"
+    )
     return f'<div class="whybox-legend" style="{style}">{"".join(items)}</div>'
 
 

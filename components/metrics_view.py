@@ -21,7 +21,9 @@ def metrics_frame(reports: list[Report]) -> pd.DataFrame:
     """Rows = methods (their titles), columns = metric titles, in METRICS order."""
     index = unique_labels([r.title or r.method for r in reports])
     data = [{m.title: r.values.get(m.name, np.nan) for m in METRICS.values()} for r in reports]
-    return pd.DataFrame(data, index=pd.Index(index, name="Method"), columns=[m.title for m in METRICS.values()], dtype=float)
+    return pd.DataFrame(
+        data, index=pd.Index(index, name="Method"), columns=[m.title for m in METRICS.values()], dtype=float
+    )
 
 
 def _shades(values: pd.Series, metric: Metric) -> list[str]:
@@ -59,16 +61,18 @@ def metric_backgrounds(frame: pd.DataFrame) -> pd.DataFrame:
 def styled_metrics(reports: list[Report]):
     """metrics_frame as a pandas Styler: coloured per column by direction, 3 decimals, NaN as n/a."""
     frame = metrics_frame(reports)
-    return (frame.style
-            .apply(lambda _: metric_backgrounds(frame), axis=None)
-            .format(three_decimals))
+    return frame.style.apply(lambda _: metric_backgrounds(frame), axis=None).format(three_decimals)
 
 
 def metric_legend() -> list[str]:
     """One plain-text line per metric: title, direction, range, meaning."""
     lines = []
     for m in METRICS.values():
-        judged = f"{m.direction} is better" if m.faithfulness else f"descriptive, not faithfulness ({m.direction} = more focused)"
+        judged = (
+            f"{m.direction} is better"
+            if m.faithfulness
+            else f"descriptive, not faithfulness ({m.direction} = more focused)"
+        )
         lines.append(f"{m.title} ({judged}; range {m.low:g} to {m.high:g}): {m.meaning}")
     return lines
 
@@ -90,7 +94,9 @@ def render_metrics(reports: list[Report]) -> None:
         st.info("No faithfulness checks yet.")
         return
     st.dataframe(styled_metrics(reports), width="stretch")
-    st.caption(mode_caption(reports) + " Green = better for that metric; grey columns describe shape, not faithfulness.")
+    st.caption(
+        mode_caption(reports) + " Green = better for that metric; grey columns describe shape, not faithfulness."
+    )
     with st.expander("What the metrics mean"):
         st.markdown("\n".join(f"- {line}" for line in metric_legend()))
 

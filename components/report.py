@@ -67,12 +67,19 @@ class _Figures:
 
     def html(self, fig) -> str:
         self.count += 1
-        return fig.to_html(include_plotlyjs=self.count == 1, full_html=False,
-                           config={"displaylogo": False, "responsive": True})
+        return fig.to_html(
+            include_plotlyjs=self.count == 1, full_html=False, config={"displaylogo": False, "responsive": True}
+        )
 
 
-def html_report(*, model_info: dict, explanations: list[Explanation], reports: list[Report], settings: dict,
-                agreement: tuple[list[str], object] | None = None) -> str:
+def html_report(
+    *,
+    model_info: dict,
+    explanations: list[Explanation],
+    reports: list[Report],
+    settings: dict,
+    agreement: tuple[list[str], object] | None = None,
+) -> str:
     """One HTML file with everything the dashboard showed; no external URL, so it opens offline."""
     figures = _Figures()
     name = model_info.get("name", "model")
@@ -81,27 +88,37 @@ def html_report(*, model_info: dict, explanations: list[Explanation], reports: l
     parts = [
         f"<h1>whybox report</h1><p class='muted'>Why did {_e(name)} say that? "
         f"Explanations of one prediction, and checks of how faithful they are.</p>",
-        "<h2>Model</h2>", _kv_table(model_info),
-        "<h2>Input and settings</h2>", f"<pre class='text'>{_e(text)}</pre>",
+        "<h2>Model</h2>",
+        _kv_table(model_info),
+        "<h2>Input and settings</h2>",
+        f"<pre class='text'>{_e(text)}</pre>",
     ]
     if settings:
         parts.append(f"<div style='margin-top:.8rem'>{_kv_table(settings)}</div>")
     if explanations:
         parts.append(f"<div style='margin-top:.8rem'>{_methods_table(explanations)}</div>")
         first = explanations[0]
-        parts += ["<h2>Prediction</h2>", "<section class='card'>",
-                  figures.html(charts.probability_chart(first.probabilities, first.target.label)), "</section>"]
+        parts += [
+            "<h2>Prediction</h2>",
+            "<section class='card'>",
+            figures.html(charts.probability_chart(first.probabilities, first.target.label)),
+            "</section>",
+        ]
         parts.append("<h2>Explanations</h2>")
         parts += [_explanation_card(exp) for exp in explanations]
     if reports:
         parts += _faithfulness(reports, agreement, figures)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts.append(f"<footer>Made by whybox on {stamp}. Self-contained: no part of this file is loaded from the network.</footer>")
+    parts.append(
+        f"<footer>Made by whybox on {stamp}. Self-contained: no part of this file is loaded from the network.</footer>"
+    )
     body = "".join(parts)
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>whybox report: {_e(name)}</title><style>{_CSS}</style></head>"
-            f"<body><main>{body}</main></body></html>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>whybox report: {_e(name)}</title><style>{_CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>"
+    )
 
 
 def _methods_table(explanations: list[Explanation]) -> str:
@@ -112,7 +129,8 @@ def _methods_table(explanations: list[Explanation]) -> str:
         rows.append(
             f"<tr><td>{_e(exp.title)}</td><td>{_e(exp.properties.get('family', '?'))}</td>"
             f"<td>{_e(params)}</td><td>{_e(exp.target.label)}</td>"
-            f"<td>{_e(exp.seed if exp.seed is not None else '—')}</td><td class='num'>{exp.seconds:.2f} s</td></tr>")
+            f"<td>{_e(exp.seed if exp.seed is not None else '—')}</td><td class='num'>{exp.seconds:.2f} s</td></tr>"
+        )
     return f"<table class='wide'>{head}{''.join(rows)}</table>"
 
 
@@ -137,8 +155,8 @@ def metrics_table_html(reports: list[Report]) -> str:
     rows = []
     for method, values in frame.iterrows():
         cells = "".join(
-            f"<td class='num' style='{css.at[method, col]}'>{three_decimals(v)}</td>"
-            for col, v in values.items())
+            f"<td class='num' style='{css.at[method, col]}'>{three_decimals(v)}</td>" for col, v in values.items()
+        )
         rows.append(f"<tr><th>{_e(method)}</th>{cells}</tr>")
     return f"<div style='overflow-x:auto'><table class='wide metrics'>{head}{''.join(rows)}</table></div>"
 
@@ -159,9 +177,12 @@ def _faithfulness(reports: list[Report], agreement, figures: _Figures) -> list[s
     parts.append("</div>")
     if agreement is not None and len(agreement[0]) > 1:
         titles = {r.method: r.title for r in reports}
-        parts += ["<h2>Agreement</h2>", "<section class='card'>",
-                  figures.html(charts.agreement_heatmap([titles.get(n, n) for n in agreement[0]], agreement[1])),
-                  "</section>"]
+        parts += [
+            "<h2>Agreement</h2>",
+            "<section class='card'>",
+            figures.html(charts.agreement_heatmap([titles.get(n, n) for n in agreement[0]], agreement[1])),
+            "</section>",
+        ]
     return parts
 
 

@@ -44,8 +44,12 @@ def get_model(name: str) -> ModelHandle:
 
         slot = st.empty()
         try:
-            builtin_path(name, progress=lambda fraction, message: slot.progress(
-                min(max(float(fraction), 0.0), 1.0), text=f"Preparing {name} (first use only): {message}"))
+            builtin_path(
+                name,
+                progress=lambda fraction, message: slot.progress(
+                    min(max(float(fraction), 0.0), 1.0), text=f"Preparing {name} (first use only): {message}"
+                ),
+            )
         except (OSError, RuntimeError, ValueError, ImportError) as exc:
             raise ModelLoadError(f"Could not prepare the built-in model '{name}': {exc}") from exc
         finally:

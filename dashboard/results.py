@@ -34,8 +34,9 @@ class Request:
 def current_request() -> Request:
     ss = st.session_state
     params = {m: ss.params.get(m, {}) for m in ss.methods}
-    return Request(ss.model, current_text(), tuple(ss.methods), json.dumps(params, sort_keys=True), int(ss.seed),
-                   ss.target.strip())
+    return Request(
+        ss.model, current_text(), tuple(ss.methods), json.dumps(params, sort_keys=True), int(ss.seed), ss.target.strip()
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=2000)
@@ -74,5 +75,11 @@ def reports(handle: ModelHandle, req: Request, explanations: list[Explanation], 
 
 def settings_of(req: Request) -> dict:
     """The settings written into downloads."""
-    return {"model": req.model, "text": req.text, "methods": list(req.methods), "params": json.loads(req.params),
-            "seed": req.seed, "target": req.target or "predicted"}
+    return {
+        "model": req.model,
+        "text": req.text,
+        "methods": list(req.methods),
+        "params": json.loads(req.params),
+        "seed": req.seed,
+        "target": req.target or "predicted",
+    }

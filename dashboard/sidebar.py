@@ -40,10 +40,12 @@ def model_picker() -> ModelHandle | None:
         if error:
             ss.w_model = shown(ss.model)
     st.selectbox(
-        "Model", options, key="w_model",
+        "Model",
+        options,
+        key="w_model",
         format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model (folder or hub id)",
         help="Built-in models are prepared on first use. Your own: any Hugging Face sequence-classification "
-             "or causal-LM checkpoint, from a local folder or the hub.",
+        "or causal-LM checkpoint, from a local folder or the hub.",
     )
     if ss.w_model == CUSTOM:
         if "w_custom" not in ss:
@@ -65,8 +67,10 @@ def model_card(handle: ModelHandle) -> None:
     info = handle.describe()
     device = "GPU" if handle.device.type == "cuda" else "Apple GPU" if handle.device.type == "mps" else "CPU"
     task = plain(handle.task.describe())
-    st.caption(f"Loaded **{plain(handle.name)}** ({info['architecture']}, {info['parameters'] / 1e6:.1f} M parameters, "
-               f"up to {handle.max_tokens} tokens) on **{device}** ({handle.device}).  \n{task}")
+    st.caption(
+        f"Loaded **{plain(handle.name)}** ({info['architecture']}, {info['parameters'] / 1e6:.1f} M parameters, "
+        f"up to {handle.max_tokens} tokens) on **{device}** ({handle.device}).  \n{task}"
+    )
 
 
 # ---- methods --------------------------------------------------------------------------------------
@@ -74,11 +78,22 @@ def method_picker(handle: ModelHandle) -> None:
     ss = st.session_state
     widgets.bind("w_methods", "methods")
     ss.methods = st.multiselect(
-        "Methods", list(METHODS), key="w_methods", format_func=lambda m: METHODS[m].title,
+        "Methods",
+        list(METHODS),
+        key="w_methods",
+        format_func=lambda m: METHODS[m].title,
         help="Attribution methods to run. Their estimated cost is listed below, before you run them.",
     )
-    ss.seed = int(st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=_bound("w_seed", "seed"),
-                                  help="Random methods (LIME, SHAP sampling) give the same result for the same seed."))
+    ss.seed = int(
+        st.number_input(
+            "Seed",
+            min_value=0,
+            max_value=2**31 - 1,
+            step=1,
+            key=_bound("w_seed", "seed"),
+            help="Random methods (LIME, SHAP sampling) give the same result for the same seed.",
+        )
+    )
     if not ss.methods:
         st.warning("Pick at least one method.")
         return
@@ -109,8 +124,14 @@ def param_input(method: str, p: Param):
     if p.kind == "choice":
         return st.selectbox(p.name, p.choices, key=key, help=p.help)
     cast = int if p.kind == "int" else float
-    return st.number_input(p.name, min_value=cast(p.low), max_value=cast(p.high), step=cast(1 if cast is int else 0.05),
-                           key=key, help=p.help)
+    return st.number_input(
+        p.name,
+        min_value=cast(p.low),
+        max_value=cast(p.high),
+        step=cast(1 if cast is int else 0.05),
+        key=key,
+        help=p.help,
+    )
 
 
 def cost_summary(handle: ModelHandle) -> None:
@@ -133,8 +154,10 @@ def cost_summary(handle: ModelHandle) -> None:
             expensive.append(method.title)
     st.caption(f"Estimated cost for {n_tokens} tokens:\n" + "\n".join(lines))
     if expensive:
-        st.warning(f"{', '.join(expensive)} will take a while on this CPU for a text this long: "
-                   "shorten the text or lower the samples/steps in Method parameters.")
+        st.warning(
+            f"{', '.join(expensive)} will take a while on this CPU for a text this long: "
+            "shorten the text or lower the samples/steps in Method parameters."
+        )
 
 
 # ---- target -----------------------------------------------------------------------------------------
@@ -146,8 +169,17 @@ def target_picker(handle: ModelHandle) -> None:
         if ss.target not in options:  # e.g. a label of the previous model
             ss.target = ""
             ss.pop("w_target_label", None)
-        ss.target = st.selectbox("Explain the label", options, key=_bound("w_target_label", "target"),
-                                 format_func=lambda label: label or "the predicted label", help=task.target_help)
+        ss.target = st.selectbox(
+            "Explain the label",
+            options,
+            key=_bound("w_target_label", "target"),
+            format_func=lambda label: label or "the predicted label",
+            help=task.target_help,
+        )
     else:
-        ss.target = st.text_input("Target continuation", key=_bound("w_target_text", "target"),
-                                  placeholder="empty = the model's most likely next token", help=task.target_help)
+        ss.target = st.text_input(
+            "Target continuation",
+            key=_bound("w_target_text", "target"),
+            placeholder="empty = the model's most likely next token",
+            help=task.target_help,
+        )

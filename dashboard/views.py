@@ -35,9 +35,11 @@ def check_text(handle: ModelHandle, text: str) -> bool:
         st.error(plain(str(exc)))
         return False
     if enc.truncated:
-        st.warning(f"This text is longer than the model's limit of {handle.max_tokens} tokens: only the first "
-                   f"{handle.max_tokens} tokens (up to “{plain(enc.words[-1])}”) are used. Shorten the text to "
-                   "explain all of it.")
+        st.warning(
+            f"This text is longer than the model's limit of {handle.max_tokens} tokens: only the first "
+            f"{handle.max_tokens} tokens (up to “{plain(enc.words[-1])}”) are used. Shorten the text to "
+            "explain all of it."
+        )
     return True
 
 
@@ -98,16 +100,21 @@ def _compute(handle: ModelHandle, req: results.Request, progress: bool):
                 errors[name] = exc
         if progress:
             bar.progress(1.0, text="Done")
-            status.update(label=f"Explained with {len(exps)} of {len(req.methods)} methods in "
-                                f"{time.perf_counter() - started:.1f} s",
-                          state="error" if errors else "complete", expanded=False)
+            status.update(
+                label=f"Explained with {len(exps)} of {len(req.methods)} methods in "
+                f"{time.perf_counter() - started:.1f} s",
+                state="error" if errors else "complete",
+                expanded=False,
+            )
     return exps, errors
 
 
 def method_caption(exp: Explanation) -> str:
     props = exp.properties
-    bits = [f"{props.get('family', '?')} method" + (" (experimental, see below)" if props.get("experimental") else ""),
-            f"computed in {exp.seconds:.2f} s"]
+    bits = [
+        f"{props.get('family', '?')} method" + (" (experimental, see below)" if props.get("experimental") else ""),
+        f"computed in {exp.seconds:.2f} s",
+    ]
     if exp.seed is not None:
         bits.append(f"seed {exp.seed}")
     for d in exp.diagnostics:
@@ -117,8 +124,14 @@ def method_caption(exp: Explanation) -> str:
     return " · ".join(bits)
 
 
-def downloads(handle: ModelHandle, req: results.Request, exps: list[Explanation], mode: str = "delete", reports=None,
-              agreement=None) -> None:
+def downloads(
+    handle: ModelHandle,
+    req: results.Request,
+    exps: list[Explanation],
+    mode: str = "delete",
+    reports=None,
+    agreement=None,
+) -> None:
     """JSON bundle and self-contained HTML report; built only when clicked (metrics cost forward passes)."""
     settings = results.settings_of(req) | {"perturbation": mode}
     info = handle.describe()
@@ -127,11 +140,25 @@ def downloads(handle: ModelHandle, req: results.Request, exps: list[Explanation]
         return reports if reports is not None else faithfulness.evaluate_many(handle, exps, mode)
 
     left, right = st.columns(2)
-    left.download_button("Download JSON (explanations + metrics)", file_name="whybox.json", mime="application/json",
-                         data=lambda: json_bundle(exps, the_reports(), settings, info), icon=":material/download:",
-                         width="stretch")
-    right.download_button("Download HTML report", file_name="whybox-report.html", mime="text/html",
-                          data=lambda: html_report(model_info=info, explanations=exps, reports=the_reports(),
-                                                   settings=settings,
-                                                   agreement=agreement or faithfulness.agreement(exps)),
-                          icon=":material/description:", width="stretch")
+    left.download_button(
+        "Download JSON (explanations + metrics)",
+        file_name="whybox.json",
+        mime="application/json",
+        data=lambda: json_bundle(exps, the_reports(), settings, info),
+        icon=":material/download:",
+        width="stretch",
+    )
+    right.download_button(
+        "Download HTML report",
+        file_name="whybox-report.html",
+        mime="text/html",
+        data=lambda: html_report(
+            model_info=info,
+            explanations=exps,
+            reports=the_reports(),
+            settings=settings,
+            agreement=agreement or faithfulness.agreement(exps),
+        ),
+        icon=":material/description:",
+        width="stretch",
+    )

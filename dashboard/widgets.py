@@ -52,7 +52,13 @@ def text_box(page: str, label: str = "Text to explain") -> str:
         if ss.w_example:
             ss.w_text, ss.w_example = ss.w_example, None
 
-    st.selectbox("Start from an example", list(EXAMPLES), index=None, key="w_example", on_change=use_example,
-                 placeholder="Pick an example sentence…")
+    st.selectbox(
+        "Start from an example",
+        list(EXAMPLES),
+        index=None,
+        key="w_example",
+        on_change=use_example,
+        placeholder="Pick an example sentence…",
+    )
     ss.text = st.text_area(label, key="w_text", height=110)
     return ss.text

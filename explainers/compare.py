@@ -26,14 +26,18 @@ def align_words(exp_a: Explanation, exp_b: Explanation) -> pd.DataFrame:
     def row(i, j, status):
         score_a = exp_a.word_scores[i] if i is not None else np.nan
         score_b = exp_b.word_scores[j] if j is not None else np.nan
-        rows.append({
-            "word_a": words_a[i] if i is not None else None,
-            "word_b": words_b[j] if j is not None else None,
-            "index_a": i, "index_b": j,
-            "score_a": score_a, "score_b": score_b,
-            "difference": score_b - score_a,
-            "status": status,
-        })
+        rows.append(
+            {
+                "word_a": words_a[i] if i is not None else None,
+                "word_b": words_b[j] if j is not None else None,
+                "index_a": i,
+                "index_b": j,
+                "score_a": score_a,
+                "score_b": score_b,
+                "difference": score_b - score_a,
+                "status": status,
+            }
+        )
 
     matcher = difflib.SequenceMatcher(None, words_a, words_b, autojunk=False)
     for op, a0, a1, b0, b1 in matcher.get_opcodes():

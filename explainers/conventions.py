@@ -12,7 +12,7 @@ def conventions() -> dict[str, str]:
     """Title -> one paragraph, in reading order."""
     notes = {
         "Signs": "Scores keep their sign: positive pushes towards the explained target, negative away from it. "
-                 "A word's score is the sum of its subword tokens' scores. Special tokens are never scored.",
+        "A word's score is the sum of its subword tokens' scores. Special tokens are never scored.",
         "Rationale": RATIONALE_RULE,
         "AOPC": AOPC_NORMALISER,
         "Leave-one-out": LEAVE_ONE_OUT_RULE,

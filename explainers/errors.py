@@ -37,9 +37,12 @@ class InternalError(WhyboxError):
         self.error_id = error_id
 
     @classmethod
-    def from_exception(cls, exc: BaseException, doing: str) -> "InternalError":
+    def from_exception(cls, exc: BaseException, doing: str) -> InternalError:
         """Log `exc` with its traceback and return the error to show: 'Internal error <id> while <doing>'."""
         error_id = uuid.uuid4().hex[:8]
         log.error("internal error %s while %s: %s: %s", error_id, doing, type(exc).__name__, exc, exc_info=exc)
-        return cls(f"Internal error {error_id} while {doing}: this is a bug in whybox, not a problem with your "
-                   f"input. The details are in the server log under {error_id}.", error_id)
+        return cls(
+            f"Internal error {error_id} while {doing}: this is a bug in whybox, not a problem with your "
+            f"input. The details are in the server log under {error_id}.",
+            error_id,
+        )

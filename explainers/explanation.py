@@ -45,9 +45,23 @@ class Explanation:
     properties: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, *, method: str, model: str, enc: Encoded, token_scores, target: Target, target_prob: float,
-              probabilities: dict[str, float], params: dict, seed: int | None, seconds: float,
-              extras: dict | None = None, word_scores=None, properties: dict | None = None) -> "Explanation":
+    def build(
+        cls,
+        *,
+        method: str,
+        model: str,
+        enc: Encoded,
+        token_scores,
+        target: Target,
+        target_prob: float,
+        probabilities: dict[str, float],
+        params: dict,
+        seed: int | None,
+        seconds: float,
+        extras: dict | None = None,
+        word_scores=None,
+        properties: dict | None = None,
+    ) -> Explanation:
         token_scores = np.asarray(token_scores, dtype=np.float64).reshape(-1)
         if word_scores is None:
             word_scores = words_from_tokens(token_scores, enc.word_of_token, len(enc.words))
@@ -102,8 +116,16 @@ class Explanation:
 
     @property
     def encoded(self) -> Encoded:
-        return Encoded(self.text, self.token_ids, self.tokens, self.special, self.word_of_token, self.words,
-                       self.word_spans, self.truncated)
+        return Encoded(
+            self.text,
+            self.token_ids,
+            self.tokens,
+            self.special,
+            self.word_of_token,
+            self.words,
+            self.word_spans,
+            self.truncated,
+        )
 
     def scores(self, level: str = "token") -> np.ndarray:
         return np.asarray(self.token_scores if level == "token" else self.word_scores, dtype=np.float64)
@@ -124,12 +146,14 @@ class Explanation:
         return strict_json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Explanation":
+    def from_dict(cls, d: dict) -> Explanation:
         d = dict(d)
         schema = d.pop("schema", None)
         if schema != SCHEMA_VERSION:
-            raise InputError(f"This explanation was written with schema {schema}; this version of whybox reads "
-                             f"schema {SCHEMA_VERSION}. Explain the text again to get a current one.")
+            raise InputError(
+                f"This explanation was written with schema {schema}; this version of whybox reads "
+                f"schema {SCHEMA_VERSION}. Explain the text again to get a current one."
+            )
         d["target"] = Target.from_dict(d["target"])
         d["word_spans"] = [tuple(span) for span in d["word_spans"]]
         # JSON has no NaN: a null score was an undefined number
@@ -138,7 +162,7 @@ class Explanation:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "Explanation":
+    def from_json(cls, text: str) -> Explanation:
         return cls.from_dict(strict_json.loads(text))
 
 

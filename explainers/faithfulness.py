@@ -37,11 +37,15 @@ AOPC_NORMALISER = (
     f"AOPC is the mean over the {len(AOPC_BINS)} bins (top 1, 5, 10, 20, 50 % of tokens): normaliser |B| = "
     f"{len(AOPC_BINS)}. ERASER's paper divides by |B| + 1 (an empty bin), which would scale values by 5/6."
 )
-RATIONALE_RULE = ("The rationale of a fraction f is the ⌈f·n⌉ content tokens (at least one) with the highest signed "
-                  "scores (most in favour of the target first); special tokens are never part of it.")
-LEAVE_ONE_OUT_RULE = ("Leave-one-out removes one content token at a time: in delete mode the token is deleted, in mask "
-                      "mode it is replaced by the baseline (mask) token. τ vs leave-one-out compares with the "
-                      "leave-one-out of the same mode; it is computed once per text, target and mode.")
+RATIONALE_RULE = (
+    "The rationale of a fraction f is the ⌈f·n⌉ content tokens (at least one) with the highest signed "
+    "scores (most in favour of the target first); special tokens are never part of it."
+)
+LEAVE_ONE_OUT_RULE = (
+    "Leave-one-out removes one content token at a time: in delete mode the token is deleted, in mask "
+    "mode it is replaced by the baseline (mask) token. τ vs leave-one-out compares with the "
+    "leave-one-out of the same mode; it is computed once per text, target and mode."
+)
 
 
 # ---- perturbations ----------------------------------------------------------------------------
@@ -231,43 +235,121 @@ class Shape(Metric):
 
 
 _share = f"{RATIONALE_FRACTION:.0%}"
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    RationaleDrop("comprehensiveness", "Comprehensiveness", "higher", -1, 1,
-                  f"Probability drop when the top {_share} tokens are removed: did the explanation find what "
-                  "the model needs?"),
-    RationaleDrop("sufficiency", "Sufficiency", "lower", -1, 1,
-                  f"Probability drop when only the top {_share} tokens are kept: are they enough on their own?",
-                  keep=True),
-    RationaleDrop("aopc_comprehensiveness", "AOPC comprehensiveness", "higher", -1, 1,
-                  "Comprehensiveness averaged over removing the top 1, 5, 10, 20 and 50 % of tokens.",
-                  curve_title="AOPC comprehensiveness", curve_x="share of tokens removed", fractions=AOPC_BINS),
-    RationaleDrop("aopc_sufficiency", "AOPC sufficiency", "lower", -1, 1,
-                  "Sufficiency averaged over keeping the top 1, 5, 10, 20 and 50 % of tokens.",
-                  curve_title="AOPC sufficiency", curve_x="share of tokens kept", fractions=AOPC_BINS, keep=True),
-    AreaUnderCurve("deletion_auc", "Deletion AUC", "lower", 0, 1,
-                   "Area under the probability curve as the most important tokens are removed first: a fast "
-                   "fall is good.", curve_title="Deletion", curve_x="share of tokens removed"),
-    AreaUnderCurve("insertion_auc", "Insertion AUC", "higher", 0, 1,
-                   "Area under the probability curve as the most important tokens are put back first: a fast "
-                   "rise is good.", curve_title="Insertion", curve_x="share of tokens put back", keep=True),
-    TauAgainstLeaveOneOut("kendall_tau_loo", "Kendall τ vs leave-one-out", "higher", -1, 1,
-                          "Rank agreement with the effect of removing each token on its own (deleted or masked, "
-                          "as the mode says).", compares_with_method=True),
-    Shape("sparsity_gini", "Sparsity (Gini)", "higher", 0, 1,
-          "How concentrated the attribution mass is on few tokens (descriptive: easier to read, not more "
-          "faithful).", faithfulness=False),
-    Shape("normalized_entropy", "Normalized entropy", "lower", 0, 1,
-          "How evenly the attribution mass is spread, 1 = uniform (descriptive: lower is more focused, not more "
-          "faithful).", faithfulness=False, measure="entropy"),
-)}
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        RationaleDrop(
+            "comprehensiveness",
+            "Comprehensiveness",
+            "higher",
+            -1,
+            1,
+            f"Probability drop when the top {_share} tokens are removed: did the explanation find what "
+            "the model needs?",
+        ),
+        RationaleDrop(
+            "sufficiency",
+            "Sufficiency",
+            "lower",
+            -1,
+            1,
+            f"Probability drop when only the top {_share} tokens are kept: are they enough on their own?",
+            keep=True,
+        ),
+        RationaleDrop(
+            "aopc_comprehensiveness",
+            "AOPC comprehensiveness",
+            "higher",
+            -1,
+            1,
+            "Comprehensiveness averaged over removing the top 1, 5, 10, 20 and 50 % of tokens.",
+            curve_title="AOPC comprehensiveness",
+            curve_x="share of tokens removed",
+            fractions=AOPC_BINS,
+        ),
+        RationaleDrop(
+            "aopc_sufficiency",
+            "AOPC sufficiency",
+            "lower",
+            -1,
+            1,
+            "Sufficiency averaged over keeping the top 1, 5, 10, 20 and 50 % of tokens.",
+            curve_title="AOPC sufficiency",
+            curve_x="share of tokens kept",
+            fractions=AOPC_BINS,
+            keep=True,
+        ),
+        AreaUnderCurve(
+            "deletion_auc",
+            "Deletion AUC",
+            "lower",
+            0,
+            1,
+            "Area under the probability curve as the most important tokens are removed first: a fast fall is good.",
+            curve_title="Deletion",
+            curve_x="share of tokens removed",
+        ),
+        AreaUnderCurve(
+            "insertion_auc",
+            "Insertion AUC",
+            "higher",
+            0,
+            1,
+            "Area under the probability curve as the most important tokens are put back first: a fast rise is good.",
+            curve_title="Insertion",
+            curve_x="share of tokens put back",
+            keep=True,
+        ),
+        TauAgainstLeaveOneOut(
+            "kendall_tau_loo",
+            "Kendall τ vs leave-one-out",
+            "higher",
+            -1,
+            1,
+            "Rank agreement with the effect of removing each token on its own (deleted or masked, as the mode says).",
+            compares_with_method=True,
+        ),
+        Shape(
+            "sparsity_gini",
+            "Sparsity (Gini)",
+            "higher",
+            0,
+            1,
+            "How concentrated the attribution mass is on few tokens (descriptive: easier to read, not more faithful).",
+            faithfulness=False,
+        ),
+        Shape(
+            "normalized_entropy",
+            "Normalized entropy",
+            "lower",
+            0,
+            1,
+            "How evenly the attribution mass is spread, 1 = uniform (descriptive: lower is more focused, not more "
+            "faithful).",
+            faithfulness=False,
+            measure="entropy",
+        ),
+    )
+}
 CURVE_METRICS = tuple(m for m in METRICS.values() if m.curve_title)
 
-PLAUSIBILITY: dict[str, Metric] = {m.name: m for m in (
-    Metric("token_f1", "Token F1", "higher", 0, 1,
-           "Overlap of the explanation's top tokens with the words you marked (as many tokens as you marked)."),
-    Metric("iou", "IOU", "higher", 0, 1, "Intersection over union of those two token sets."),
-    Metric("auprc", "AUPRC", "higher", 0, 1, "Area under the precision-recall curve of the scores against your marks."),
-)}
+PLAUSIBILITY: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "token_f1",
+            "Token F1",
+            "higher",
+            0,
+            1,
+            "Overlap of the explanation's top tokens with the words you marked (as many tokens as you marked).",
+        ),
+        Metric("iou", "IOU", "higher", 0, 1, "Intersection over union of those two token sets."),
+        Metric(
+            "auprc", "AUPRC", "higher", 0, 1, "Area under the precision-recall curve of the scores against your marks."
+        ),
+    )
+}
 
 
 def ranking_metrics() -> list[Metric]:
@@ -276,9 +358,12 @@ def ranking_metrics() -> list[Metric]:
     return [m for m in METRICS.values() if m.faithfulness and not m.compares_with_method]
 
 
-RANKING_RULE = ("Methods are ranked by their mean rank over " + ", ".join(m.title for m in ranking_metrics())
-                + ". τ vs leave-one-out is left out of the ranking: it rates a method by its agreement with another "
-                  "method, so leave-one-out would rate itself perfect.")
+RANKING_RULE = (
+    "Methods are ranked by their mean rank over "
+    + ", ".join(m.title for m in ranking_metrics())
+    + ". τ vs leave-one-out is left out of the ranking: it rates a method by its agreement with another "
+    "method, so leave-one-out would rate itself perfect."
+)
 
 
 @dataclass
@@ -301,14 +386,15 @@ class Report:
         return clean(asdict(self))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Report":
+    def from_dict(cls, d: dict) -> Report:
         d = dict(d)
         d["values"] = {k: float("nan") if v is None else v for k, v in d["values"].items()}
         return cls(**d)
 
 
-def evaluate(handle: ModelHandle, exp: Explanation, mode: str = "delete",
-             metrics: list[str] | tuple[str, ...] | None = None) -> Report:
+def evaluate(
+    handle: ModelHandle, exp: Explanation, mode: str = "delete", metrics: list[str] | tuple[str, ...] | None = None
+) -> Report:
     """The metrics asked for (default: all) of one explanation, from one batched pass over every
     perturbed input they need, de-duplicated."""
     chosen = [METRICS[name] for name in metrics] if metrics is not None else list(METRICS.values())
@@ -317,12 +403,23 @@ def evaluate(handle: ModelHandle, exp: Explanation, mode: str = "delete",
     job.score()
     values = {metric.name: metric.value(job, plan) for metric, plan in planned}
     curves = {metric.name: points for metric, plan in planned if (points := metric.curve(job, plan))}
-    return Report(method=exp.method, mode=mode, base_prob=job.base, values=values, curves=curves,
-                  forward_rows=len(job.rows.index), title=exp.title)
+    return Report(
+        method=exp.method,
+        mode=mode,
+        base_prob=job.base,
+        values=values,
+        curves=curves,
+        forward_rows=len(job.rows.index),
+        title=exp.title,
+    )
 
 
-def evaluate_many(handle: ModelHandle, explanations: list[Explanation], mode: str = "delete",
-                  metrics: list[str] | tuple[str, ...] | None = None) -> list[Report]:
+def evaluate_many(
+    handle: ModelHandle,
+    explanations: list[Explanation],
+    mode: str = "delete",
+    metrics: list[str] | tuple[str, ...] | None = None,
+) -> list[Report]:
     """Reports for several explanations; leave-one-out is computed once per text, target and mode."""
     return [evaluate(handle, e, mode, metrics) for e in explanations]
 

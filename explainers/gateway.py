@@ -13,8 +13,9 @@ import contextlib
 import inspect
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -47,8 +48,9 @@ class InferenceGateway:
         self.token_budget = DEFAULT_TOKEN_BUDGET.get(device.type, 4096)
         self.call_overhead = CALL_OVERHEAD_TOKENS.get(device.type, 32)
         self._memo: OrderedDict = OrderedDict()
-        self._keeps_logit_positions = (task.scores_positions
-                                       and "logits_to_keep" in inspect.signature(model.forward).parameters)
+        self._keeps_logit_positions = (
+            task.scores_positions and "logits_to_keep" in inspect.signature(model.forward).parameters
+        )
 
     # ---- concurrency and memory ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -137,8 +139,11 @@ class InferenceGateway:
         with torch.inference_mode():
             for chunk in batches:
                 ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)
-                logits = self._logits(None if pred is None else pred.to(self.device),
-                                      input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+                logits = self._logits(
+                    None if pred is None else pred.to(self.device),
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                )
                 scores = self.task.target_scores(logits, target)
                 for j, i in enumerate(chunk):
                     out[i] = scores[j].float().cpu().numpy()
@@ -155,8 +160,9 @@ class InferenceGateway:
             embeds = torch.cat([embeds, tail_embeds[None].expand(batch, -1, -1).to(embeds.dtype)], dim=1)
         pred = self.task.scored_positions([length] * batch, target)
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
-        logits = self._logits(None if pred is None else pred.to(embeds.device), inputs_embeds=embeds,
-                              attention_mask=mask)
+        logits = self._logits(
+            None if pred is None else pred.to(embeds.device), inputs_embeds=embeds, attention_mask=mask
+        )
         return self.task.target_scores(logits, target)
 
     def embed_ids(self, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,6 @@ def pick_dtype(dtype: str) -> torch.dtype:
     return table[dtype]
 
 
-
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
@@ -61,7 +60,9 @@ def resolve_model_source(name_or_path: str) -> str:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"'{name_or_path}' is a folder but has no config.json: not a Hugging Face model folder.")
+            raise ModelLoadError(
+                f"'{name_or_path}' is a folder but has no config.json: not a Hugging Face model folder."
+            )
         return str(path)
     if path.exists():
         raise ModelLoadError(f"'{name_or_path}' is a file, not a model folder.")
@@ -102,7 +103,9 @@ def load_model(
     except (OSError, ValueError, TypeError) as exc:
         raise ModelLoadError(f"'{name_or_path}' has no usable tokenizer: {_first_line(exc)}") from exc
     if not getattr(tokenizer, "is_fast", True):
-        raise ModelLoadError(f"'{name_or_path}' has only a slow tokenizer; whybox needs token offsets (a fast tokenizer).")
+        raise ModelLoadError(
+            f"'{name_or_path}' has only a slow tokenizer; whybox needs token offsets (a fast tokenizer)."
+        )
     if tokenizer.pad_token is None:
         # Causal LMs often ship without a pad token; batching needs one (its positions are masked).
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -116,7 +119,11 @@ def load_model(
     model.to(torch_device).eval()
     model.requires_grad_(False)  # we differentiate w.r.t. inputs only: no weight gradients to store
 
-    limits = [max_tokens, getattr(config.get_text_config(), "max_position_embeddings", None), tokenizer.model_max_length]
+    limits = [
+        max_tokens,
+        getattr(config.get_text_config(), "max_position_embeddings", None),
+        tokenizer.model_max_length,
+    ]
     limit = min(int(x) for x in limits if x and int(x) < 10**7)
     return ModelHandle(name_or_path, model, tokenizer, task_type(model, tokenizer), torch_device, limit)
 

@@ -12,9 +12,10 @@ import contextlib
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,9 @@ class Param:
         try:
             number = cast(value)
         except (TypeError, ValueError):
-            raise InputError(f"{self.name} must be a{'n integer' if cast is int else ' number'}, not '{value}'.") from None
+            raise InputError(
+                f"{self.name} must be a{'n integer' if cast is int else ' number'}, not '{value}'."
+            ) from None
         if cast is int and float(value) != number:
             raise InputError(f"{self.name} must be an integer, not '{value}'.")
         if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
@@ -106,13 +109,21 @@ class Diagnostic:
 
 
 CONVERGENCE_DELTA = Diagnostic(
-    "convergence_delta", "convergence delta",
+    "convergence_delta",
+    "convergence delta",
     "How far the scores' sum is from p(input) − p(baseline), in probability units (completeness).",
-    0.01, "below", "more steps may help")
+    0.01,
+    "below",
+    "more steps may help",
+)
 SURROGATE_R2 = Diagnostic(
-    "surrogate_r2", "surrogate R²",
+    "surrogate_r2",
+    "surrogate R²",
     "How much of the model's behaviour around this text LIME's linear fit explains (1 = all).",
-    0.5, "above", "more samples may help")
+    0.5,
+    "above",
+    "more samples may help",
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ class Method:
     title: str
     family: str
     summary: str
-    run: Callable[["Context"], Scores]
+    run: Callable[[Context], Scores]
     cost: Callable[[int, dict], Cost]
     params: tuple[Param, ...] = ()
     needs_gradients: bool = False
@@ -286,16 +297,25 @@ class Context:
 
 
 # ---- parameters shared by several methods --------------------------------------------------------
-BASELINE_RULE = ("Gradient and perturbation methods compare the input with a baseline in which every content token "
-                 "is replaced by one token that stands for 'absent': the mask token, else pad, else unk, else eos "
-                 "(the `baseline` parameter picks another). The token actually used is in each explanation's "
-                 "extras as baseline_token. Causal LMs rarely have a mask token: for SmolLM2 the baseline is "
-                 "<|im_end|>, its pad token.")
-SEED_RULE = ("Random methods (LIME, Kernel SHAP, Shapley sampling, gradient SHAP) take a seed: the same input and "
-             "seed give the same output, on any batch size or device memory (gradient SHAP draws all its samples "
-             "before batching them).")
-BASELINE = Param("baseline", "auto", "choice", "Token that stands for 'absent': auto = mask, else pad, unk, eos.",
-                 choices=("auto", "mask", "pad", "unk", "eos"))
+BASELINE_RULE = (
+    "Gradient and perturbation methods compare the input with a baseline in which every content token "
+    "is replaced by one token that stands for 'absent': the mask token, else pad, else unk, else eos "
+    "(the `baseline` parameter picks another). The token actually used is in each explanation's "
+    "extras as baseline_token. Causal LMs rarely have a mask token: for SmolLM2 the baseline is "
+    "<|im_end|>, its pad token."
+)
+SEED_RULE = (
+    "Random methods (LIME, Kernel SHAP, Shapley sampling, gradient SHAP) take a seed: the same input and "
+    "seed give the same output, on any batch size or device memory (gradient SHAP draws all its samples "
+    "before batching them)."
+)
+BASELINE = Param(
+    "baseline",
+    "auto",
+    "choice",
+    "Token that stands for 'absent': auto = mask, else pad, unk, eos.",
+    choices=("auto", "mask", "pad", "unk", "eos"),
+)
 LAYER = Param("layer", 0, "int", "Transformer block whose output is attributed (0 = first, -1 = last).", -48, 47)
 
 
@@ -417,8 +437,9 @@ def _occlusion(ctx: Context) -> Scores:
     """Captum's Occlusion with the baseline token, as one batched pass over all windows: each token's
     score is the mean drop p(x) - p(x with a window hidden) over the windows that cover it."""
     if ctx.params["stride"] > ctx.params["window"]:
-        raise InputError("Occlusion's stride must not exceed its window: the tokens between windows would "
-                         "never be hidden.")
+        raise InputError(
+            "Occlusion's stride must not exceed its window: the tokens between windows would never be hidden."
+        )
     windows = occlusion_windows(ctx.enc.n_tokens, ctx.params["window"], ctx.params["stride"])
     baseline = ctx.baseline_ids[0].tolist()  # special tokens are their own baseline: never hidden
     sequences = []
@@ -480,7 +501,9 @@ def _lime(ctx: Context) -> Scores:
 
     handle, enc = ctx.handle, ctx.enc
     label, class_names = handle.task.lime_view(ctx.target)
-    mask_string = "" if ctx.params["removal"] == "delete" else (handle.tokenizer.mask_token or handle.tokenizer.unk_token or "")
+    mask_string = (
+        "" if ctx.params["removal"] == "delete" else (handle.tokenizer.mask_token or handle.tokenizer.unk_token or "")
+    )
     explainer = LimeTextExplainer(
         class_names=class_names,
         # LIME's features are exactly the words we show (feature k = word k): also when one token
@@ -547,118 +570,234 @@ def _attention_rollout(ctx: Context) -> Scores:
 ATTENTION_CAVEAT = "Attention is a view of what the model looks at, not an explanation of why it decided."
 _one_pass = lambda n, p: Cost(1, 1)  # noqa: E731
 
-register(Method(
-    "integrated_gradients", "Integrated Gradients", "gradient",
-    "Averages gradients along a straight path from a baseline (mask tokens) to the input, "
-    "times the input-baseline difference; scores add up to p(input) - p(baseline).",
-    _integrated_gradients, lambda n, p: Cost(p["n_steps"], p["n_steps"]),
-    (_steps(50), BASELINE), needs_gradients=True, diagnostics=(CONVERGENCE_DELTA,),
-))
-register(Method(
-    "saliency", "Saliency", "gradient",
-    "Size of the gradient of the target probability for each token: how sensitive the output is "
-    "to that token. Unsigned.", _saliency, _one_pass, needs_gradients=True, signed=False,
-    scores_note="A token's score is the L1 norm of the gradient over its embedding dimensions.",
-))
-register(Method(
-    "input_x_gradient", "Input × Gradient", "gradient",
-    "Gradient times the token's embedding: a first-order estimate of each token's contribution.",
-    _input_x_gradient, _one_pass, needs_gradients=True,
-))
-register(Method(
-    "gradient_x_activation", "Gradient × Activation", "gradient",
-    "Gradient times activation at the output of one transformer block, per token position.",
-    _gradient_x_activation, _one_pass, (LAYER,), needs_gradients=True, hooks_model=True,
-))
-register(Method(
-    "deeplift", "DeepLift", "gradient",
-    "Compares each neuron's activation to its activation on the baseline and propagates the "
-    "differences back with DeepLift's rules.",
-    _deeplift, lambda n, p: Cost(2, 1), (BASELINE,), needs_gradients=True, hooks_model=True,
-    diagnostics=(CONVERGENCE_DELTA,),
-    experimental="DeepLift's rules cover ReLU-style layers; transformers' softmax, GELU and layer norm "
-                 "fall back to plain gradients, so scores can break completeness.",
-))
-register(Method(
-    "gradient_shap", "Gradient SHAP", "gradient",
-    "Expected gradients: for random points on the path from a baseline (mask tokens or zero embeddings) "
-    "to a slightly noisy input, the gradient times (input − baseline), averaged over the samples.",
-    _gradient_shap, lambda n, p: Cost(p["n_samples"], p["n_samples"]),
-    (_samples(25, 500), Param("stdevs", 0.01, "float", "Noise added to the input embeddings.", 0.0, 1.0), BASELINE),
-    needs_gradients=True, random=True,
-))
-register(Method(
-    "layer_conductance", "Layer Conductance", "gradient",
-    "Integrated Gradients flowing through one transformer block's output: how much each position "
-    "at that layer carries the decision.",
-    _layer_conductance, lambda n, p: Cost(p["n_steps"] + 1, p["n_steps"]),
-    (LAYER, _steps(20), BASELINE), needs_gradients=True, hooks_model=True, diagnostics=(CONVERGENCE_DELTA,),
-))
-register(Method(
-    "occlusion", "Occlusion", "perturbation",
-    "Slides a window over the text, replaces the tokens under it with the baseline token and "
-    "records how much the target probability drops; a token's score is the mean drop over the "
-    "windows that cover it.",
-    _occlusion, lambda n, p: Cost(len(occlusion_windows(n, p["window"], p["stride"]))),
-    (Param("window", 3, "int", "Tokens hidden at once.", 1, 32), Param("stride", 1, "int", "Step between windows.", 1, 32),
-     BASELINE),
-))
-register(Method(
-    "leave_one_out", "Leave-one-out", "perturbation",
-    "Removes each token in turn: score = p(text) - p(text without the token).",
-    _leave_one_out, lambda n, p: Cost(n + 1),
-    (Param("removal", "delete", "choice", "Delete each token, or replace it with the baseline (mask) token.",
-           choices=("delete", "mask")),),
-))
-register(Method(
-    "shapley_sampling", "Shapley Value Sampling", "perturbation",
-    "Estimates Shapley values: each token's average marginal effect over random orders in which "
-    "tokens are revealed (hidden = baseline token).",
-    _shapley_sampling, lambda n, p: Cost(p["n_samples"] * n + 1),
-    (_samples(10, 200), BASELINE), random=True,
-))
-register(Method(
-    "kernel_shap", "Kernel SHAP", "perturbation",
-    "Fits a weighted linear model on random subsets of tokens (hidden = baseline token) whose "
-    "weights approximate Shapley values.",
-    _kernel_shap, lambda n, p: Cost(p["n_samples"]), (_samples(200), BASELINE), random=True,
-))
-register(Method(
-    "lime", "LIME", "surrogate",
-    "Deletes random subsets of words, fits a local linear model to the model's answers, and "
-    "reports its word weights (with the fit's R²).",
-    _lime, lambda n, p: Cost(p["n_samples"]),
-    (_samples(1000), Param("removal", "delete", "choice", "Remove sampled-out words, or replace them with the mask token.",
-                           choices=("delete", "mask"))),
-    random=True, native_unit="word", diagnostics=(SURROGATE_R2,),
-    scores_note="LIME scores words; a word's weight is divided evenly over its subword tokens for the token view "
-                "(other methods score tokens and add them up into words).",
-))
-register(Method(
-    "attention", "Attention weights", "attention",
-    "Attention paid by the prediction position ([CLS] or last token) to each token, for one layer "
-    "and head or averaged. Unsigned and blind to the target.",
-    _attention, lambda n, p: Cost(1),
-    (Param("layer", -1, "int", "Layer (-1 = last).", -48, 47),
-     Param("layers", "one", "choice", "'all' averages every layer and ignores 'layer'.", choices=("one", "all")),
-     Param("head", -1, "int", "Head (-1 = mean of heads).", -1, 127)),
-    signed=False, needs_attention=True, caveat=ATTENTION_CAVEAT,
-))
-register(Method(
-    "attention_rollout", "Attention rollout", "attention",
-    "Abnar & Zuidema (2020): multiplies head-averaged attention through the layers, counting the "
-    "residual connection, to trace how much each token reaches the prediction position.",
-    _attention_rollout, lambda n, p: Cost(1),
-    (Param("residual", 0.5, "float", "Weight of the residual (identity) path.", 0.0, 1.0),), signed=False,
-    needs_attention=True, caveat=ATTENTION_CAVEAT,
-))
+register(
+    Method(
+        "integrated_gradients",
+        "Integrated Gradients",
+        "gradient",
+        "Averages gradients along a straight path from a baseline (mask tokens) to the input, "
+        "times the input-baseline difference; scores add up to p(input) - p(baseline).",
+        _integrated_gradients,
+        lambda n, p: Cost(p["n_steps"], p["n_steps"]),
+        (_steps(50), BASELINE),
+        needs_gradients=True,
+        diagnostics=(CONVERGENCE_DELTA,),
+    )
+)
+register(
+    Method(
+        "saliency",
+        "Saliency",
+        "gradient",
+        "Size of the gradient of the target probability for each token: how sensitive the output is "
+        "to that token. Unsigned.",
+        _saliency,
+        _one_pass,
+        needs_gradients=True,
+        signed=False,
+        scores_note="A token's score is the L1 norm of the gradient over its embedding dimensions.",
+    )
+)
+register(
+    Method(
+        "input_x_gradient",
+        "Input × Gradient",
+        "gradient",
+        "Gradient times the token's embedding: a first-order estimate of each token's contribution.",
+        _input_x_gradient,
+        _one_pass,
+        needs_gradients=True,
+    )
+)
+register(
+    Method(
+        "gradient_x_activation",
+        "Gradient × Activation",
+        "gradient",
+        "Gradient times activation at the output of one transformer block, per token position.",
+        _gradient_x_activation,
+        _one_pass,
+        (LAYER,),
+        needs_gradients=True,
+        hooks_model=True,
+    )
+)
+register(
+    Method(
+        "deeplift",
+        "DeepLift",
+        "gradient",
+        "Compares each neuron's activation to its activation on the baseline and propagates the "
+        "differences back with DeepLift's rules.",
+        _deeplift,
+        lambda n, p: Cost(2, 1),
+        (BASELINE,),
+        needs_gradients=True,
+        hooks_model=True,
+        diagnostics=(CONVERGENCE_DELTA,),
+        experimental="DeepLift's rules cover ReLU-style layers; transformers' softmax, GELU and layer norm "
+        "fall back to plain gradients, so scores can break completeness.",
+    )
+)
+register(
+    Method(
+        "gradient_shap",
+        "Gradient SHAP",
+        "gradient",
+        "Expected gradients: for random points on the path from a baseline (mask tokens or zero embeddings) "
+        "to a slightly noisy input, the gradient times (input − baseline), averaged over the samples.",
+        _gradient_shap,
+        lambda n, p: Cost(p["n_samples"], p["n_samples"]),
+        (_samples(25, 500), Param("stdevs", 0.01, "float", "Noise added to the input embeddings.", 0.0, 1.0), BASELINE),
+        needs_gradients=True,
+        random=True,
+    )
+)
+register(
+    Method(
+        "layer_conductance",
+        "Layer Conductance",
+        "gradient",
+        "Integrated Gradients flowing through one transformer block's output: how much each position "
+        "at that layer carries the decision.",
+        _layer_conductance,
+        lambda n, p: Cost(p["n_steps"] + 1, p["n_steps"]),
+        (LAYER, _steps(20), BASELINE),
+        needs_gradients=True,
+        hooks_model=True,
+        diagnostics=(CONVERGENCE_DELTA,),
+    )
+)
+register(
+    Method(
+        "occlusion",
+        "Occlusion",
+        "perturbation",
+        "Slides a window over the text, replaces the tokens under it with the baseline token and "
+        "records how much the target probability drops; a token's score is the mean drop over the "
+        "windows that cover it.",
+        _occlusion,
+        lambda n, p: Cost(len(occlusion_windows(n, p["window"], p["stride"]))),
+        (
+            Param("window", 3, "int", "Tokens hidden at once.", 1, 32),
+            Param("stride", 1, "int", "Step between windows.", 1, 32),
+            BASELINE,
+        ),
+    )
+)
+register(
+    Method(
+        "leave_one_out",
+        "Leave-one-out",
+        "perturbation",
+        "Removes each token in turn: score = p(text) - p(text without the token).",
+        _leave_one_out,
+        lambda n, p: Cost(n + 1),
+        (
+            Param(
+                "removal",
+                "delete",
+                "choice",
+                "Delete each token, or replace it with the baseline (mask) token.",
+                choices=("delete", "mask"),
+            ),
+        ),
+    )
+)
+register(
+    Method(
+        "shapley_sampling",
+        "Shapley Value Sampling",
+        "perturbation",
+        "Estimates Shapley values: each token's average marginal effect over random orders in which "
+        "tokens are revealed (hidden = baseline token).",
+        _shapley_sampling,
+        lambda n, p: Cost(p["n_samples"] * n + 1),
+        (_samples(10, 200), BASELINE),
+        random=True,
+    )
+)
+register(
+    Method(
+        "kernel_shap",
+        "Kernel SHAP",
+        "perturbation",
+        "Fits a weighted linear model on random subsets of tokens (hidden = baseline token) whose "
+        "weights approximate Shapley values.",
+        _kernel_shap,
+        lambda n, p: Cost(p["n_samples"]),
+        (_samples(200), BASELINE),
+        random=True,
+    )
+)
+register(
+    Method(
+        "lime",
+        "LIME",
+        "surrogate",
+        "Deletes random subsets of words, fits a local linear model to the model's answers, and "
+        "reports its word weights (with the fit's R²).",
+        _lime,
+        lambda n, p: Cost(p["n_samples"]),
+        (
+            _samples(1000),
+            Param(
+                "removal",
+                "delete",
+                "choice",
+                "Remove sampled-out words, or replace them with the mask token.",
+                choices=("delete", "mask"),
+            ),
+        ),
+        random=True,
+        native_unit="word",
+        diagnostics=(SURROGATE_R2,),
+        scores_note="LIME scores words; a word's weight is divided evenly over its subword tokens for the token view "
+        "(other methods score tokens and add them up into words).",
+    )
+)
+register(
+    Method(
+        "attention",
+        "Attention weights",
+        "attention",
+        "Attention paid by the prediction position ([CLS] or last token) to each token, for one layer "
+        "and head or averaged. Unsigned and blind to the target.",
+        _attention,
+        lambda n, p: Cost(1),
+        (
+            Param("layer", -1, "int", "Layer (-1 = last).", -48, 47),
+            Param("layers", "one", "choice", "'all' averages every layer and ignores 'layer'.", choices=("one", "all")),
+            Param("head", -1, "int", "Head (-1 = mean of heads).", -1, 127),
+        ),
+        signed=False,
+        needs_attention=True,
+        caveat=ATTENTION_CAVEAT,
+    )
+)
+register(
+    Method(
+        "attention_rollout",
+        "Attention rollout",
+        "attention",
+        "Abnar & Zuidema (2020): multiplies head-averaged attention through the layers, counting the "
+        "residual connection, to trace how much each token reaches the prediction position.",
+        _attention_rollout,
+        lambda n, p: Cost(1),
+        (Param("residual", 0.5, "float", "Weight of the residual (identity) path.", 0.0, 1.0),),
+        signed=False,
+        needs_attention=True,
+        caveat=ATTENTION_CAVEAT,
+    )
+)
 
 DEFAULT_METHODS = ("integrated_gradients", "lime", "occlusion", "attention")
 
 
 # ---- entry point ------------------------------------------------------------------------------
-def explain(handle: ModelHandle, text: str, method: str, target: str | int | None = None,
-            seed: int | None = 0, **params) -> Explanation:
+def explain(
+    handle: ModelHandle, text: str, method: str, target: str | int | None = None, seed: int | None = 0, **params
+) -> Explanation:
     """Explain one prediction with one method.
 
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
@@ -684,13 +823,16 @@ def explain(handle: ModelHandle, text: str, method: str, target: str | int | Non
     except WhyboxError:
         raise
     except torch.OutOfMemoryError:
-        raise InputError(f"{spec.title} ran out of memory on {handle.device} even one row at a time: "
-                         "shorten the text or use a cheaper method.") from None
+        raise InputError(
+            f"{spec.title} ran out of memory on {handle.device} even one row at a time: "
+            "shorten the text or use a cheaper method."
+        ) from None
     except Exception as exc:  # a bug of ours, whatever its type: never blamed on the input
         raise InternalError.from_exception(exc, f"explaining with {spec.title} on {handle.architecture}") from exc
     if "baseline" in params:  # the token that actually stood for 'absent', for the JSON and the page
         scores.extras["baseline_token"] = handle.tokenizer.convert_ids_to_tokens(
-            handle.baseline_token_id(params["baseline"]))
+            handle.baseline_token_id(params["baseline"])
+        )
     return Explanation.build(
         method=method,
         model=handle.name,

@@ -7,7 +7,7 @@ goes through `handle.gateway`; everything that differs between tasks through `ha
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -152,8 +152,9 @@ class ModelHandle:
     def predict(self, enc: Encoded, attentions: bool = False) -> Prediction:
         return self.gateway.predict(enc.ids, attentions=attentions)
 
-    def resolve_target(self, enc: Encoded, target: str | int | None = None,
-                       prediction: Prediction | None = None) -> Target:
+    def resolve_target(
+        self, enc: Encoded, target: str | int | None = None, prediction: Prediction | None = None
+    ) -> Target:
         """The predicted class / next token unless the user names a label or a continuation."""
         if target is None or target == "":
             return self.task.predicted_target((prediction or self.predict(enc)).probs)

@@ -48,12 +48,16 @@ def summarize(exp: Explanation) -> str:
         sentences.append(f"{title} gives every word a score of zero: it found nothing to attribute.")
     elif exp.signed:
         towards, against = exp.top_words(3, 1), exp.top_words(3, -1)
-        sentences.append(f"Words pushing towards it most: {_quoted(towards)}." if towards
-                         else "No word pushes towards it.")
+        sentences.append(
+            f"Words pushing towards it most: {_quoted(towards)}." if towards else "No word pushes towards it."
+        )
         sentences.append(f"Against: {_quoted(against)}." if against else "No word pushes against it.")
     else:
-        lead = ("Words the prediction position attends to most" if props.get("needs_attention")
-                else "Words with the most weight")
+        lead = (
+            "Words the prediction position attends to most"
+            if props.get("needs_attention")
+            else "Words with the most weight"
+        )
         sentences.append(f"{lead}: {_quoted(exp.top_words(3, 1))} (unsigned: how much, not which way).")
 
     notes = [title] + [_diagnostic_note(d) for d in exp.diagnostics]
@@ -66,8 +70,10 @@ def summarize(exp: Explanation) -> str:
     if props.get("experimental"):
         sentences.append(f"Caution: {props['experimental']}")
     if exp.truncated:
-        sentences.append(f"The text was cut to the model's limit of {len(exp.tokens)} tokens: "
-                         "words after that were not seen and are not explained.")
+        sentences.append(
+            f"The text was cut to the model's limit of {len(exp.tokens)} tokens: "
+            "words after that were not seen and are not explained."
+        )
     return " ".join(sentences)
 
 
@@ -100,7 +106,9 @@ def mean_agreement(matrix: np.ndarray) -> float:
     return float(pairs.mean()) if len(pairs) else float("nan")
 
 
-def faithfulness_verdict(reports: list[Report], agreement: tuple[list[str], np.ndarray] | np.ndarray | None = None) -> str:
+def faithfulness_verdict(
+    reports: list[Report], agreement: tuple[list[str], np.ndarray] | np.ndarray | None = None
+) -> str:
     """Which explanation to trust for this input, and how much, in a short paragraph.
 
     `agreement` is the result of faithfulness.agreement (names, matrix), or just the matrix."""
@@ -116,19 +124,27 @@ def faithfulness_verdict(reports: list[Report], agreement: tuple[list[str], np.n
     share = f"{RATIONALE_FRACTION:.0%}"
 
     if len(reports) == 1:
-        sentences = [f"Only {best_title} was checked, so there is nothing to compare it with: "
-                     f"removing its top {share} of tokens changes the target probability by {number(comp)}."]
+        sentences = [
+            f"Only {best_title} was checked, so there is nothing to compare it with: "
+            f"removing its top {share} of tokens changes the target probability by {number(comp)}."
+        ]
     else:
         others = [r.values.get("comprehensiveness", float("nan")) for r in reports if r is not best]
         others = [v for v in others if not math.isnan(v)]
-        spread = ("n/a" if not others else number(min(others)) if min(others) == max(others)
-                  else f"{number(min(others))} to {number(max(others))}")
+        spread = (
+            "n/a"
+            if not others
+            else number(min(others))
+            if min(others) == max(others)
+            else f"{number(min(others))} to {number(max(others))}"
+        )
         tie = [by_method[n].title or n for n, rank in ranking[1:] if math.isclose(rank, ranking[0][1])]
         tied = f" (tied with {', '.join(tie)})" if tie else ""
         sentences = [
             f"{best_title} is the most faithful explanation here{tied}: it ranks best on average over the "
-            f"{len(ranking_metrics())} faithfulness checks that do not compare with another method. Removing its top {share} "
-            f"of tokens changes the target probability by {number(comp)}, against {spread} for the other methods."
+            f"{len(ranking_metrics())} faithfulness checks that do not compare with another method. "
+            f"Removing its top {share} of tokens changes the target probability by {number(comp)}, "
+            f"against {spread} for the other methods."
         ]
     if not math.isnan(tau):
         how = "agrees well" if tau >= GOOD_TAU else "partly agrees" if tau >= 0.2 else "hardly agrees"
@@ -140,15 +156,18 @@ def faithfulness_verdict(reports: list[Report], agreement: tuple[list[str], np.n
         sentences.append(
             f"Warning: even the best explanation is weak. Its top tokens barely move the prediction "
             f"(comprehensiveness below {WEAK_COMPREHENSIVENESS}), so the model may rely on many tokens at once, "
-            "or none of these methods captures what it does.")
+            "or none of these methods captures what it does."
+        )
 
     if agreement is not None:
         matrix = agreement[1] if isinstance(agreement, tuple) else agreement
         rho = mean_agreement(matrix)
         if not math.isnan(rho) and rho < LOW_AGREEMENT:
             trust = "low" if trust == "low" else "moderate"
-            sentences.append(f"The methods also disagree with each other (mean Spearman ρ = {rho:.2f}): they tell "
-                             "different stories about this input, so read any single heatmap with care.")
+            sentences.append(
+                f"The methods also disagree with each other (mean Spearman ρ = {rho:.2f}): they tell "
+                "different stories about this input, so read any single heatmap with care."
+            )
         elif not math.isnan(rho):
             sentences.append(f"The methods broadly agree with each other (mean Spearman ρ = {rho:.2f}).")
 

@@ -9,8 +9,9 @@ tests) added to TASKS.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,11 +37,15 @@ class Target:
         return len(self.token_ids)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "class_index": self.class_index, "token_ids": list(self.token_ids),
-                "leading_space": self.leading_space}
+        return {
+            "label": self.label,
+            "class_index": self.class_index,
+            "token_ids": list(self.token_ids),
+            "leading_space": self.leading_space,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Target":
+    def from_dict(cls, d: dict) -> Target:
         return cls(d["label"], d.get("class_index"), tuple(d.get("token_ids", ())), bool(d.get("leading_space")))
 
 
@@ -207,9 +212,11 @@ class CausalLMTask(Task):
     name = "causal_lm"
     title = "Causal language model"
     target_title = "Explained continuation"
-    target_help = ("The text whose probability after your prompt is explained, e.g. ' Paris'. A continuation "
-                   "typed without a leading space gets one; a multi-token continuation is scored as the product "
-                   "of its tokens' probabilities, each given the prompt and the tokens before it.")
+    target_help = (
+        "The text whose probability after your prompt is explained, e.g. ' Paris'. A continuation "
+        "typed without a leading space gets one; a multi-token continuation is scored as the product "
+        "of its tokens' probabilities, each given the prompt and the tokens before it."
+    )
     free_text_target = True
     scores_positions = True
     architecture_suffixes = ("ForCausalLM", "LMHeadModel")

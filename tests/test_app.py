@@ -77,7 +77,8 @@ def test_explain_shows_the_prediction_and_every_method(app):
     captions = " ".join(c.value for c in app.main.caption)
     assert "computed in" in captions and "surrogate R²" in captions and "seed 3" in captions
     assert {"Download JSON (explanations + metrics)", "Download HTML report"} <= {
-        d.proto.label for d in app.get("download_button")}
+        d.proto.label for d in app.get("download_button")
+    }
     # The settings live in the URL, methods as one comma list.
     assert app.query_params["text"] == TEXT
     assert app.query_params["methods"] == "integrated_gradients,lime,occlusion"
@@ -156,8 +157,9 @@ def test_wrong_model_type_is_refused(app, tiny_bert_dir, tmp_path):
     from transformers import BertConfig, BertModel
 
     headless = tmp_path / "headless-bert"
-    BertModel(BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32)).save_pretrained(headless)
+    BertModel(
+        BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).save_pretrained(headless)
     load_custom_model(app, headless)
     assert "no classification or language-model head" in errors(app)
     assert app.session_state.model == str(tiny_bert_dir)
@@ -187,8 +189,14 @@ def test_target_label_can_be_chosen(app):
 def test_a_shared_link_reopens_the_same_view(tiny_bert_dir, monkeypatch):
     monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params.update({"text": "dull , lifeless and far too long .", "methods": "saliency,leave_one_out",
-                            "seed": "7", "target": "positive"})
+    at.query_params.update(
+        {
+            "text": "dull , lifeless and far too long .",
+            "methods": "saliency,leave_one_out",
+            "seed": "7",
+            "target": "positive",
+        }
+    )
     at.run()
     assert not at.exception
     assert at.text_area(key="w_text").value == "dull , lifeless and far too long ."
@@ -236,7 +244,9 @@ def test_faithfulness_page(app):
     assert list(plausible.columns) == [m.title for m in PLAUSIBILITY.values()]
     assert ((plausible >= 0) & (plausible <= 1)).all().all()
     assert {d.proto.label for d in app.get("download_button")} == {
-        "Download JSON (explanations + metrics)", "Download HTML report"}
+        "Download JSON (explanations + metrics)",
+        "Download HTML report",
+    }
 
 
 # ---- Attention -----------------------------------------------------------------------------------
@@ -296,8 +306,13 @@ def test_guide_lists_every_method_and_metric(app):
         assert method.title in text and method.summary in text
     for metric in list(METRICS.values()) + list(PLAUSIBILITY.values()):
         assert metric.title in text and metric.meaning in text
-    for caveat in ("Attention is not explanation", "Deleting tokens creates inputs", "depends on its baseline",
-                   "surrogate may fit poorly", "DeepLift is experimental"):
+    for caveat in (
+        "Attention is not explanation",
+        "Deleting tokens creates inputs",
+        "depends on its baseline",
+        "surrogate may fit poorly",
+        "DeepLift is experimental",
+    ):
         assert caveat in text
 
 
@@ -311,8 +326,10 @@ def test_default_sentiment_model(monkeypatch):
     assert at.session_state.model == "sentiment"
     assert "negative" in sidebar_text(at) and "positive" in sidebar_text(at)
     assert at.sidebar.multiselect(key="w_methods").value == list(DEFAULT_METHODS)
-    for text, label in (("A gripping, funny and beautifully acted film.", "positive"),
-                        ("Dull, lifeless and far too long.", "negative")):
+    for text, label in (
+        ("A gripping, funny and beautifully acted film.", "positive"),
+        ("Dull, lifeless and far too long.", "negative"),
+    ):
         at.text_area(key="w_text").input(text)
         next(b for b in at.button if b.label == "Explain").click().run(timeout=600)
         assert not at.exception and not errors(at)

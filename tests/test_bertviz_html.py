@@ -16,8 +16,14 @@ EVIL = "</script><script>window.pwned=1</script>"
 
 def tiny_attentions(n_tokens):
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, attn_implementation="eager")
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        attn_implementation="eager",
+    )
     model = BertModel(config).eval()
     with torch.no_grad():
         out = model(torch.randint(0, 50, (1, n_tokens)), output_attentions=True)
@@ -88,8 +94,10 @@ def test_assets_dir_override(monkeypatch):
 
 browser = pytest.mark.skipif(CHROMIUM is None, reason="chromium not found on PATH; browser tests need it")
 # streamlit.components.v1.html puts the document in an iframe srcdoc with this sandbox.
-STREAMLIT_SANDBOX = ("allow-forms allow-modals allow-popups allow-popups-to-escape-sandbox allow-same-origin "
-                     "allow-scripts allow-downloads")
+STREAMLIT_SANDBOX = (
+    "allow-forms allow-modals allow-popups allow-popups-to-escape-sandbox allow-same-origin "
+    "allow-scripts allow-downloads"
+)
 # A report may sandbox it harder. Chromium then gives the frame an opaque origin, and page.route()
 # no longer sees its requests, but a failed load still shows up as a console error.
 STRICT_SANDBOX = "allow-scripts"
@@ -101,8 +109,14 @@ def open_page():
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
         )
 
         def open_page(html, sandbox=STREAMLIT_SANDBOX):

@@ -83,24 +83,29 @@ def _direct(name: str, ref: Reference, params: dict, seed: int):
     np.random.seed(seed)
     if name == "gradient_shap":
         baselines = torch.cat([ref.baseline, torch.zeros_like(ref.embeds)])
-        return ca.GradientShap(ref.forward).attribute(x, baselines=baselines, n_samples=params["n_samples"],
-                                                      stdevs=params["stdevs"])
+        return ca.GradientShap(ref.forward).attribute(
+            x, baselines=baselines, n_samples=params["n_samples"], stdevs=params["stdevs"]
+        )
     with torch.no_grad():
         sampler = ca.ShapleyValueSampling if name == "shapley_sampling" else ca.KernelShap
-        return sampler(ref.forward).attribute(ref.embeds, baselines=ref.baseline, feature_mask=ref.feature_mask(),
-                                              n_samples=params["n_samples"])
+        return sampler(ref.forward).attribute(
+            ref.embeds, baselines=ref.baseline, feature_mask=ref.feature_mask(), n_samples=params["n_samples"]
+        )
 
 
-@pytest.mark.parametrize("name, params", [
-    ("saliency", {}),
-    ("input_x_gradient", {}),
-    ("gradient_x_activation", {"layer": 0}),  # at the last block only [CLS] reaches the head: all zero
-    ("deeplift", {}),
-    ("layer_conductance", {"layer": 0, "n_steps": 12}),
-    ("gradient_shap", {"n_samples": 9, "stdevs": 0.05}),
-    ("shapley_sampling", {"n_samples": 3}),
-    ("kernel_shap", {"n_samples": 40}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("saliency", {}),
+        ("input_x_gradient", {}),
+        ("gradient_x_activation", {"layer": 0}),  # at the last block only [CLS] reaches the head: all zero
+        ("deeplift", {}),
+        ("layer_conductance", {"layer": 0, "n_steps": 12}),
+        ("gradient_shap", {"n_samples": 9, "stdevs": 0.05}),
+        ("shapley_sampling", {"n_samples": 3}),
+        ("kernel_shap", {"n_samples": 40}),
+    ],
+)
 def test_method_equals_captum_called_directly(tiny_bert, monkeypatch, name, params):
     seed = 11
     # a small budget: whybox batches (and draws gradient SHAP's samples) in several rounds

@@ -32,8 +32,21 @@ def test_models_json_lists_the_builtins(capsys):
 
 
 def test_explain_json(capsys, tiny_bert_dir):
-    code, out, _ = _run(capsys, "explain", "--model", str(tiny_bert_dir), "--text", "a funny film",
-                        "--method", "integrated_gradients", "--target", "negative", "--param", "n_steps=8", "--json")
+    code, out, _ = _run(
+        capsys,
+        "explain",
+        "--model",
+        str(tiny_bert_dir),
+        "--text",
+        "a funny film",
+        "--method",
+        "integrated_gradients",
+        "--target",
+        "negative",
+        "--param",
+        "n_steps=8",
+        "--json",
+    )
     data = json.loads(out)
     exp = Explanation.from_dict(data["explanations"][0])
     assert code == 0 and exp.target.label == "negative" and exp.params["n_steps"] == 8
@@ -42,9 +55,27 @@ def test_explain_json(capsys, tiny_bert_dir):
 
 
 def test_evaluate_json_has_reports_ranking_and_agreement(capsys, tiny_gpt2_dir):
-    code, out, _ = _run(capsys, "evaluate", "--model", str(tiny_gpt2_dir), "--text", "The capital of France is",
-                        "--method", "leave_one_out", "--method", "lime", "--param", "n_samples=50",
-                        "--param", "removal=mask", "--target", "Paris", "--mode", "mask", "--json")
+    code, out, _ = _run(
+        capsys,
+        "evaluate",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--text",
+        "The capital of France is",
+        "--method",
+        "leave_one_out",
+        "--method",
+        "lime",
+        "--param",
+        "n_samples=50",
+        "--param",
+        "removal=mask",
+        "--target",
+        "Paris",
+        "--mode",
+        "mask",
+        "--json",
+    )
     data = json.loads(out)
     assert code == 0 and [r["method"] for r in data["reports"]] == ["leave_one_out", "lime"]
     assert data["reports"][0]["values"]["kendall_tau_loo"] == pytest.approx(1.0)
@@ -53,20 +84,33 @@ def test_evaluate_json_has_reports_ranking_and_agreement(capsys, tiny_gpt2_dir):
 
 
 def test_human_readable_output(capsys, tiny_bert_dir):
-    code, out, _ = _run(capsys, "evaluate", "--model", str(tiny_bert_dir), "--text", "a funny film",
-                        "--method", "occlusion", "--method", "leave_one_out")
+    code, out, _ = _run(
+        capsys,
+        "evaluate",
+        "--model",
+        str(tiny_bert_dir),
+        "--text",
+        "a funny film",
+        "--method",
+        "occlusion",
+        "--method",
+        "leave_one_out",
+    )
     assert code == 0 and "funny" in out and "ranking" in out and "comprehensiveness"[:12] in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["explain", "--model", "./missing-folder", "--text", "hi"], "No model folder"),
-    (["explain", "--text", "   ", "--method", "saliency"], "empty"),
-    (["explain", "--model", "{bert}", "--text", "hi", "--method", "magic"], "Unknown method"),
-    (["explain", "--model", "{bert}", "--text", "hi", "--target", "neutral"], "Unknown label"),
-    (["explain", "--model", "{bert}", "--text", "hi", "--method", "saliency", "--param", "n_steps=3"], "n_steps"),
-    (["explain", "--model", "{bert}", "--text", "hi", "--method", "lime", "--param", "n_samples=lots"], "integer"),
-    (["build-models", "--only", "gpt5"], "Unknown built-in"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["explain", "--model", "./missing-folder", "--text", "hi"], "No model folder"),
+        (["explain", "--text", "   ", "--method", "saliency"], "empty"),
+        (["explain", "--model", "{bert}", "--text", "hi", "--method", "magic"], "Unknown method"),
+        (["explain", "--model", "{bert}", "--text", "hi", "--target", "neutral"], "Unknown label"),
+        (["explain", "--model", "{bert}", "--text", "hi", "--method", "saliency", "--param", "n_steps=3"], "n_steps"),
+        (["explain", "--model", "{bert}", "--text", "hi", "--method", "lime", "--param", "n_samples=lots"], "integer"),
+        (["build-models", "--only", "gpt5"], "Unknown built-in"),
+    ],
+)
 def test_bad_input_is_one_line_on_stderr_with_exit_code_2(capsys, tiny_bert_dir, argv, message):
     argv = [a.replace("{bert}", str(tiny_bert_dir)) for a in argv]
     code, out, err = _run(capsys, *argv)
@@ -76,9 +120,23 @@ def test_bad_input_is_one_line_on_stderr_with_exit_code_2(capsys, tiny_bert_dir,
 
 def test_the_installed_console_script_reads_stdin(tiny_bert_dir):
     proc = subprocess.run(
-        [sys.executable, "-m", "explainers.cli", "explain", "--model", str(tiny_bert_dir), "--text", "-",
-         "--method", "attention", "--json"],
-        input="<b>bold</b> 😍 text", capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "explainers.cli",
+            "explain",
+            "--model",
+            str(tiny_bert_dir),
+            "--text",
+            "-",
+            "--method",
+            "attention",
+            "--json",
+        ],
+        input="<b>bold</b> 😍 text",
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["explanations"][0]["text"] == "<b>bold</b> 😍 text"

@@ -17,10 +17,10 @@ from components.report import html_report, json_bundle
 from explainers.compare import align_words
 from explainers.explanation import Explanation
 from explainers.faithfulness import METRICS, Report, agreement, evaluate_many, rank_explanations
-from explainers.methods import METHODS, explain
 from explainers.loading import load_model
-from explainers.tasks import Target
+from explainers.methods import METHODS, explain
 from explainers.narrative import faithfulness_verdict, summarize
+from explainers.tasks import Target
 
 TEXT = "a gripping ,  funny <script>alert(1)</script> film .\nReally   good"
 PARAMS = {"integrated_gradients": {"n_steps": 8}, "lime": {"n_samples": 64}, "occlusion": {}, "attention": {}}
@@ -42,8 +42,10 @@ def _visible_text(markup: str) -> str:
 
 
 def _backgrounds(markup: str) -> list[tuple[int, int, int]]:
-    return [tuple(int(h[i:i + 2], 16) for i in (0, 2, 4))
-            for h in re.findall(r'<span style="background:#([0-9a-f]{6})', markup)]
+    return [
+        tuple(int(h[i : i + 2], 16) for i in (0, 2, 4))
+        for h in re.findall(r'<span style="background:#([0-9a-f]{6})', markup)
+    ]
 
 
 def _with_word_scores(exp: Explanation, scores) -> Explanation:
@@ -83,8 +85,8 @@ def test_colours_follow_the_sign(ig):
 
 def test_dark_backgrounds_get_white_text(ig):
     exp = _with_word_scores(ig, [0.0, 1.0])
-    assert re.search(r'background:#[0-9a-f]{6};color:#ffffff;[^>]*>gripping<', heatmap_html(exp, "word"))
-    assert re.search(r'background:#ffffff;color:#18181b;[^>]*>a<', heatmap_html(exp, "word"))
+    assert re.search(r"background:#[0-9a-f]{6};color:#ffffff;[^>]*>gripping<", heatmap_html(exp, "word"))
+    assert re.search(r"background:#ffffff;color:#18181b;[^>]*>a<", heatmap_html(exp, "word"))
 
 
 def test_unsigned_method_uses_one_hue(explained):
@@ -149,10 +151,24 @@ def test_verdict_names_the_best_ranked_method(explained):
 
 
 def test_verdict_trust_levels():
-    good = [_report("integrated_gradients", comprehensiveness=0.6, aopc_comprehensiveness=0.5, kendall_tau_loo=0.8,
-                    insertion_auc=0.8, deletion_auc=0.1),
-            _report("attention", comprehensiveness=0.1, aopc_comprehensiveness=0.1, kendall_tau_loo=0.1,
-                    insertion_auc=0.3, deletion_auc=0.5)]
+    good = [
+        _report(
+            "integrated_gradients",
+            comprehensiveness=0.6,
+            aopc_comprehensiveness=0.5,
+            kendall_tau_loo=0.8,
+            insertion_auc=0.8,
+            deletion_auc=0.1,
+        ),
+        _report(
+            "attention",
+            comprehensiveness=0.1,
+            aopc_comprehensiveness=0.1,
+            kendall_tau_loo=0.1,
+            insertion_auc=0.3,
+            deletion_auc=0.5,
+        ),
+    ]
     text = faithfulness_verdict(good, np.array([[1, 0.8], [0.8, 1]]))
     assert text.startswith("Integrated Gradients") and "0.100" in text and "Trust: high." in text
     disagree = faithfulness_verdict(good, (["a", "b"], np.array([[1, -0.2], [-0.2, 1]])))
@@ -225,7 +241,7 @@ def _green(css: str) -> int:
     """How green a cell is: green channel minus red channel of its background."""
     if not css:
         return 0
-    r, g, _ = (int(css.split("#")[1][i:i + 2], 16) for i in (0, 2, 4))
+    r, g, _ = (int(css.split("#")[1][i : i + 2], 16) for i in (0, 2, 4))
     return g - r
 
 
@@ -257,8 +273,9 @@ def test_styled_metrics_formats(explained):
 def test_html_report_is_self_contained_and_complete(tiny_bert, explained):
     exps, reports, agree = explained
     settings = {"text": TEXT, "methods": PARAMS, "seed": 0, "perturbation mode": "delete"}
-    page = html_report(model_info=tiny_bert.describe(), explanations=exps, reports=reports, settings=settings,
-                       agreement=agree)
+    page = html_report(
+        model_info=tiny_bert.describe(), explanations=exps, reports=reports, settings=settings, agreement=agree
+    )
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page.replace(_plotly_bundle(page), ""))
     assert not re.search(r"<script[^>]*\bsrc=", page) and "<link" not in page and "@import" not in page
@@ -274,7 +291,7 @@ def test_html_report_is_self_contained_and_complete(tiny_bert, explained):
 def _plotly_bundle(page: str) -> str:
     """plotly.js itself (it mentions URLs in its own strings; it loads none without maps)."""
     start = page.index("* plotly.js v")
-    return page[start:page.index("</script>", start)]
+    return page[start : page.index("</script>", start)]
 
 
 def test_json_bundle_round_trips(tiny_bert, explained):

@@ -8,8 +8,16 @@ from explainers.methods import METHODS, explain
 
 pytestmark = pytest.mark.slow
 
-PATH_OR_PERTURBATION = {"integrated_gradients", "gradient_shap", "layer_conductance", "occlusion", "leave_one_out",
-                        "shapley_sampling", "kernel_shap", "lime"}
+PATH_OR_PERTURBATION = {
+    "integrated_gradients",
+    "gradient_shap",
+    "layer_conductance",
+    "occlusion",
+    "leave_one_out",
+    "shapley_sampling",
+    "kernel_shap",
+    "lime",
+}
 REVIEW = "a gripping , funny and beautifully acted film , though the ending is far too long ."
 
 
@@ -21,8 +29,10 @@ def sentiment():
 
 
 def test_it_reads_sentiment(sentiment):
-    for text, label in [("a wonderful , moving and funny film .", "positive"),
-                        ("a dull , lifeless mess that wastes its cast .", "negative")]:
+    for text, label in [
+        ("a wonderful , moving and funny film .", "positive"),
+        ("a dull , lifeless mess that wastes its cast .", "negative"),
+    ]:
         dist = sentiment.distribution(sentiment.encode(text))
         assert max(dist, key=dist.get) == label and dist[label] > 0.8
 
@@ -41,7 +51,9 @@ def test_every_method_on_the_default_model(sentiment, method):
 
 
 def test_faithfulness_suite_on_the_default_model(sentiment):
-    exps = [explain(sentiment, REVIEW, m, target="positive") for m in ("integrated_gradients", "occlusion", "attention")]
+    exps = [
+        explain(sentiment, REVIEW, m, target="positive") for m in ("integrated_gradients", "occlusion", "attention")
+    ]
     reports = evaluate_many(sentiment, exps)
     by_method = {r.method: r.values for r in reports}
     # removing the tokens IG finds most positive must lower p(positive)

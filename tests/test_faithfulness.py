@@ -42,11 +42,27 @@ def _explanation(scores, key_position=3, method="handmade"):
     for w in WORDS:
         spans.append((start, start + len(w)))
         start += len(w) + 1
-    enc = Encoded(text, ids, ["[CLS]", *WORDS, "[SEP]"], [True] + [False] * 10 + [True],
-                  [None, *range(10), None], list(WORDS), spans)
-    return Explanation.build(method=method, model="handmade", enc=enc, token_scores=[0.0, *scores, 0.0],
-                             target=Target("yes", class_index=1), target_prob=0.9, probabilities={"yes": 0.9},
-                             params={}, seed=None, seconds=0.0)
+    enc = Encoded(
+        text,
+        ids,
+        ["[CLS]", *WORDS, "[SEP]"],
+        [True] + [False] * 10 + [True],
+        [None, *range(10), None],
+        list(WORDS),
+        spans,
+    )
+    return Explanation.build(
+        method=method,
+        model="handmade",
+        enc=enc,
+        token_scores=[0.0, *scores, 0.0],
+        target=Target("yes", class_index=1),
+        target_prob=0.9,
+        probabilities={"yes": 0.9},
+        params={},
+        seed=None,
+        seconds=0.0,
+    )
 
 
 def _key_first(key_position=3):
@@ -64,7 +80,9 @@ def test_an_explanation_that_finds_the_key_token_is_comprehensive_and_sufficient
     assert v["aopc_comprehensiveness"] == pytest.approx(0.8)
     assert v["aopc_sufficiency"] == pytest.approx(0.0)
     assert report.curves["deletion_auc"]["y"][0] == pytest.approx(0.9)
-    assert report.curves["deletion_auc"]["y"][1:] == pytest.approx([0.1] * (len(report.curves["deletion_auc"]["y"]) - 1))
+    assert report.curves["deletion_auc"]["y"][1:] == pytest.approx(
+        [0.1] * (len(report.curves["deletion_auc"]["y"]) - 1)
+    )
     assert v["insertion_auc"] > 0.85 and v["deletion_auc"] < 0.15
     assert model.calls == 1, "all metrics of one explanation in one batched pass"
 
@@ -145,8 +163,10 @@ def test_every_metric_declares_direction_range_and_meaning():
 
 
 def test_real_model_metrics_stay_in_range_and_cost_one_pass(tiny_bert, monkeypatch):
-    exps = [explain(tiny_bert, "a gripping , funny film , though far too long .", m)
-            for m in ("integrated_gradients", "occlusion", "attention")]
+    exps = [
+        explain(tiny_bert, "a gripping , funny film , though far too long .", m)
+        for m in ("integrated_gradients", "occlusion", "attention")
+    ]
     calls = []
     real = tiny_bert.score_ids
     monkeypatch.setattr(tiny_bert, "score_ids", lambda seqs, t: calls.append(len(seqs)) or real(seqs, t))

@@ -95,7 +95,7 @@ def test_leave_one_out_is_the_probability_drop_of_each_deletion(tiny_bert):
     exp = explain(tiny_bert, TEXT, "leave_one_out")
     ids = exp.token_ids
     i = exp.encoded.content_positions[2]
-    p_full, p_without = tiny_bert.score_ids([ids, ids[:i] + ids[i + 1:]], exp.target)
+    p_full, p_without = tiny_bert.score_ids([ids, ids[:i] + ids[i + 1 :]], exp.target)
     assert exp.token_scores[i] == pytest.approx(p_full - p_without, abs=1e-7)
 
 
@@ -168,8 +168,11 @@ def test_occlusion_matches_captum(request, fixture, window, stride):
     ctx = Context(handle, exp.encoded, exp.target, {"baseline": "auto"}, None, prediction, exp.target_prob)
     with torch.no_grad():
         reference = Occlusion(ctx.forward).attribute(
-            ctx.embeds, sliding_window_shapes=(window, ctx.embeds.shape[-1]),
-            strides=(stride, ctx.embeds.shape[-1]), baselines=ctx.baseline_embeds)
+            ctx.embeds,
+            sliding_window_shapes=(window, ctx.embeds.shape[-1]),
+            strides=(stride, ctx.embeds.shape[-1]),
+            baselines=ctx.baseline_embeds,
+        )
     expected = reference[0, :, 0].numpy().astype(np.float64)
     expected[list(i for i, s in enumerate(exp.encoded.special) if s)] = 0.0
     np.testing.assert_allclose(exp.token_scores, expected, atol=1e-5)
@@ -184,7 +187,7 @@ def test_occlusion_with_window_one_is_the_drop_from_masking_each_token(tiny_bert
     exp = explain(tiny_bert, TEXT, "occlusion", window=1)
     ids = exp.token_ids
     i = exp.encoded.content_positions[1]
-    masked = ids[:i] + [tiny_bert.baseline_token_id()] + ids[i + 1:]
+    masked = ids[:i] + [tiny_bert.baseline_token_id()] + ids[i + 1 :]
     p_full, p_masked = tiny_bert.score_ids([ids, masked], exp.target)
     assert exp.token_scores[i] == pytest.approx(p_full - p_masked, abs=1e-6)
 

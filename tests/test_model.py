@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from explainers.errors import InputError, ModelLoadError
 from explainers.batching import plan_batches
+from explainers.errors import InputError, ModelLoadError
 from explainers.loading import load_model
 
 
@@ -54,13 +54,16 @@ def test_long_text_is_truncated_and_says_so(tiny_bert):
     assert not tiny_bert.encode("short text").truncated
 
 
-@pytest.mark.parametrize("text", [
-    "I love it 😍🔥 so much",
-    "هذا الفيلم رائع جدا",
-    "tab\there\x00null\x07bell",
-    "<b>bold</b> & <script>alert(1)</script>",
-    "e\u0301 combining accents and \u200b zero width",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I love it 😍🔥 so much",
+        "هذا الفيلم رائع جدا",
+        "tab\there\x00null\x07bell",
+        "<b>bold</b> & <script>alert(1)</script>",
+        "e\u0301 combining accents and \u200b zero width",
+    ],
+)
 def test_odd_unicode_encodes_to_aligned_words(tiny_bert, tiny_gpt2, text):
     for handle in (tiny_bert, tiny_gpt2):
         enc = handle.encode(text)
@@ -136,7 +139,7 @@ def test_explain_runs_one_forward_pass_for_attention(tiny_bert):
 def test_out_of_memory_halves_the_batch_and_gives_the_same_result(tiny_bert, monkeypatch):
     enc = tiny_bert.encode("a funny film that is far too long")
     target = tiny_bert.resolve_target(enc, None)
-    sequences = [enc.ids[: k] + enc.ids[-1:] for k in range(2, enc.n_tokens)]
+    sequences = [enc.ids[:k] + enc.ids[-1:] for k in range(2, enc.n_tokens)]
     expected = tiny_bert.score_ids(sequences, target)
     real_forward = tiny_bert.model.forward
     calls = []
@@ -199,7 +202,9 @@ def test_causal_lm_projects_only_the_positions_it_scores(tiny_gpt2, monkeypatch)
     sequences = [enc.ids, enc.ids[1:], enc.ids[:3]]
     seen = []
     real_forward = tiny_gpt2.model.forward
-    monkeypatch.setattr(tiny_gpt2.model, "forward", lambda *a, **kw: seen.append(kw.get("logits_to_keep")) or real_forward(*a, **kw))
+    monkeypatch.setattr(
+        tiny_gpt2.model, "forward", lambda *a, **kw: seen.append(kw.get("logits_to_keep")) or real_forward(*a, **kw)
+    )
     sliced = tiny_gpt2.score_ids(sequences, target)
     assert all(k is not None for k in seen)  # every pass skipped the unused vocabulary projections
     monkeypatch.setattr(tiny_gpt2.gateway, "_keeps_logit_positions", False)
@@ -261,8 +266,13 @@ def test_base_encoder_with_explicit_task_loads():
 def test_not_a_text_model(tmp_path):
     from transformers import ViTConfig
 
-    ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-              architectures=["ViTForImageClassification"]).save_pretrained(tmp_path)
+    ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        architectures=["ViTForImageClassification"],
+    ).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="not a text"):
         load_model(str(tmp_path))
 

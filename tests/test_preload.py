@@ -34,7 +34,9 @@ def test_an_unbuilt_builtin_is_not_built_in_the_background(monkeypatch, tmp_path
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("value, expected", [("", builtin.DEFAULT_MODEL), ("  ", builtin.DEFAULT_MODEL), ("smollm2", "smollm2")])
+@pytest.mark.parametrize(
+    "value, expected", [("", builtin.DEFAULT_MODEL), ("  ", builtin.DEFAULT_MODEL), ("smollm2", "smollm2")]
+)
 def test_default_model_follows_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv(builtin.DEFAULT_MODEL_ENV, value)
     assert builtin.default_model() == expected

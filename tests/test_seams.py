@@ -36,8 +36,10 @@ def test_faithfulness_layer_methods_and_lime_on_one_handle_give_the_serial_resul
     work = {
         "checks 1": lambda: [list(F.evaluate(tiny_bert, exp, "delete").values.values())],
         "checks 2": lambda: [list(F.evaluate(tiny_bert, exp, "mask").values.values())],
-        "layers": lambda: [explain(tiny_bert, TEXT, "gradient_x_activation").token_scores,
-                           explain(tiny_bert, TEXT, "layer_conductance", n_steps=6).token_scores],
+        "layers": lambda: [
+            explain(tiny_bert, TEXT, "gradient_x_activation").token_scores,
+            explain(tiny_bert, TEXT, "layer_conductance", n_steps=6).token_scores,
+        ],
         "lime": lambda: [explain(tiny_bert, TEXT, "lime", n_samples=40, seed=1).token_scores],
     }
     serial = {name: fn() for name, fn in work.items()}
@@ -101,10 +103,13 @@ def test_every_error_a_user_can_meet_is_a_whybox_error():
 
 
 # ---- 3. LIME's weights under the right words ------------------------------------------------------
-@pytest.mark.parametrize("text", [
-    "Loved it!!! 😍🔥 Best. Movie. Ever... 10/10 (would watch again) :-)",
-    "A won\u00adderful, \u00ad witty film\u200b with a dull end.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Loved it!!! 😍🔥 Best. Movie. Ever... 10/10 (would watch again) :-)",
+        "A won\u00adderful, \u00ad witty film\u200b with a dull end.",
+    ],
+)
 def test_lime_weights_land_on_the_words_lime_gave_them(tiny_bert, text):
     """Each shown word carries the weight that lime itself reports for that word's string, even
     when one token covers several words (😍🔥 -> [UNK]) or the tokenizer drops a character."""
@@ -112,11 +117,20 @@ def test_lime_weights_land_on_the_words_lime_gave_them(tiny_bert, text):
 
     exp = explain(tiny_bert, text, "lime", n_samples=300, seed=5)
     enc = tiny_bert.encode(text)
-    explainer = LimeTextExplainer(class_names=tiny_bert.labels, bow=False, mask_string="", random_state=5,
-                                  split_expression=lambda s: [s[a:b] for a, b in enc.word_spans])
-    direct = explainer.explain_instance(text, lambda texts: tiny_bert.predict_proba(list(texts)),
-                                        labels=(exp.target.class_index,), num_features=len(enc.words),
-                                        num_samples=300)
+    explainer = LimeTextExplainer(
+        class_names=tiny_bert.labels,
+        bow=False,
+        mask_string="",
+        random_state=5,
+        split_expression=lambda s: [s[a:b] for a, b in enc.word_spans],
+    )
+    direct = explainer.explain_instance(
+        text,
+        lambda texts: tiny_bert.predict_proba(list(texts)),
+        labels=(exp.target.class_index,),
+        num_features=len(enc.words),
+        num_samples=300,
+    )
     features = direct.domain_mapper.indexed_string
     shown_at = {start: k for k, (start, _) in enumerate(exp.word_spans)}
     weights = direct.local_exp[exp.target.class_index]
@@ -159,8 +173,20 @@ def test_the_ranking_leaves_out_metrics_that_compare_with_a_ranked_method(tiny_b
 
 # ---- 5. strict JSON from the CLI -------------------------------------------------------------------
 def test_evaluate_json_is_strict_json_for_a_one_word_text(capsys, tiny_bert_dir):
-    code = main(["evaluate", "--model", str(tiny_bert_dir), "--text", "wonderful", "--method", "occlusion",
-                 "--method", "saliency", "--json"])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_bert_dir),
+            "--text",
+            "wonderful",
+            "--method",
+            "occlusion",
+            "--method",
+            "saliency",
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     data = _strict_json(out)

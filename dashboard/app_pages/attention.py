@@ -13,10 +13,13 @@ HEAD_VIEW_TOKENS = 128  # BertViz draws one line per token pair: past these, the
 MODEL_VIEW_TOKENS = 64
 
 st.title("Attention")
-st.warning("**Attention is a view of the model, not an explanation.** It shows where each position reads "
-           "information from, inside one layer. High attention does not mean a word caused the prediction: "
-           "the values mixed in, the later layers and the residual stream all matter too. Use the Explain and "
-           "Faithfulness pages to ask *why*.", icon=":material/visibility:")
+st.warning(
+    "**Attention is a view of the model, not an explanation.** It shows where each position reads "
+    "information from, inside one layer. High attention does not mean a word caused the prediction: "
+    "the values mixed in, the later layers and the residual stream all matter too. Use the Explain and "
+    "Faithfulness pages to ask *why*.",
+    icon=":material/visibility:",
+)
 
 handle = views.model()
 text = widgets.text_expander("attention")
@@ -37,8 +40,11 @@ def first_tokens(limit: int, view: str):
     """At most `limit` tokens, with a notice when the text is cut for this view."""
     if len(tokens) <= limit:
         return weights, tokens
-    st.info(f"This text has {len(tokens)} tokens; the {view} shows the first {limit} only, so that your browser "
-            f"stays responsive. The rollout tab uses all of them.", icon=":material/content_cut:")
+    st.info(
+        f"This text has {len(tokens)} tokens; the {view} shows the first {limit} only, so that your browser "
+        f"stays responsive. The rollout tab uses all of them.",
+        icon=":material/content_cut:",
+    )
     return [w[:, :, :limit, :limit] for w in weights], tokens[:limit]
 
 
@@ -58,30 +64,51 @@ def every(column, label: str, n: int, key: str) -> list[int]:
 
 head_tab, model_tab, rollout_tab = st.tabs(["Head view", "Model view", "Attention rollout"])
 with head_tab:
-    st.caption("Lines join each token (left) to the tokens it attends to (right); darker = more attention. "
-               "Hover a token to see only its lines; colours are heads.")
+    st.caption(
+        "Lines join each token (left) to the tokens it attends to (right); darker = more attention. "
+        "Hover a token to see only its lines; colours are heads."
+    )
     left, right = st.columns([1, 3])
     layer = left.selectbox("Layer", range(n_layers), index=n_layers - 1, key=f"w_att_layer_{handle.name}")
     heads = every(right, "Heads", n_heads, "heads")
     shown_weights, shown_tokens = first_tokens(HEAD_VIEW_TOKENS, "head view")
     height = min(900, 160 + 21 * len(shown_tokens))
-    show(lambda: (attention_html(shown_weights, shown_tokens, "head", layer=layer, heads=heads or None,
-                                 height=height - 90), height))
+    show(
+        lambda: (
+            attention_html(shown_weights, shown_tokens, "head", layer=layer, heads=heads or None, height=height - 90),
+            height,
+        )
+    )
 
 with model_tab:
-    st.caption("Every head of every layer at a glance (rows = layers, columns = heads). Click a thumbnail to "
-               "enlarge it.")
+    st.caption(
+        "Every head of every layer at a glance (rows = layers, columns = heads). Click a thumbnail to enlarge it."
+    )
     left, right = st.columns(2)
     layers = every(left, "Layers", n_layers, "layers")
     model_heads = every(right, "Heads", n_heads, "model_heads")
     shown_weights, shown_tokens = first_tokens(MODEL_VIEW_TOKENS, "model view")
     height = min(1100, 160 + 105 * len(layers or range(n_layers)))  # one row of thumbnails per layer
-    show(lambda: (attention_html(shown_weights, shown_tokens, "model", heads=model_heads or None,
-                                 include_layers=layers or None, height=height - 60), height))
+    show(
+        lambda: (
+            attention_html(
+                shown_weights,
+                shown_tokens,
+                "model",
+                heads=model_heads or None,
+                include_layers=layers or None,
+                height=height - 60,
+            ),
+            height,
+        )
+    )
 
 with rollout_tab:
-    st.caption("Attention rollout (Abnar & Zuidema, 2020) multiplies the head-averaged attention of all layers, "
-               "counting the residual connection, to estimate how much each input token (column) reaches each "
-               "position (row). Still attention: a view of information flow, not of cause.")
-    st.plotly_chart(attention_heatmap(attention_rollout(weights).numpy(), tokens, "Attention rollout, all layers"),
-                    key="rollout")
+    st.caption(
+        "Attention rollout (Abnar & Zuidema, 2020) multiplies the head-averaged attention of all layers, "
+        "counting the residual connection, to estimate how much each input token (column) reaches each "
+        "position (row). Still attention: a view of information flow, not of cause."
+    )
+    st.plotly_chart(
+        attention_heatmap(attention_rollout(weights).numpy(), tokens, "Attention rollout, all layers"), key="rollout"
+    )

@@ -18,11 +18,21 @@ st.title("Compare")
 st.caption("Change one thing and see how the explanation moves: edit the text, or ask another model.")
 
 handle = views.model()
-kind = st.segmented_control("Compare", ["texts", "models"], default="texts", key="w_cmp_kind", required=True,
-                            format_func=lambda k: "Two texts, one model" if k == "texts" else "One text, two models")
-method = st.selectbox("Method", ss.methods or list(METHODS), key="w_cmp_method",
-                      format_func=lambda m: METHODS[m].title,
-                      help="The methods chosen in the sidebar. Both sides use the same method and parameters.")
+kind = st.segmented_control(
+    "Compare",
+    ["texts", "models"],
+    default="texts",
+    key="w_cmp_kind",
+    required=True,
+    format_func=lambda k: "Two texts, one model" if k == "texts" else "One text, two models",
+)
+method = st.selectbox(
+    "Method",
+    ss.methods or list(METHODS),
+    key="w_cmp_method",
+    format_func=lambda m: METHODS[m].title,
+    help="The methods chosen in the sidebar. Both sides use the same method and parameters.",
+)
 
 if kind == "texts":
     left, right = st.columns(2)
@@ -37,9 +47,13 @@ else:
     text = widgets.text_box("compare", "Text")
     catalog = models.builtin_catalog()
     options = list(catalog) + (["__custom__"] if models.custom_models_allowed() else [])
-    other = st.selectbox("Second model", options, key="w_cmp_model",
-                         index=next((i for i, n in enumerate(options) if n != ss.model), 0),
-                         format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model")
+    other = st.selectbox(
+        "Second model",
+        options,
+        key="w_cmp_model",
+        index=next((i for i, n in enumerate(options) if n != ss.model), 0),
+        format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model",
+    )
     if other == "__custom__":
         other = st.text_input("Second model: folder or hub id", key="w_cmp_custom").strip()
     sides = [(ss.model, text), (other, text)]
@@ -65,8 +79,11 @@ for (model_name, text), name in zip(sides, ("A", "B")):
         if exps:
             task = side_handle.task
             same_kind = type(task) is type(models.get_model(sides[0][0]).task)
-            target = exps[0].target.label if same_kind and (task.free_text_target
-                                                            or exps[0].target.label in side_handle.labels) else ""
+            target = (
+                exps[0].target.label
+                if same_kind and (task.free_text_target or exps[0].target.label in side_handle.labels)
+                else ""
+            )
         req = results.Request(model_name, text, (method,), json.dumps({method: json.loads(params)}), seed, target)
         with st.spinner(f"Explaining side {name}…"):
             exps.append(results.explain_one(side_handle, req, method))
@@ -90,8 +107,18 @@ else:
 frame = align_words(*exps)
 st.plotly_chart(comparison_chart(frame), key="cmp_diff")
 with st.expander("Word by word"):
-    columns = {"word_a": "Word in A", "word_b": "Word in B", "score_a": "Score A", "score_b": "Score B",
-               "difference": "B − A", "status": "Change"}
-    st.dataframe(frame[list(columns)].rename(columns=columns), hide_index=True,
-                 column_config={name: st.column_config.NumberColumn(name, format="%+.3f")
-                                for name in ("Score A", "Score B", "B − A")})
+    columns = {
+        "word_a": "Word in A",
+        "word_b": "Word in B",
+        "score_a": "Score A",
+        "score_b": "Score B",
+        "difference": "B − A",
+        "status": "Change",
+    }
+    st.dataframe(
+        frame[list(columns)].rename(columns=columns),
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(name, format="%+.3f") for name in ("Score A", "Score B", "B − A")
+        },
+    )

@@ -11,18 +11,23 @@ from explainers.faithfulness import CURVE_METRICS, MODES, PLAUSIBILITY, agreemen
 from explainers.narrative import faithfulness_verdict
 
 st.title("Faithfulness: which explanation should I trust?")
-st.caption("An explanation is faithful when the tokens it ranks highest are the ones the model really needs: "
-           "removing them should change the prediction most, keeping only them should change it least. "
-           "These checks run the model again on edited copies of your text.")
+st.caption(
+    "An explanation is faithful when the tokens it ranks highest are the ones the model really needs: "
+    "removing them should change the prediction most, keeping only them should change it least. "
+    "These checks run the model again on edited copies of your text."
+)
 
 views.model()
 widgets.text_expander("faithfulness")
 left, right = st.columns([1, 2], vertical_alignment="bottom")
 pressed = left.button("Explain and check", type="primary", icon=":material/fact_check:")
-mode = right.segmented_control("Removed tokens are", list(MODES), default="delete", key="w_mode", required=True,
-                               format_func=str.capitalize)
-st.caption(f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
-           "training, so part of any probability change is the oddness of the input itself.")
+mode = right.segmented_control(
+    "Removed tokens are", list(MODES), default="delete", key="w_mode", required=True, format_func=str.capitalize
+)
+st.caption(
+    f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
+    "training, so part of any probability change is the oddness of the input itself."
+)
 req, exps = views.explanations(pressed, "Press **Explain and check** to run the chosen methods and test them.")
 handle = models.get_model(req.model)
 
@@ -35,8 +40,7 @@ st.subheader("Verdict")
 st.info(plain(faithfulness_verdict(reports, (names, matrix))), icon=":material/gavel:")
 
 st.subheader("Metrics")
-st.caption(f"Explaining '{plain(exps[0].target.label.strip())}' (p = {exps[0].target_prob:.3f} on the "
-           "full text).")
+st.caption(f"Explaining '{plain(exps[0].target.label.strip())}' (p = {exps[0].target_prob:.3f} on the full text).")
 render_metrics(reports)
 
 st.subheader("Curves")
@@ -46,22 +50,39 @@ for tab, metric in zip(tabs, CURVE_METRICS):
 
 if len(exps) > 1:
     st.subheader("Do the methods agree?")
-    st.caption("Spearman rank correlation of the token scores of each pair of methods: 1 = same ranking, "
-               "0 = unrelated, −1 = opposite. Agreement is not faithfulness: methods can agree and all be wrong.")
+    st.caption(
+        "Spearman rank correlation of the token scores of each pair of methods: 1 = same ranking, "
+        "0 = unrelated, −1 = opposite. Agreement is not faithfulness: methods can agree and all be wrong."
+    )
     st.plotly_chart(agreement_heatmap(titles, matrix), key="agreement")
 
 st.subheader("Plausibility: do they match what you think matters?")
-st.caption("Mark the words that you think justify the prediction. Each method's top tokens (as many as you "
-           "mark) are compared with your marks. This measures agreement with people, not with the model.")
+st.caption(
+    "Mark the words that you think justify the prediction. Each method's top tokens (as many as you "
+    "mark) are compared with your marks. This measures agreement with people, not with the model."
+)
 words = exps[0].words
-marked = st.pills("Words that matter", list(range(len(words))), selection_mode="multi",
-                  key=f"w_marks_{hash((req.model, req.text))}", format_func=lambda i: f"{words[i]} ·{i + 1}")
+marked = st.pills(
+    "Words that matter",
+    list(range(len(words))),
+    selection_mode="multi",
+    key=f"w_marks_{hash((req.model, req.text))}",
+    format_func=lambda i: f"{words[i]} ·{i + 1}",
+)
 if marked:
-    rows = {title: {PLAUSIBILITY[k].title: v for k, v in plausibility(exp, marked).items()}
-            for title, exp in zip(titles, exps)}
-    st.dataframe(pd.DataFrame.from_dict(rows, orient="index").rename_axis("Method"), column_config={
-        m.title: st.column_config.ProgressColumn(m.title, help=m.meaning, min_value=0.0, max_value=1.0, format="%.2f")
-        for m in PLAUSIBILITY.values()})
+    rows = {
+        title: {PLAUSIBILITY[k].title: v for k, v in plausibility(exp, marked).items()}
+        for title, exp in zip(titles, exps)
+    }
+    st.dataframe(
+        pd.DataFrame.from_dict(rows, orient="index").rename_axis("Method"),
+        column_config={
+            m.title: st.column_config.ProgressColumn(
+                m.title, help=m.meaning, min_value=0.0, max_value=1.0, format="%.2f"
+            )
+            for m in PLAUSIBILITY.values()
+        },
+    )
 
 st.divider()
 views.downloads(handle, req, exps, mode, reports, (names, matrix))

@@ -9,10 +9,12 @@ from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILIT
 from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
 
 st.title("Guide")
-st.markdown("whybox asks one question, *why did the model say that?*, and gets answers from several "
-            "attribution methods. Each gives every word a score: **positive** (red) pushes the model towards "
-            "the explained label, **negative** (blue) against it; unsigned methods (violet) only say how much a "
-            "word matters. Then it checks which answers the model itself agrees with.")
+st.markdown(
+    "whybox asks one question, *why did the model say that?*, and gets answers from several "
+    "attribution methods. Each gives every word a score: **positive** (red) pushes the model towards "
+    "the explained label, **negative** (blue) against it; unsigned methods (violet) only say how much a "
+    "word matters. Then it checks which answers the model itself agrees with."
+)
 
 methods_tab, metrics_tab, conventions_tab, caveats_tab = st.tabs(["Methods", "Metrics", "Conventions", "Caveats"])
 with methods_tab:
@@ -20,28 +22,38 @@ with methods_tab:
         st.subheader(family.capitalize())
         st.caption(description)
         for method in (m for m in METHODS.values() if m.family == family):
-            tags = " · ".join(tag for tag, on in (("default", method.name in DEFAULT_METHODS),
-                                                  ("random: takes a seed", method.random),
-                                                  ("unsigned", not method.signed),
-                                                  ("experimental", bool(method.experimental))) if on)
+            tags = " · ".join(
+                tag
+                for tag, on in (
+                    ("default", method.name in DEFAULT_METHODS),
+                    ("random: takes a seed", method.random),
+                    ("unsigned", not method.signed),
+                    ("experimental", bool(method.experimental)),
+                )
+                if on
+            )
             st.markdown(f"**{method.title}**" + (f" — *{tags}*" if tags else "") + f"  \n{method.summary}")
             if method.experimental:
                 st.caption(f"Caution: {method.experimental}")
             if method.scores_note:
                 st.caption(method.scores_note)
             if method.params:
-                st.caption("Parameters: " + " · ".join(f"`{p.name}` (default {p.default}): {p.help}"
-                                                      for p in method.params))
+                st.caption(
+                    "Parameters: " + " · ".join(f"`{p.name}` (default {p.default}): {p.help}" for p in method.params)
+                )
 
 with metrics_tab:
-    st.markdown("**Faithfulness** (ERASER, DeYoung et al., 2020): does the explanation reflect the model? "
-                "Computed by running the model on edited copies of the text, where tokens are:")
+    st.markdown(
+        "**Faithfulness** (ERASER, DeYoung et al., 2020): does the explanation reflect the model? "
+        "Computed by running the model on edited copies of the text, where tokens are:"
+    )
     st.markdown("\n".join(f"- **{mode}**: {meaning}" for mode, meaning in MODES.items()))
     st.caption(AOPC_NORMALISER)
 
     def metric_list(metrics):
-        return "\n".join(f"- **{m.title}** ({m.direction} is better, {m.low:g} to {m.high:g}): {m.meaning}"
-                         for m in metrics)
+        return "\n".join(
+            f"- **{m.title}** ({m.direction} is better, {m.low:g} to {m.high:g}): {m.meaning}" for m in metrics
+        )
 
     st.markdown(metric_list(m for m in METRICS.values() if m.faithfulness))
     st.markdown("**Shape** of the explanation: easier to read, not more faithful.")
@@ -50,8 +62,10 @@ with metrics_tab:
     st.markdown(metric_list(PLAUSIBILITY.values()))
 
 with conventions_tab:
-    st.markdown("How whybox computes the numbers it shows. The same notes travel in the JSON downloads and the "
-                "CLI's `--json` output.")
+    st.markdown(
+        "How whybox computes the numbers it shows. The same notes travel in the JSON downloads and the "
+        "CLI's `--json` output."
+    )
     st.markdown("\n".join(f"- **{title}.** {text}" for title, text in conventions().items()))
 
 with caveats_tab:

@@ -15,6 +15,8 @@ import streamlit as st  # noqa: E402
 
 from dashboard import links  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
+from dashboard.widgets import plain  # noqa: E402
+from explainers.errors import InternalError  # noqa: E402
 
 st.set_page_config(page_title="whybox: why did the model say that?", page_icon="🔍", layout="wide")
 links.init()
@@ -32,4 +34,9 @@ page = st.navigation(PAGES)
 with st.sidebar:
     sidebar()
 links.sync_url()  # before the page: a page's st.stop() would drop later URL changes
-page.run()
+try:
+    page.run()
+except Exception as exc:  # a bug in a page: the visitor gets an id, the server log the traceback
+    st.error(
+        plain(str(InternalError.from_exception(exc, f"drawing the {page.title} page"))), icon=":material/bug_report:"
+    )

@@ -55,32 +55,49 @@ def explanations(pressed: bool, hint: str) -> tuple[results.Request, list[Explan
         st.stop()
     req, exps, errors = result
     for name, error in errors.items():
-        if isinstance(error, InternalError):  # ours, not the input's: say so, with the id in the log
-            st.error(f"**{METHODS[name].title}** failed: {plain(str(error))}", icon=":material/bug_report:")
-        else:
-            st.error(f"**{METHODS[name].title}** could not run: {plain(str(error))}")
+        show_error(METHODS[name].title, error)
     if not exps:
         st.stop()
     return req, exps
 
 
-def _explanations(pressed: bool) -> tuple[results.Request, list[Explanation], dict[str, str]] | None:
+def show_error(subject: str, error: WhyboxError) -> None:
+    """A failure of one part of the page: the input's fault (what to change), or ours (an internal
+    error, with the id under which its traceback is logged)."""
+    if isinstance(error, InternalError):
+        st.error(f"**{plain(subject)}** failed: {plain(str(error))}", icon=":material/bug_report:")
+    else:
+        st.error(f"**{plain(subject)}** could not run: {plain(str(error))}")
+
+
+def request_to_show(key: str, request, pressed: bool, check=lambda request: True):
+    """The request whose results the page shows: `request` when the button was pressed (and `check`
+    accepts it), else the one last run under `key`, with a note when the settings changed since.
+    None when nothing has been run yet or the check failed."""
     ss = st.session_state
-    req = results.current_request()
-    run = pressed or ss.pop("autorun", False)
-    if run:
-        handle = model()
+    if pressed:
+        if not check(request):
+            return None
+        ss[key] = request
+    elif ss.get(key) is None:
+        return None
+    elif ss[key] != request:
+        st.caption("These results are for earlier settings: press the button to update them.")
+    return ss[key]
+
+
+def _explanations(pressed: bool) -> tuple[results.Request, list[Explanation], dict[str, WhyboxError]] | None:
+    run = pressed or st.session_state.pop("autorun", False)
+
+    def runnable(req: results.Request) -> bool:
         if not req.methods:
             st.error("Pick at least one method in the sidebar.")
-            return None
-        if not check_text(handle, req.text):
-            return None
-        ss.done = req
-    elif ss.get("done") is None:
+            return False
+        return check_text(model(), req.text)
+
+    shown = request_to_show("done", results.current_request(), run, runnable)
+    if shown is None:
         return None
-    elif ss.done != req:
-        st.caption("These results are for earlier settings: press the button to update them.")
-    shown = ss.done
     exps, errors = _compute(models.get_model(shown.model), shown, progress=run)
     return shown, exps, errors
 

@@ -336,3 +336,19 @@ def test_default_sentiment_model(monkeypatch):
         assert at.metric[0].value == label
         assert float(at.metric[0].delta.removeprefix("p = ")) > 0.5
         assert len([s for s in at.subheader if s.value != "Prediction"]) == len(DEFAULT_METHODS)
+
+
+def test_a_page_that_raises_shows_an_error_id_and_no_traceback(app, monkeypatch, caplog):
+    import components.charts
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in a renderer")
+
+    monkeypatch.setattr(components.charts, "probability_chart", broken)
+    set_text(app, TEXT)
+    click(app, "Explain")
+    message = errors(app)
+    assert "Internal error" in message and "KeyError" not in message and "Traceback" not in message
+    error_id = re.search(r"Internal error (\w+)", message).group(1)
+    logged = [r for r in caplog.records if error_id in r.getMessage()]
+    assert logged and logged[0].exc_info is not None

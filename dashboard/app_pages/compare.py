@@ -60,14 +60,11 @@ else:
 
 pressed = st.button("Compare", type="primary", icon=":material/compare_arrows:")
 request = (kind, method, tuple(sides), json.dumps(ss.params.get(method, {}), sort_keys=True), int(ss.seed), ss.target)
-if pressed:
-    ss.compared = request
-elif ss.get("compared") is None:
+shown = views.request_to_show("compared", request, pressed)
+if shown is None:
     st.info("Press **Compare** to explain both sides.")
     st.stop()
-elif ss.compared != request:
-    st.caption("These results are for earlier settings: press Compare to update them.")
-kind, method, sides, params, seed, target = ss.compared
+kind, method, sides, params, seed, target = shown
 
 exps = []
 for (model_name, text), name in zip(sides, ("A", "B")):
@@ -88,7 +85,7 @@ for (model_name, text), name in zip(sides, ("A", "B")):
         with st.spinner(f"Explaining side {name}…"):
             exps.append(results.explain_one(side_handle, req, method))
     except WhyboxError as exc:
-        st.error(f"Side {name} ({plain(model_name) or 'no model'}): {plain(str(exc))}")
+        views.show_error(f"Side {name} ({model_name or 'no model'})", exc)
         st.stop()
 
 scale = shared_scale(exps) if exps[0].target.label == exps[1].target.label else None

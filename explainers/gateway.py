@@ -149,6 +149,43 @@ class InferenceGateway:
                     out[i] = scores[j].float().cpu().numpy()
         return np.stack(out)
 
+    def logits_at(self, positions: torch.Tensor, **inputs) -> torch.Tensor:
+        """A causal LM's logits (B, k, V) at `positions` (B, k) only, for inputs given as ids or embeddings,
+        differentiable when the inputs are: the generation explainer reads every generated token of a
+        teacher-forced row from this one forward."""
+        return self._logits(positions.to(self.device), **inputs)
+
+    def token_logprobs(self, sequences: Sequence[Sequence[int]], reads: Sequence[Sequence[tuple[int, int]]]):
+        """log p(token | the row before it) for several (position, token id) reads per row, without grad:
+        `position` is the logit index that predicts `token`. One teacher-forced forward per row, in
+        batches. Returns (N, k), k = the most reads of a row; NaN where a row has fewer."""
+        if any(len(s) == 0 for s in sequences):
+            raise InputError("Cannot score an empty token sequence.")
+        return self.with_backoff(lambda: self._token_logprobs_batched(sequences, reads))
+
+    def _token_logprobs_batched(self, sequences, reads) -> np.ndarray:
+        k = max((len(r) for r in reads), default=0)
+        out = np.full((len(sequences), k), np.nan)
+        if k == 0:
+            return out
+        batches = plan_batches([len(s) for s in sequences], self.token_budget, self.call_overhead)
+        with torch.inference_mode():
+            for chunk in batches:
+                ids, mask, _ = self._assemble([sequences[i] for i in chunk], None)
+                # rows with fewer reads repeat their first read (ignored): the head wants (B, k)
+                where = [[p for p, _ in reads[i]] + [reads[i][0][0]] * (k - len(reads[i])) for i in chunk]
+                tokens = [[t for _, t in reads[i]] + [reads[i][0][1]] * (k - len(reads[i])) for i in chunk]
+                logits = self._logits(
+                    torch.tensor(where, device=self.device),
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                )
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                picked = logp.gather(-1, torch.tensor(tokens, device=logp.device)[..., None])[..., 0].cpu().numpy()
+                for j, i in enumerate(chunk):
+                    out[i, : len(reads[i])] = picked[j, : len(reads[i])]
+        return out
+
     def score_embeds(self, embeds: torch.Tensor, target: Target, tail_embeds: torch.Tensor | None = None):
         """Target probability from word embeddings (B, T, H) of one unpadded text: the
         differentiable path for gradient methods. The model adds its own position embeddings.

@@ -54,7 +54,9 @@ def _explain_all(handle, args) -> list:
         spec = get_method(method)
         # --param applies to every method that has that parameter
         own = {k: v for k, v in params.items() if k in {p.name for p in spec.params}}
-        explanations.append(explain(handle, text, method, target=args.target, seed=args.seed, **own))
+        explanations.append(
+            explain(handle, text, method, target=args.target, seed=args.seed, contrast=args.contrast, **own)
+        )
     unknown = set(params) - {p.name for m in args.method for p in get_method(m).params}
     if unknown:
         raise WhyboxError(f"No chosen method has the parameter(s) {', '.join(sorted(unknown))}.")
@@ -104,6 +106,8 @@ def cmd_explain(args) -> int:
     from .conventions import conventions
 
     handle = _load(args)
+    if args.generate or args.continuation:
+        return _explain_generation(handle, args)
     explanations = _explain_all(handle, args)
     if args.json:
         print(
@@ -119,6 +123,32 @@ def cmd_explain(args) -> int:
     else:
         for exp in explanations:
             _print_explanation(exp)
+    return 0
+
+
+def _explain_generation(handle, args) -> int:
+    """`explain --generate N` / `--continuation TEXT`: every generated token explained (a matrix)."""
+    import numpy as np
+
+    from .generation import explain_generation
+
+    params = _parse_params(args.param)
+    results = [
+        explain_generation(
+            handle, args.text, method, max_new_tokens=args.generate or 10, continuation=args.continuation, **params
+        )
+        for method in args.method
+    ]
+    if args.json:
+        print(strict_json.dumps({"model": handle.describe(), "generations": [g.to_dict() for g in results]}, indent=2))
+        return 0
+    for g in results:
+        print(f"{g.method}: {''.join(g.generated)!r}  ({g.seconds:.2f}s)  {g.score_note}")
+        width = max(len(t) for t in g.tokens) + 2
+        for j, token in enumerate(g.generated):
+            row = g.scores[j]
+            cells = " ".join("     ." if np.isnan(v) else f"{v:+.3f}" for v in row[: g.n_prompt + j])
+            print(f"  {token!r:<{width}} p={g.probabilities[j]:.3f} H={g.entropies[j]:.2f}  {cells}")
     return 0
 
 
@@ -222,11 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
             "--method", action="append", help="attribution method, repeatable (default: the dashboard's default set)"
         )
         p.add_argument("--target", default=None, help="label (classifier) or continuation (causal LM)")
+        p.add_argument(
+            "--contrast", default=None, help="explain the target rather than this label / continuation (A vs B)"
+        )
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
         p.add_argument("--dtype", default="auto", help="auto (float32), float16 or bfloat16")
         p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help="override task detection")
         p.add_argument("--param", action="append", metavar="NAME=VALUE", help="method parameter, e.g. n_steps=100")
+        if name == "explain":
+            p.add_argument(
+                "--generate",
+                type=int,
+                default=0,
+                metavar="N",
+                help="causal LM: generate N tokens greedily and explain each",
+            )
+            p.add_argument("--continuation", default=None, help="causal LM: explain each token of this continuation")
         if name == "evaluate":
             p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed")
         p.add_argument("--json", action="store_true")
@@ -270,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "method", "absent") is None:
         from .methods import DEFAULT_METHODS
 
-        args.method = list(DEFAULT_METHODS)
+        generating = getattr(args, "generate", 0) or getattr(args, "continuation", None)
+        args.method = ["occlusion"] if generating else list(DEFAULT_METHODS)
     _log_to_file()
     try:
         if hasattr(args, "text"):

@@ -130,6 +130,9 @@ class InferenceGateway:
             return np.zeros((0,), dtype=np.float32)
         if any(len(s) == 0 for s in sequences):
             raise InputError("Cannot score an empty token sequence.")
+        parts = self.task.row_targets(target)
+        if len(parts) > 1:  # a contrast whose targets need rows of their own
+            return self.task.contrast_score([self.score_ids(sequences, part) for part in parts])
         return self.with_backoff(lambda: self._score_ids_batched(sequences, target))
 
     def _score_ids_batched(self, sequences, target) -> np.ndarray:
@@ -192,6 +195,13 @@ class InferenceGateway:
 
         `tail_embeds` (k-1, H) are the task's appended tokens (a causal LM's teacher-forced
         continuation), embedded once by the caller, outside Captum's layer hooks."""
+        parts = self.task.row_targets(target)
+        if len(parts) > 1:  # a contrast: the other continuation's tail is embedded here
+            other = list(parts[1].token_ids[:-1])
+            other_tail = self.embed_ids(other)[0] if other else None
+            return self.task.contrast_score(
+                [self.score_embeds(embeds, parts[0], tail_embeds), self.score_embeds(embeds, parts[1], other_tail)]
+            )
         batch, length = embeds.shape[:2]
         if tail_embeds is not None and len(tail_embeds):
             embeds = torch.cat([embeds, tail_embeds[None].expand(batch, -1, -1).to(embeds.dtype)], dim=1)

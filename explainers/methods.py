@@ -796,9 +796,15 @@ DEFAULT_METHODS = ("integrated_gradients", "lime", "occlusion", "attention")
 
 # ---- entry point ------------------------------------------------------------------------------
 def explain(
-    handle: ModelHandle, text: str, method: str, target: str | int | None = None, seed: int | None = 0, **params
+    handle: ModelHandle,
+    text: str,
+    method: str,
+    target: str | int | None = None,
+    seed: int | None = 0,
+    contrast: str | int | None = None,
+    **params,
 ) -> Explanation:
-    """Explain one prediction with one method.
+    """Explain one prediction with one method (with a contrast: why the target rather than it).
 
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
@@ -810,7 +816,7 @@ def explain(
         # one forward pass gives the probabilities, the target and (for attention methods) the weights
         prediction = handle.predict(enc, attentions=spec.needs_attention)
         probabilities = handle.distribution(enc, prediction=prediction)
-        tgt = handle.resolve_target(enc, target, prediction)
+        tgt = handle.resolve_target(enc, target, prediction, contrast)
         target_prob = handle.target_probability(enc, tgt, prediction)
         seed = seed if spec.random else None
 

@@ -153,12 +153,21 @@ class ModelHandle:
         return self.gateway.predict(enc.ids, attentions=attentions)
 
     def resolve_target(
-        self, enc: Encoded, target: str | int | None = None, prediction: Prediction | None = None
+        self,
+        enc: Encoded,
+        target: str | int | None = None,
+        prediction: Prediction | None = None,
+        contrast: str | int | None = None,
     ) -> Target:
-        """The predicted class / next token unless the user names a label or a continuation."""
+        """The predicted class / next token unless the user names a label or a continuation; with a
+        contrast, "why the target rather than the contrast"."""
         if target is None or target == "":
-            return self.task.predicted_target((prediction or self.predict(enc)).probs)
-        return self.task.resolve_target(enc, target)
+            resolved = self.task.predicted_target((prediction or self.predict(enc)).probs)
+        else:
+            resolved = self.task.resolve_target(enc, target)
+        if contrast is None or contrast == "":
+            return resolved
+        return self.task.with_contrast(resolved, self.task.resolve_target(enc, contrast))
 
     def target_probability(self, enc: Encoded, target: Target, prediction: Prediction | None = None) -> float:
         """p(target | text): read off the prediction when the task can, else one more pass."""

@@ -10,7 +10,7 @@ tests) added to TASKS.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -25,12 +25,17 @@ class Target:
     """What is explained: a class of a classifier, or a continuation of a causal LM's prompt.
 
     `leading_space` records that whybox put a space before a continuation the user typed without one
-    ("Paris" after "The capital of France is" is scored as " Paris")."""
+    ("Paris" after "The capital of France is" is scored as " Paris").
+
+    `contrast` makes the question "why this rather than that": the score becomes a difference,
+    p(A) − p(B) for a classifier, log p(A) − log p(B) for a causal LM's continuations (see the task's
+    `contrast_score`). Every method and metric scores targets through the task, so all of them take it."""
 
     label: str
     class_index: int | None = None
     token_ids: tuple[int, ...] = ()
     leading_space: bool = False
+    contrast: Target | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -42,11 +47,20 @@ class Target:
             "class_index": self.class_index,
             "token_ids": list(self.token_ids),
             "leading_space": self.leading_space,
+            "contrast": self.contrast.to_dict() if self.contrast else None,
         }
+
+    @property
+    def plain(self) -> Target:
+        """This target without its contrast."""
+        return replace(self, contrast=None)
 
     @classmethod
     def from_dict(cls, d: dict) -> Target:
-        return cls(d["label"], d.get("class_index"), tuple(d.get("token_ids", ())), bool(d.get("leading_space")))
+        contrast = cls.from_dict(d["contrast"]) if d.get("contrast") else None
+        return cls(
+            d["label"], d.get("class_index"), tuple(d.get("token_ids", ())), bool(d.get("leading_space")), contrast
+        )
 
 
 class Task:
@@ -102,7 +116,26 @@ class Task:
         raise NotImplementedError
 
     def display(self, target: Target) -> str:
+        shown = self._display_one(target)
+        return f"{shown} rather than {self._display_one(target.contrast)}" if target.contrast else shown
+
+    def _display_one(self, target: Target) -> str:
         return target.label
+
+    # ---- contrastive targets -------------------------------------------------------------------
+    contrast_formula: ClassVar[str]  # what a contrastive target's score is, for people
+
+    def with_contrast(self, target: Target, contrast: Target) -> Target:
+        if contrast.plain == target.plain:
+            raise InputError(f"The contrast must differ from the target ({self._display_one(target)}).")
+        return replace(target, contrast=contrast.plain)
+
+    def row_targets(self, target: Target | None) -> list[Target | None]:
+        """The targets a row is scored for in separate passes; their scores meet in `contrast_score`."""
+        return [target]
+
+    def contrast_score(self, scores: list[np.ndarray]):
+        raise NotImplementedError
 
     # ---- rows --------------------------------------------------------------------------------
     def prediction_position(self, enc: Encoded) -> int:
@@ -186,8 +219,11 @@ class ClassificationTask(Task):
     def _label_list(self) -> str:
         return ", ".join(f"{i}={label}" for i, label in enumerate(self.labels))
 
+    contrast_formula = "p(A) − p(B)"
+
     def target_probability_from(self, probs: np.ndarray, target: Target) -> float:
-        return float(probs[target.class_index])
+        other = float(probs[target.contrast.class_index]) if target.contrast else 0.0
+        return float(probs[target.class_index]) - other
 
     def prediction_position(self, enc: Encoded) -> int:
         """The [CLS]-like first token of encoders, else the last token."""
@@ -196,16 +232,21 @@ class ClassificationTask(Task):
 
     def target_scores(self, logits: torch.Tensor, target: Target | None) -> torch.Tensor:
         probs = torch.softmax(logits.float(), dim=-1)
-        return probs if target is None else probs[:, target.class_index]
+        if target is None:
+            return probs
+        other = probs[:, target.contrast.class_index] if target.contrast else 0.0
+        return probs[:, target.class_index] - other
 
     def lime_view(self, target: Target) -> tuple[int, list[str]]:
+        if target.contrast:
+            return 1, ["other", self.display(target)]
         return target.class_index, list(self.labels)
 
     def target_for_class_view(self, target: Target | None) -> Target | None:
-        return None  # one pass scores every class
+        return target if target is not None and target.contrast else None  # one pass scores every class
 
     def class_probabilities(self, scores: np.ndarray) -> np.ndarray:
-        return scores
+        return scores if scores.ndim == 2 else np.stack([1 - scores, scores], axis=1)
 
 
 class CausalLMTask(Task):
@@ -255,11 +296,27 @@ class CausalLMTask(Task):
             raise InputError("The target continuation has no tokens.")
         return Target(target, token_ids=token_ids, leading_space=spaced)
 
+    contrast_formula = "log p(A) − log p(B)"
+
     def target_probability_from(self, probs: np.ndarray, target: Target) -> float | None:
+        if target.contrast:
+            if max(target.n_tokens, target.contrast.n_tokens) > 1:
+                return None
+            return float(self.contrast_score([probs[target.token_ids[0]], probs[target.contrast.token_ids[0]]]))
         return float(probs[target.token_ids[0]]) if target.n_tokens == 1 else None
 
-    def display(self, target: Target) -> str:
+    def _display_one(self, target: Target) -> str:
         return repr(target.label)
+
+    def row_targets(self, target: Target | None) -> list[Target | None]:
+        # two continuations differ in their teacher-forced tokens: each needs its own rows
+        return [target.plain, target.contrast] if target is not None and target.contrast else [target]
+
+    def contrast_score(self, scores):
+        a, b = scores
+        if isinstance(a, torch.Tensor):
+            return torch.log(a) - torch.log(b)
+        return np.log(np.asarray(a, dtype=np.float64)) - np.log(np.asarray(b, dtype=np.float64))
 
     def appended(self, target: Target | None) -> list[int]:
         return list(target.token_ids[:-1]) if target else []

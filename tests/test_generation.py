@@ -129,3 +129,23 @@ def test_generation_needs_a_causal_lm_and_a_known_method(tiny_bert, tiny_gpt2):
         explain_generation(tiny_gpt2, PROMPT, "lime")
     with pytest.raises(InputError, match="between 1 and"):
         explain_generation(tiny_gpt2, PROMPT, "occlusion", max_new_tokens=0)
+
+
+def test_cli_generate_json_gives_the_matrix(capsys, tiny_gpt2_dir, tiny_gpt2):
+    from explainers.cli import main
+
+    argv = ["explain", "--model", str(tiny_gpt2_dir), "--text", PROMPT, "--generate", "3", "--json"]
+    code = main(argv + ["--method", "leave_one_out", "--param", "removal=mask"])
+    data = strict_json.loads(capsys.readouterr().out)
+    direct = explain_generation(tiny_gpt2, PROMPT, "leave_one_out", max_new_tokens=3, removal="mask")
+    (gen,) = data["generations"]
+    assert code == 0 and gen["generated_ids"] == direct.generated_ids
+    np.testing.assert_allclose(np.array(gen["matrix"], dtype=float), direct.scores, atol=1e-6)
+
+
+def test_cli_generation_with_a_classifier_is_a_one_line_error(capsys, tiny_bert_dir):
+    from explainers.cli import main
+
+    code = main(["explain", "--model", str(tiny_bert_dir), "--text", "a film", "--generate", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "causal language model" in err and "Traceback" not in err

@@ -152,6 +152,21 @@ def _explain_generation(handle, args) -> int:
     return 0
 
 
+def cmd_layers(args) -> int:
+    from .layers import logit_lens
+
+    lens = logit_lens(_load(args), args.text, target=args.target, contrast=args.contrast, top_k=args.top_k)
+    if args.json:
+        print(lens.to_json(indent=2))
+        return 0
+    print(f"{lens.note}\nafter the last block: {', '.join(lens.after_last_block)}")
+    for layer in lens.layers:
+        top = "  ".join(f"{t!r} {p:.2f}" for t, p in layer.top)
+        versus = f"  {lens.contrast!r} p={layer.contrast_prob:.3f}" if lens.contrast else ""
+        print(f"{layer.name:<11} {lens.target!r} p={layer.target_prob:.3f} rank {layer.target_rank:<6}{versus}  {top}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .conventions import conventions
     from .faithfulness import RANKING_RULE, agreement, evaluate_many, rank_explanations, ranking_metrics
@@ -273,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("layers", help="what each layer would answer (logit lens; a classifier's head per layer)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local folder or hub id")
+    p.add_argument("--text", required=True, help="the text ('-' reads stdin)")
+    p.add_argument("--target", default=None, help="label or continuation followed through the layers")
+    p.add_argument("--contrast", default=None, help="a second label or continuation to follow")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--task", default=None, choices=["classification", "causal_lm"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser("build-models", help="build (or rebuild) the built-in models into the cache")
     p.add_argument("--only", action="append", help="build only this model (repeatable)")

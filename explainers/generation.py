@@ -363,9 +363,11 @@ def explain_generation(
     *,
     max_new_tokens: int = 10,
     continuation: str | None = None,
+    continuation_ids: list[int] | None = None,
     **params,
 ) -> GenerationExplanation:
-    """Generate (or take) a continuation of `prompt` and explain each of its tokens with `method`."""
+    """Generate (or take) a continuation of `prompt` and explain each of its tokens with `method`.
+    `continuation_ids` gives the continuation as token ids (one generated earlier)."""
     if not handle.task.scores_positions:
         raise InputError("Generated text can only be explained for a causal language model.")
     if method not in GENERATION_METHODS:
@@ -375,10 +377,13 @@ def explain_generation(
     enc = handle.encode(prompt)
     started = time.perf_counter()
     try:
-        typed = bool(continuation)
-        generated = (
-            typed_continuation(handle, enc, continuation) if typed else generate_greedy(handle, enc, max_new_tokens)
-        )
+        typed = bool(continuation) or bool(continuation_ids)
+        if continuation_ids:
+            generated = [int(t) for t in continuation_ids]
+        elif continuation:
+            generated = typed_continuation(handle, enc, continuation)
+        else:
+            generated = generate_greedy(handle, enc, max_new_tokens)
         if not generated:
             raise InputError("The model generated nothing (it ended the text at once): type a continuation instead.")
         if enc.n_tokens + len(generated) > handle.max_tokens:

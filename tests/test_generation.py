@@ -75,9 +75,11 @@ def test_integrated_gradients_equal_captum_llm_gradient_attribution(lm):
     exp = explain_generation(lm, PROMPT, "integrated_gradients", continuation=CONTINUATION, n_steps=20)
     fill = lm.baseline_token_id()
     ig = LayerIntegratedGradients(lm.model, lm.model.get_input_embeddings())
-    inp = TextTokenInput(PROMPT, lm.tokenizer)
+    inp = TextTokenInput(PROMPT, lm.tokenizer, baselines=fill)
+    # Captum's input is an indicator: 1 = the token, anything else = the TextTokenInput's baseline token
+    absent = torch.zeros_like(inp.to_tensor())
     captum = LLMGradientAttribution(ig, lm.tokenizer).attribute(
-        inp, target=torch.tensor(exp.generated_ids), n_steps=20, baselines=torch.full_like(inp.to_tensor(), fill)
+        inp, target=torch.tensor(exp.generated_ids), n_steps=20, baselines=absent
     )
     np.testing.assert_allclose(exp.scores[:, : exp.n_prompt], captum.token_attr.cpu().numpy(), atol=1e-5)
     assert exp.extras["convergence_delta"] < 1e-3  # completeness, per generated token

@@ -1,0 +1,68 @@
+"""The Layers page's views: the target's probability per layer (a chart) and each layer's top tokens (a table)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from explainers.layers import LayerLens
+
+from .charts import BLUE, RED, _style, label
+
+
+def lens_chart(lens: LayerLens) -> go.Figure:
+    """p(target) (and p(contrast)) after each layer; the rank is in the hover."""
+    names = [layer.name for layer in lens.layers]
+    fig = go.Figure()
+    series = [(lens.target, [(x.target_prob, x.target_rank) for x in lens.layers], RED)]
+    if lens.contrast is not None:
+        series.append((lens.contrast, [(x.contrast_prob, x.contrast_rank) for x in lens.layers], BLUE))
+    for name, points, colour in series:
+        fig.add_trace(
+            go.Scatter(
+                x=names,
+                y=[p for p, _ in points],
+                customdata=[r for _, r in points],
+                mode="lines+markers",
+                name=label(repr(name) if lens.method == "logit_lens" else name),
+                line=dict(color=colour, width=3),
+                hovertemplate="%{x}: p = %{y:.3g}, rank %{customdata}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_yaxes(title_text="probability", rangemode="tozero")
+    fig.update_xaxes(title_text="layer (the embeddings, then each block's output)", tickangle=-45)
+    what = "Next-token probability" if lens.method == "logit_lens" else "Label probability (indicative)"
+    return _style(fig, title=f"{what} read from each layer", height=380, legend_items=len(series))
+
+
+def top_table(lens: LayerLens) -> pd.DataFrame:
+    """One row per layer: the target's probability and rank, then the top tokens (labels) with theirs."""
+    rows = []
+    for layer in lens.layers:
+        row = {"layer": layer.name, "p(target)": layer.target_prob, "rank": layer.target_rank}
+        if lens.contrast is not None:
+            row["p(contrast)"], row["contrast rank"] = layer.contrast_prob, layer.contrast_rank
+        for k, (token, p) in enumerate(layer.top, start=1):
+            row[f"#{k}"] = f"{token!r} {p:.2f}" if lens.method == "logit_lens" else f"{token} {p:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render_lens(lens: LayerLens) -> None:
+    import streamlit as st
+
+    if lens.indicative:
+        st.warning(lens.note, icon=":material/info:")
+    else:
+        st.caption(lens.note)
+    st.plotly_chart(lens_chart(lens), key="lens_chart")
+    st.dataframe(
+        top_table(lens),
+        hide_index=True,
+        column_config={
+            "p(target)": st.column_config.ProgressColumn("p(target)", min_value=0.0, max_value=1.0, format="%.3f"),
+        },
+    )
+    st.caption("After the last block the model runs: " + ", ".join(f"`{m}`" for m in lens.after_last_block) + ".")
+    for note in lens.extras.values():
+        st.caption(note)

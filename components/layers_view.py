@@ -35,6 +35,29 @@ def lens_chart(lens: LayerLens) -> go.Figure:
     return _style(fig, title=f"{what} read from each layer", height=380, legend_items=len(series))
 
 
+def rank_chart(lens: LayerLens) -> go.Figure:
+    """The target's (and contrast's) rank among all tokens (labels) after each layer: 1 = the layer's answer."""
+    names = [layer.name for layer in lens.layers]
+    fig = go.Figure()
+    series = [(lens.target, [x.target_rank for x in lens.layers], RED)]
+    if lens.contrast is not None:
+        series.append((lens.contrast, [x.contrast_rank for x in lens.layers], BLUE))
+    for name, ranks, colour in series:
+        fig.add_trace(
+            go.Scatter(
+                x=names,
+                y=ranks,
+                mode="lines+markers",
+                name=label(repr(name) if lens.method == "logit_lens" else name),
+                line=dict(color=colour, width=2),
+                hovertemplate="%{x}: rank %{y}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_yaxes(title_text="rank (1 = top)", type="log", autorange="reversed")
+    fig.update_xaxes(tickangle=-45)
+    return _style(fig, title="Rank read from each layer", height=300, legend_items=len(series))
+
+
 def top_table(lens: LayerLens) -> pd.DataFrame:
     """One row per layer: the target's probability and rank, then the top tokens (labels) with theirs."""
     rows = []
@@ -56,11 +79,13 @@ def render_lens(lens: LayerLens) -> None:
     else:
         st.caption(lens.note)
     st.plotly_chart(lens_chart(lens), key="lens_chart")
+    st.plotly_chart(rank_chart(lens), key="lens_rank_chart")
     st.dataframe(
         top_table(lens),
         hide_index=True,
         column_config={
             "p(target)": st.column_config.ProgressColumn("p(target)", min_value=0.0, max_value=1.0, format="%.3f"),
+            "p(contrast)": st.column_config.NumberColumn("p(contrast)", format="%.3g"),
         },
     )
     st.caption("After the last block the model runs: " + ", ".join(f"`{m}`" for m in lens.after_last_block) + ".")

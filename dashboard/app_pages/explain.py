@@ -5,6 +5,7 @@ import streamlit as st
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap
 from dashboard import models, views, widgets
+from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.narrative import summarize
 
@@ -16,6 +17,8 @@ st.caption(
 
 views.model()
 widgets.text_box("explain")
+if generate_and_explain(views.model(), widgets.current_text()):  # issue 11: generated tokens
+    st.stop()
 pressed = st.button("Explain", type="primary", icon=":material/lightbulb:")
 req, exps = views.explanations(
     pressed, "Press **Explain** to run the methods chosen in the sidebar (their estimated cost is listed there)."

@@ -1,0 +1,61 @@
+"""The Layers page and the Explain page's 'Generate and explain' section, in Streamlit's AppTest,
+on the tiny causal LM: the numbers shown are the engine's, checked against the model in
+test_layers.py and test_generation.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explainers.generation import explain_generation
+from explainers.layers import logit_lens
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture
+def lm_app(tiny_gpt2_dir, monkeypatch):
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_gpt2_dir))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception
+    at.text_area(key="w_text").input(PROMPT).run()
+    return at
+
+
+def _click(at, label):
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception, at.exception
+
+
+def test_layers_page_table_shows_the_lens(lm_app, tiny_gpt2):
+    lm_app.switch_page("app_pages/layers.py").run()
+    lm_app.text_input(key="w_layers_contrast").input("Rome")
+    _click(lm_app, "Look inside")
+    (table,) = lm_app.dataframe
+    lens = logit_lens(tiny_gpt2, PROMPT, contrast="Rome")
+    np.testing.assert_allclose(table.value["p(target)"].to_numpy(), lens.target_probs, rtol=1e-6)
+    assert list(table.value["layer"]) == ["embeddings", "block 1", "block 2"]
+    assert table.value["p(contrast)"].notna().all()
+
+
+def test_generate_and_explain_shows_each_generated_token(lm_app, tiny_gpt2):
+    lm_app.toggle(key="w_generate").set_value(True).run()
+    lm_app.number_input(key="w_generate_n").set_value(3).run()
+    assert any("Estimated cost" in c.value for c in lm_app.caption)
+    _click(lm_app, "Generate and explain")
+    direct = explain_generation(tiny_gpt2, PROMPT, "occlusion", max_new_tokens=3)
+    pick = lm_app.selectbox(key="gen_pick_occlusion")
+    assert pick.options == [f"{k + 1}: {t!r}" for k, t in enumerate(direct.generated)]
+    assert not lm_app.error
+
+
+def test_generate_and_explain_is_offered_for_causal_lms_only(tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not [t for t in at.toggle if t.key == "w_generate"]

@@ -55,7 +55,9 @@ def _explain_all(handle, args) -> list:
         # --param applies to every method that has that parameter
         own = {k: v for k, v in params.items() if k in {p.name for p in spec.params}}
         explanations.append(
-            explain(handle, text, method, target=args.target, seed=args.seed, contrast=args.contrast, **own)
+            explain(
+                handle, text, method, target=args.target, seed=args.seed, contrast=args.contrast, chat=args.chat, **own
+            )
         )
     unknown = set(params) - {p.name for m in args.method for p in get_method(m).params}
     if unknown:
@@ -135,7 +137,13 @@ def _explain_generation(handle, args) -> int:
     params = _parse_params(args.param)
     results = [
         explain_generation(
-            handle, args.text, method, max_new_tokens=args.generate or 10, continuation=args.continuation, **params
+            handle,
+            args.text,
+            method,
+            max_new_tokens=args.generate or 10,
+            continuation=args.continuation,
+            chat=args.chat,
+            **params,
         )
         for method in args.method
     ]
@@ -155,7 +163,9 @@ def _explain_generation(handle, args) -> int:
 def cmd_layers(args) -> int:
     from .layers import logit_lens
 
-    lens = logit_lens(_load(args), args.text, target=args.target, contrast=args.contrast, top_k=args.top_k)
+    lens = logit_lens(
+        _load(args), args.text, target=args.target, contrast=args.contrast, top_k=args.top_k, chat=args.chat
+    )
     if args.json:
         print(lens.to_json(indent=2))
         return 0
@@ -275,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dtype", default="auto", help="auto (float32), float16 or bfloat16")
         p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help="override task detection")
         p.add_argument("--param", action="append", metavar="NAME=VALUE", help="method parameter, e.g. n_steps=100")
+        p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
         if name == "explain":
             p.add_argument(
                 "--generate",
@@ -295,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help="label or continuation followed through the layers")
     p.add_argument("--contrast", default=None, help="a second label or continuation to follow")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--task", default=None, choices=["classification", "causal_lm"])

@@ -364,6 +364,7 @@ def explain_generation(
     max_new_tokens: int = 10,
     continuation: str | None = None,
     continuation_ids: list[int] | None = None,
+    chat: bool = False,
     **params,
 ) -> GenerationExplanation:
     """Generate (or take) a continuation of `prompt` and explain each of its tokens with `method`.
@@ -374,7 +375,7 @@ def explain_generation(
         raise InputError(f"'{method}' cannot explain generated tokens; use one of {', '.join(GENERATION_METHODS)}.")
     spec = get_method(method)
     params = spec.validate(params)
-    enc = handle.encode(prompt)
+    enc = handle.encode(prompt, chat=chat)
     started = time.perf_counter()
     try:
         typed = bool(continuation) or bool(continuation_ids)
@@ -409,7 +410,7 @@ def explain_generation(
     return GenerationExplanation(
         method=method,
         model=handle.name,
-        prompt=prompt,
+        prompt=enc.text,
         tokens=tokens,
         token_ids=job.full,
         special=list(enc.special) + [False] * len(generated),

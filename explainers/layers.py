@@ -138,10 +138,15 @@ def _rank(probs: torch.Tensor, index: int) -> int:
 
 
 def logit_lens(
-    handle: ModelHandle, text: str, target: str | int | None = None, contrast: str | int | None = None, top_k: int = 5
+    handle: ModelHandle,
+    text: str,
+    target: str | int | None = None,
+    contrast: str | int | None = None,
+    top_k: int = 5,
+    chat: bool = False,
 ) -> LayerLens:
     """What each layer would answer: top-k tokens (labels), and the target's (and contrast's) probability and rank."""
-    enc = handle.encode(text)
+    enc = handle.encode(text, chat=chat)
     prediction = handle.predict(enc)
     tgt = handle.resolve_target(enc, target, prediction, contrast)
     position = handle.prediction_position(enc)
@@ -172,7 +177,7 @@ def logit_lens(
         raise InputError("This model has no layers to look into.")
     return LayerLens(
         model=handle.name,
-        text=text,
+        text=enc.text,
         method="logit_lens" if is_lm else "classifier_head",
         indicative=not is_lm,
         target=tgt.plain.label if not is_lm else decode(first(tgt)),

@@ -802,6 +802,7 @@ def explain(
     target: str | int | None = None,
     seed: int | None = 0,
     contrast: str | int | None = None,
+    chat: bool = False,
     **params,
 ) -> Explanation:
     """Explain one prediction with one method (with a contrast: why the target rather than it).
@@ -810,7 +811,7 @@ def explain(
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
     params = spec.validate(params)
-    enc = handle.encode(text)
+    enc = handle.encode(text, chat=chat)
     started = time.perf_counter()
     try:
         # one forward pass gives the probabilities, the target and (for attention methods) the weights

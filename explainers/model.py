@@ -114,13 +114,20 @@ class ModelHandle:
         return self.task.prediction_position(enc)
 
     # ---- text -> tokens ----------------------------------------------------------------------
-    def encode(self, text: str) -> Encoded:
+    def encode(self, text: str, chat: bool = False) -> Encoded:
+        """Tokens and words of `text`. With chat=True the text is the user's turn of the tokenizer's chat
+        template: the template's tokens are kept (the model sees them) and marked special (never scored)."""
         check_text(text)
         tok = self.tokenizer
-        full_length = len(tok(text, add_special_tokens=True, truncation=False)["input_ids"])
+        user = None
+        if chat:
+            from .text import chat_prompt
+
+            text, user = chat_prompt(tok, text)
+        full_length = len(tok(text, add_special_tokens=not chat, truncation=False)["input_ids"])
         out = tok(
             text,
-            add_special_tokens=True,
+            add_special_tokens=not chat,  # a chat template writes its own special tokens
             truncation=True,
             max_length=self.max_tokens,
             return_offsets_mapping=True,
@@ -135,6 +142,8 @@ class ModelHandle:
         raw_tokens = tok.convert_ids_to_tokens(ids)
         # Tokens without characters (not in the text) are treated like special tokens.
         special = [s or not (b > a) for s, (a, b) in zip(special, offsets)]
+        if user is not None:  # the template around the user's text: kept, never scored
+            special = [s or not (b > user[0] and a < user[1]) for s, (a, b) in zip(special, offsets)]
         tokens = [raw_tokens[i] if special[i] else text[a:b] for i, (a, b) in enumerate(offsets)]
         word_of_token, word_spans = group_words(text, offsets, special)
         return Encoded(

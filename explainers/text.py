@@ -42,6 +42,20 @@ def check_text(text) -> str:
     return text
 
 
+def chat_prompt(tokenizer, text: str) -> tuple[str, tuple[int, int]]:
+    """`text` as the user's turn of the tokenizer's chat template, ready for the assistant's answer;
+    returns the templated text and the character span of the user's text in it."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError("This model's tokenizer has no chat template: explain the text without the chat option.")
+    full = tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+    )
+    start = full.rfind(text)
+    if start < 0:
+        raise InputError("The chat template changes the text it wraps; explain it without the chat option.")
+    return full, (start, start + len(text))
+
+
 def split_words(text: str) -> list[tuple[int, int]]:
     """Character spans of the words of a text (see WORD_RE)."""
     return [m.span() for m in WORD_RE.finditer(text)]

@@ -38,6 +38,11 @@ def _read_text(args) -> str:
     return check_text(sys.stdin.read() if args.text == "-" else args.text)
 
 
+def _separator(value: str | None) -> str | None:
+    """A separator as typed in a shell: '\\n' and '\\t' mean a line break and a tab."""
+    return value.replace("\\n", "\n").replace("\\t", "\t") if value else value
+
+
 def _load(args):
     from .loading import load_model
 
@@ -56,7 +61,16 @@ def _explain_all(handle, args) -> list:
         own = {k: v for k, v in params.items() if k in {p.name for p in spec.params}}
         explanations.append(
             explain(
-                handle, text, method, target=args.target, seed=args.seed, contrast=args.contrast, chat=args.chat, **own
+                handle,
+                text,
+                method,
+                target=args.target,
+                seed=args.seed,
+                contrast=args.contrast,
+                chat=args.chat,
+                unit=args.unit,
+                separator=_separator(args.separator),
+                **own,
             )
         )
     unknown = set(params) - {p.name for m in args.method for p in get_method(m).params}
@@ -286,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help="override task detection")
         p.add_argument("--param", action="append", metavar="NAME=VALUE", help="method parameter, e.g. n_steps=100")
         p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
+        p.add_argument("--unit", default="token", choices=["token", "word", "sentence"], help="granularity")
+        p.add_argument("--separator", default=None, help="cut the text at this string instead (e.g. '\\n')")
         if name == "explain":
             p.add_argument(
                 "--generate",

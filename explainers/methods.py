@@ -803,6 +803,8 @@ def explain(
     seed: int | None = 0,
     contrast: str | int | None = None,
     chat: bool = False,
+    unit: str = "token",
+    separator: str | None = None,
     **params,
 ) -> Explanation:
     """Explain one prediction with one method (with a contrast: why the target rather than it).
@@ -812,6 +814,11 @@ def explain(
     spec = get_method(method)
     params = spec.validate(params)
     enc = handle.encode(text, chat=chat)
+    units = None
+    if unit != "token" or separator:  # granularity: see units.py
+        from .units import explain_units, segment
+
+        units = segment(enc, unit, separator)
     started = time.perf_counter()
     try:
         # one forward pass gives the probabilities, the target and (for attention methods) the weights
@@ -824,7 +831,7 @@ def explain(
         def attempt() -> Scores:
             ctx = Context(handle, enc, tgt, params, seed, prediction, target_prob)
             with handle.gateway.exclusive() if spec.hooks_model else contextlib.nullcontext():
-                return spec.run(ctx)
+                return spec.run(ctx) if units is None else explain_units(spec, ctx, units)
 
         scores = handle.gateway.with_backoff(attempt)
     except WhyboxError:

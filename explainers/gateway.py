@@ -35,17 +35,23 @@ class Watch:
 
     on_rows: Callable[[int], None] | None = None  # rows just scored (forward or backward)
     should_stop: Callable[[], bool] | None = None
+    batch_seconds: float | None = None  # keep each batch about this short, so that a stop is quick
 
 
 _WATCH: ContextVar[Watch | None] = ContextVar("whybox_watch", default=None)
 
 
 @contextlib.contextmanager
-def watching(on_rows: Callable[[int], None] | None = None, should_stop: Callable[[], bool] | None = None):
+def watching(
+    on_rows: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    batch_seconds: float | None = None,
+):
     """Report progress and allow stopping at the next batch, for all model work in this block (this
     thread): `on_rows(n)` after each batch; `should_stop()` true -> CancelledError. A callback may
-    also raise to stop (Streamlit's rerun interrupt does)."""
-    token = _WATCH.set(Watch(on_rows, should_stop))
+    also raise to stop (Streamlit's rerun interrupt does). With `batch_seconds`, batches are cut to
+    about that long (by the measured rate), so that a stop never waits for a long batch."""
+    token = _WATCH.set(Watch(on_rows, should_stop, batch_seconds))
     try:
         yield
     finally:
@@ -153,8 +159,17 @@ class InferenceGateway:
         self._score_ids_batched([sequence] * rows, target)
         self._seconds_per_row_token["forward"] = (time.perf_counter() - started) / (rows * tokens)
 
+    @property
+    def batch_tokens(self) -> int:
+        """Padded tokens per batch: the memory budget, cut shorter while someone waits to stop."""
+        watch = _WATCH.get()
+        if watch is None or not watch.batch_seconds:
+            return self.token_budget
+        quick = int(watch.batch_seconds / self.seconds_per_row_token())
+        return max(1, min(self.token_budget, quick))
+
     def rows_per_batch(self, seq_len: int) -> int:
-        return max(1, self.token_budget // max(1, seq_len))
+        return max(1, self.batch_tokens // max(1, seq_len))
 
     # ---- forward paths ---------------------------------------------------------------------------
     def _logits(self, pred: torch.Tensor | None, **inputs) -> torch.Tensor:
@@ -199,7 +214,7 @@ class InferenceGateway:
     def _score_ids_batched(self, sequences, target) -> np.ndarray:
         out: list[np.ndarray | None] = [None] * len(sequences)
         extra = len(self.task.appended(target))
-        batches = plan_batches([len(s) + extra for s in sequences], self.token_budget, self.call_overhead)
+        batches = plan_batches([len(s) + extra for s in sequences], self.batch_tokens, self.call_overhead)
         with torch.inference_mode():
             for chunk in batches:
                 ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)

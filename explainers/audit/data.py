@@ -68,6 +68,18 @@ def read_data(source: str, text_column: str = "text", label_column: str | None =
         raise InputError(f"--limit must be at least 1, not {limit}.")
     if source.startswith(BUILTIN_PREFIX):
         return _builtin(source[len(BUILTIN_PREFIX):], text_column, label_column, rationale_column, limit)
+    path, records, columns = _load(source, size_limit)
+    return _rows(str(path), records, columns, text_column, label_column, rationale_column, limit)
+
+
+def columns_of(source: str, size_limit: int | None = None) -> list[str]:
+    """The columns of a data file (to offer them for choosing)."""
+    if source.startswith(BUILTIN_PREFIX):
+        return ["text", "label"]
+    return _load(source, size_limit)[2]
+
+
+def _load(source: str, size_limit: int | None):
     path = Path(source).expanduser()
     if not path.is_file():
         raise InputError(f"No data file at '{source}'." if not path.exists() else f"'{source}' is not a file.")
@@ -85,7 +97,7 @@ def read_data(source: str, text_column: str = "text", label_column: str | None =
         raise InputError(f"'{path.name}' is not UTF-8 text (byte {exc.start}): save it as UTF-8 and try again.") from None
     except OSError as exc:
         raise InputError(f"Could not read '{path.name}': {exc.strerror or exc}.") from None
-    return _rows(str(path), records, columns, text_column, label_column, rationale_column, limit)
+    return path, records, columns
 
 
 def _read_csv(path: Path):

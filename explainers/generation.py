@@ -21,6 +21,7 @@ import torch
 
 from . import strict_json
 from .errors import InputError, InternalError, WhyboxError
+from .gateway import checkpoint
 from .methods import Cost, attention_rollout, get_method, occlusion_windows
 from .model import ModelHandle
 from .text import Encoded
@@ -293,6 +294,7 @@ def _integrated_gradients(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, 
         for j in range(job.n_gen):
             (grad,) = torch.autograd.grad(logp[:, j].sum(), moving, retain_graph=j < job.n_gen - 1)
             total[j] += (grad.double() * w).sum(0)
+            checkpoint(len(a))  # a backward of these rows: progress, and a place to stop
     attributions = (total * (prompt - base).double()[None]).sum(-1).cpu().numpy()
     with torch.no_grad():
         base_row = torch.cat([base, tail])[None]

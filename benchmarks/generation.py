@@ -48,16 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--captum-repeats", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--only", default="occlusion,ig", help="sections: occlusion, ig (comma-separated)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's choice)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = {s.strip() for s in args.only.split(",")}
 
-    from captum.attr import (
-        FeatureAblation,
-        LayerIntegratedGradients,
-        LLMAttribution,
-        LLMGradientAttribution,
-        TextTokenInput,
-    )
+    from captum.attr import TextTokenInput
 
     handle = load_model(args.model, device=args.device)
     tok, model = handle.tokenizer, handle.model
@@ -73,8 +72,56 @@ def main(argv: list[str] | None = None) -> int:
     def ours(method, **params):
         return explain_generation(handle, prompt, method, continuation_ids=generated, **params)
 
-    ours("occlusion", window=1)  # warm-up
     rows = {}
+    say = (lambda *a: None) if args.json else lambda text: print(text, flush=True)
+    say(
+        f"{handle.name} on {handle.device} ({torch.get_num_threads()} threads): {enc.n_tokens}-token prompt, "
+        f"{len(generated)} generated tokens {tok.decode(generated)!r}"
+    )
+    if "occlusion" in sections:
+        rows["occlusion"] = _occlusion(args, ours, fa_inputs=(inp, target), model=model, tok=tok, enc=enc)
+        o = rows["occlusion"]
+        say(
+            f"occlusion per output token: whybox {o['whybox_s']:.2f}s | Captum LLMAttribution(FeatureAblation) "
+            f"defaults {o['captum_default_s']:.2f}s ({o['speedup_vs_default']:.1f}x), uncached "
+            f"{o['captum_uncached_s']:.2f}s ({o['speedup_vs_uncached']:.1f}x)"
+        )
+        say(
+            f"  same results: max |diff| vs Captum uncached {o['max_abs_diff_vs_uncached']:.2e}; vs Captum defaults "
+            f"{o['max_abs_diff_vs_default']:.2e} (first token {o['max_abs_diff_first_token_vs_default']:.2e}: the "
+            "cached path reads later tokens differently on transformers 5)"
+        )
+    if "ig" in sections:
+        rows["integrated_gradients"] = _ig(args, ours, inp, target, model, tok, enc)
+        g = rows["integrated_gradients"]
+        say(
+            f"integrated gradients, all {len(generated)} tokens, {args.n_steps} steps: whybox {g['whybox_s']:.2f}s | "
+            f"Captum LLMGradientAttribution loop {g['captum_s']:.2f}s ({g['speedup']:.1f}x); max |diff| "
+            f"{g['max_abs_diff']:.2e} (scores up to {g['max_abs_score']:.2f})"
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": handle.name,
+                    "device": str(handle.device),
+                    "threads": torch.get_num_threads(),
+                    "prompt_tokens": enc.n_tokens,
+                    "generated_tokens": len(generated),
+                    "generated": tok.decode(generated),
+                    "results": rows,
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+def _occlusion(args, ours, fa_inputs, model, tok, enc) -> dict:
+    from captum.attr import FeatureAblation, LLMAttribution
+
+    inp, target = fa_inputs
+    ours("occlusion", window=1)  # warm-up
     t_ours, occ = timed(lambda: ours("occlusion", window=1), args.repeats)
     fa = LLMAttribution(FeatureAblation(model), tok)
     t_cap, cap_default = timed(lambda: fa.attribute(inp, target=target), args.captum_repeats)
@@ -82,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: fa.attribute(inp, target=target, use_cached_outputs=False), args.captum_repeats
     )
     ours_prompt = occ.scores[:, : enc.n_tokens]
-    rows["occlusion"] = {
+    row = {
         "whybox_s": t_ours,
         "captum_default_s": t_cap,
         "captum_uncached_s": t_cap_nc,
@@ -95,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
 
+    return row
+
+
+def _ig(args, ours, inp, target, model, tok, enc) -> dict:
+    from captum.attr import LayerIntegratedGradients, LLMGradientAttribution
+
     t_ours, ig = timed(lambda: ours("integrated_gradients", n_steps=args.n_steps), args.repeats)
     lig = LLMGradientAttribution(LayerIntegratedGradients(model, model.get_input_embeddings()), tok)
     # Captum's input is an indicator (1 = the token, anything else = TextTokenInput's baseline token)
@@ -102,48 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     t_cap, cap_ig = timed(
         lambda: lig.attribute(inp, target=target, n_steps=args.n_steps, baselines=absent), args.captum_repeats
     )
-    rows["integrated_gradients"] = {
+    return {
         "whybox_s": t_ours,
         "captum_s": t_cap,
         "speedup": t_cap / t_ours,
         "max_abs_diff": float(np.abs(ig.scores[:, : enc.n_tokens] - cap_ig.token_attr.cpu().numpy()).max()),
         "max_abs_score": float(np.abs(cap_ig.token_attr.cpu().numpy()).max()),
     }
-
-    result = {
-        "model": handle.name,
-        "device": str(handle.device),
-        "threads": torch.get_num_threads(),
-        "prompt_tokens": enc.n_tokens,
-        "generated_tokens": len(generated),
-        "generated": tok.decode(generated),
-        "results": rows,
-    }
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(
-        f"{handle.name} on {handle.device} ({result['threads']} threads): {enc.n_tokens}-token prompt, "
-        f"{len(generated)} generated tokens {result['generated']!r}"
-    )
-    o = rows["occlusion"]
-    print(
-        f"occlusion per output token: whybox {o['whybox_s']:.2f}s | Captum LLMAttribution(FeatureAblation) "
-        f"defaults {o['captum_default_s']:.2f}s ({o['speedup_vs_default']:.1f}x), uncached "
-        f"{o['captum_uncached_s']:.2f}s ({o['speedup_vs_uncached']:.1f}x)"
-    )
-    print(
-        f"  same results: max |diff| vs Captum uncached {o['max_abs_diff_vs_uncached']:.2e}; vs Captum defaults "
-        f"{o['max_abs_diff_vs_default']:.2e} (first token {o['max_abs_diff_first_token_vs_default']:.2e}: the "
-        "cached path reads later tokens differently on transformers 5)"
-    )
-    g = rows["integrated_gradients"]
-    print(
-        f"integrated gradients, all {len(generated)} tokens, {args.n_steps} steps: whybox {g['whybox_s']:.2f}s | "
-        f"Captum LLMGradientAttribution loop {g['captum_s']:.2f}s ({g['speedup']:.1f}x); max |diff| "
-        f"{g['max_abs_diff']:.2e} (scores up to {g['max_abs_score']:.2f})"
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -84,6 +84,19 @@ def token_explanation(gen: GenerationExplanation, enc: Encoded, j: int) -> Expla
     )
 
 
+def generation_report_html(gen: GenerationExplanation) -> str:
+    """A self-contained HTML page (plotly inlined, works offline): the prompt, the generated tokens with
+    their probability and entropy, and the matrix."""
+    figure = generation_heatmap(gen).to_html(full_html=False, include_plotlyjs=True)
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>whybox: {html.escape(gen.title)}</title></head>'
+        f'<body style="font-family:{FONT};color:{TEXT_DARK};max-width:1100px;margin:2rem auto">'
+        f"<h1>{html.escape(gen.title)}: each generated token explained</h1>"
+        f"<p><b>Model</b> {html.escape(gen.model)} · <b>prompt</b> {html.escape(gen.prompt)}</p>"
+        f"{generated_strip_html(gen)}{figure}<p>{html.escape(gen.score_note)}</p></body></html>"
+    )
+
+
 def render_generation(gen: GenerationExplanation, enc: Encoded, key: str) -> None:
     """The matrix, the generated tokens, and the chosen token's scores on the prompt."""
     import streamlit as st

@@ -71,6 +71,24 @@ def top_table(lens: LayerLens) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def lens_report_html(lens: LayerLens) -> str:
+    """A self-contained HTML page (plotly inlined, works offline): the charts and the table."""
+    import html
+
+    from .heatmap import FONT, TEXT_DARK
+
+    charts = lens_chart(lens).to_html(full_html=False, include_plotlyjs=True) + rank_chart(lens).to_html(
+        full_html=False, include_plotlyjs=False
+    )
+    table = top_table(lens).to_html(index=False, escape=True, float_format=lambda x: f"{x:.3g}")
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"><title>whybox: inside the layers</title></head>'
+        f'<body style="font-family:{FONT};color:{TEXT_DARK};max-width:1100px;margin:2rem auto">'
+        f"<h1>Inside the layers</h1><p><b>Model</b> {html.escape(lens.model)} · <b>text</b> "
+        f"{html.escape(lens.text)}</p><p>{html.escape(lens.note)}</p>{charts}{table}</body></html>"
+    )
+
+
 def render_lens(lens: LayerLens) -> None:
     import streamlit as st
 

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from components.generation_view import render_generation
+from components.generation_view import generation_report_html, render_generation
 from dashboard import results, views
 from explainers.errors import WhyboxError
 from explainers.generation import (
@@ -74,12 +74,21 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
                 f"{len(gen.generated)} tokens {where}: {''.join(gen.generated)!r} · computed in {gen.seconds:.2f} s"
             )
             render_generation(gen, enc, gen.method)
-            st.download_button(
+            left, right = st.columns(2)
+            left.download_button(
                 "Download JSON",
                 data=gen.to_json(indent=2),
                 file_name=f"whybox-generation-{gen.method}.json",
                 mime="application/json",
                 key=f"gen_json_{gen.method}",
                 icon=":material/download:",
+            )
+            right.download_button(
+                "Download HTML",
+                data=lambda gen=gen: generation_report_html(gen),
+                file_name=f"whybox-generation-{gen.method}.html",
+                mime="text/html",
+                key=f"gen_html_{gen.method}",
+                icon=":material/description:",
             )
     return True

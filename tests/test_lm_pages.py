@@ -59,3 +59,22 @@ def test_generate_and_explain_is_offered_for_causal_lms_only(tiny_bert_dir, monk
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
     assert not [t for t in at.toggle if t.key == "w_generate"]
+
+
+def test_reports_escape_the_text_and_draw_the_engines_numbers(tiny_gpt2):
+    from components.generation_view import generation_heatmap, generation_report_html, token_explanation
+    from components.layers_view import lens_report_html, top_table
+
+    prompt = "<b>The capital</b> of France is"
+    gen = explain_generation(tiny_gpt2, prompt, "leave_one_out", max_new_tokens=2)
+    page = generation_report_html(gen)
+    assert "<b>The capital</b>" not in page and "&lt;b&gt;The capital&lt;/b&gt;" in page
+    z = np.array(generation_heatmap(gen).data[0].z, dtype=float)
+    np.testing.assert_array_equal(np.isnan(z), np.isnan(gen.scores))
+    np.testing.assert_allclose(z[~np.isnan(z)], gen.scores[~np.isnan(gen.scores)])
+    enc = tiny_gpt2.encode(prompt)
+    row = token_explanation(gen, enc, 1)
+    np.testing.assert_allclose(row.token_scores, gen.scores[1, : enc.n_tokens])
+    lens = logit_lens(tiny_gpt2, prompt)
+    assert "<b>The capital</b>" not in lens_report_html(lens)
+    assert top_table(lens)["rank"].tolist() == [layer.target_rank for layer in lens.layers]

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components.layers_view import render_lens
+from components.layers_view import lens_report_html, render_lens
 from dashboard import views, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
@@ -53,10 +53,18 @@ st.markdown(
     + f" across {len(lens.layers)} layers."
 )
 render_lens(lens)
-st.download_button(
+left, right = st.columns(2)
+left.download_button(
     "Download JSON",
     data=lens.to_json(indent=2),
     file_name="whybox-layers.json",
     mime="application/json",
     icon=":material/download:",
+)
+right.download_button(
+    "Download HTML",
+    data=lambda: lens_report_html(lens),
+    file_name="whybox-layers.html",
+    mime="text/html",
+    icon=":material/description:",
 )

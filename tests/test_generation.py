@@ -151,3 +151,29 @@ def test_cli_generation_with_a_classifier_is_a_one_line_error(capsys, tiny_bert_
     code = main(["explain", "--model", str(tiny_bert_dir), "--text", "a film", "--generate", "3"])
     err = capsys.readouterr().err
     assert code == 2 and "causal language model" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_smollm2_per_token_scores_equal_captums():
+    """The built-in smollm2 (built on first use): occlusion and IG per generated token against Captum."""
+    from captum.attr import (
+        FeatureAblation,
+        LayerIntegratedGradients,
+        LLMAttribution,
+        LLMGradientAttribution,
+        TextTokenInput,
+    )
+
+    from explainers.loading import load_model
+
+    lm = load_model("smollm2", device="cpu")
+    prompt = "The capital of France is Paris. The capital of Italy is"
+    occ = explain_generation(lm, prompt, "occlusion", max_new_tokens=3, window=1)
+    inp = TextTokenInput(prompt, lm.tokenizer, baselines=lm.baseline_token_id())
+    target = torch.tensor(occ.generated_ids)
+    fa = LLMAttribution(FeatureAblation(lm.model), lm.tokenizer).attribute(inp, target=target, use_cached_outputs=False)
+    np.testing.assert_allclose(occ.scores[:, : occ.n_prompt], fa.token_attr.numpy(), atol=1e-4)
+    ig = explain_generation(lm, prompt, "integrated_gradients", continuation_ids=occ.generated_ids, n_steps=16)
+    lig = LLMGradientAttribution(LayerIntegratedGradients(lm.model, lm.model.get_input_embeddings()), lm.tokenizer)
+    ref = lig.attribute(inp, target=target, n_steps=16, baselines=torch.zeros_like(inp.to_tensor()))
+    np.testing.assert_allclose(ig.scores[:, : ig.n_prompt], ref.token_attr.numpy(), atol=2e-3, rtol=1e-3)

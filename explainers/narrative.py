@@ -78,6 +78,12 @@ def summarize(exp: Explanation) -> str:
 
 
 def _prediction_sentence(exp: Explanation) -> str:
+    if exp.target.contrast is not None:  # the score is a difference, not a probability
+        other = shown(exp.target.contrast.label)
+        return (
+            f"This explanation is for '{shown(exp.target.label)}' rather than '{other}': scores explain the "
+            f"difference between the two (here {exp.target_prob:+.3g})."
+        )
     target = f"'{shown(exp.target.label)}' ({percent(exp.target_prob)})"
     if not exp.probabilities:
         return f"The explained target is {target}."

@@ -117,3 +117,11 @@ def test_cli_contrast(capsys, tiny_bert_dir, tiny_bert):
     direct = explain(tiny_bert, TEXT, "occlusion", target="positive", contrast="negative")
     assert code == 0 and got.target == direct.target
     np.testing.assert_allclose(got.scores(), direct.scores(), atol=1e-7)
+
+
+def test_the_narrative_speaks_of_a_difference_not_a_probability(tiny_bert):
+    from explainers.narrative import summarize
+
+    exp = explain(tiny_bert, TEXT, "occlusion", target="positive", contrast="negative")
+    text = summarize(exp)
+    assert "'positive' rather than 'negative'" in text and f"{exp.target_prob:+.3g}" in text

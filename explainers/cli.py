@@ -204,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model to open first (default: sentiment)")
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="extra arguments for streamlit")
     p.set_defaults(func=cmd_run)
+
+    # issue 12: counterfactuals and the model card (their code lives in whatif_cli)
+    from .whatif_cli import add_whatif_commands
+
+    add_whatif_commands(sub)
     return parser
 
 

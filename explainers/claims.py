@@ -32,7 +32,7 @@ TOP_K = 5  # a word "pushes towards" a label when it is among the method's 5 str
 HEDGED_TOLERANCE = 0.05  # "about 90 %" may be 85-95 %
 
 _QUOTED = re.compile(r"(?<!\w)'([^']+?)'(?!\w)|\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+(?=[\"'“‘(]?[A-Z0-9])|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+(?=[\"'“‘(]\w|[A-Z0-9])|\n+")
 _CLAUSE = re.compile(r";|\s(?:while|whereas|but|although)\s", re.IGNORECASE)
 _AGAINST = re.compile(r"\b(against|away from|lower\w*|decreas\w*|reduc\w*|weaken\w*|oppos\w*|counter\w*|"
                       r"suppress\w*|hurts?|drags? down|negatively|negative (?:contribution|influence|effect|weight))\b",
@@ -44,6 +44,7 @@ _IMPORTANCE = re.compile(r"\b(most weight|most important|matter\w* most|most inf
                          r"attends? to|most attention|strongest|largest scores?)\b", re.IGNORECASE)
 _PREDICTS = re.compile(r"\b(predict\w*|classif\w*|label(?:s|led|ed)\b|decid\w*|decision|verdict|says?|"
                        r"most likely|answer\w*|confiden\w*|thinks?)", re.IGNORECASE)
+_PREDICTS_NAMED = re.compile(r"\bpredict(?:s|ed)?\b|\bclassif\w* (?:\w+ )?as\b|\bmost likely\b", re.IGNORECASE)
 _EXPLAINS_TARGET = re.compile(r"\bexplanation (?:is )?for\b|\bexplain\w* (?:the )?(?:label|target|token)\b",
                               re.IGNORECASE)
 _NEGATION = re.compile(r"\b(not|never|no longer)\b|n't\b", re.IGNORECASE)
@@ -55,7 +56,7 @@ _FLIP = re.compile(r"\b(flip\w*|chang\w* (?:the|its) (?:prediction|label|answer)
                    r"(?:labell?ed|classified|predicted))\b", re.IGNORECASE)
 _PERCENT = re.compile(r"(?<![\w.])(\d{1,3}(?:\.(\d+))?)\s*(?:%|percent\b)", re.IGNORECASE)
 _DECIMAL = re.compile(r"(?:\bp\s*(?:\([^)]*\))?\s*=\s*|\bprobability (?:of )?(?:\S+ )?(?:is |of )?)"
-                      r"(0?\.(\d+)|1\.0*|[01])(?![\d.])", re.IGNORECASE)
+                      r"(0?\.(\d+)|1\.0*|[01])(?!\d)(?!\.\d)", re.IGNORECASE)
 _HEDGE = re.compile(r"\b(about|around|roughly|approximately|nearly|almost|some|circa|~)\s*$", re.IGNORECASE)
 _STOPWORDS = frozenset(
     "the a an and or but of to in on at for with is are was were be been it its this that these those as by "
@@ -186,7 +187,9 @@ def _clause_claims(clause: str, facts: Facts) -> list[Claim]:
 
 def _names_non_label(bare: str, quoted: list[_Mention], labels: list[_Mention]) -> str | None:
     """The quoted item right after a prediction cue ("predicts 'beautifully'") when it is not a label."""
-    cue = _PREDICTS.search(bare)
+    cue = _PREDICTS_NAMED.search(bare)
+    if not cue:
+        return None
     after = [m for m in quoted if m.start >= cue.end() and m.start - cue.end() <= 12]
     if after and not any(label.start == after[0].start for label in labels):
         return after[0].value

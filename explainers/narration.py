@@ -66,7 +66,7 @@ def _names(words: list[tuple[str, float]]) -> str:
     return unique[0] if len(unique) == 1 else ", ".join(unique[:-1]) + " and " + unique[-1]
 
 
-def _flip_sentence(counterfactuals: Sequence) -> str:
+def _flip_sentence(counterfactuals: Sequence, target: str) -> str:
     flips = [c for c in counterfactuals if c.flipped and c.verified]
     if not flips:
         return ""
@@ -76,6 +76,8 @@ def _flip_sentence(counterfactuals: Sequence) -> str:
     else:
         what = "Replacing " + ", ".join(f"'{e.word}' with '{e.replacement}'" if e.replacement is not None
                                         else f"removing '{e.word}'" for e in best.edits)
+    if shown(best.label) == shown(target):  # a flip by threshold: the label itself did not change
+        return f"{what} lowers p('{shown(target)}') = {best.target_prob:.3f} (checked with the model)."
     return f"{what} flips the prediction to '{shown(best.label)}' (checked with the model)."
 
 
@@ -91,7 +93,7 @@ def template_narration(exp, audience: str, counterfactuals: Sequence = ()) -> st
                    else "")
         return f"The model {verb} '{shown(top)}' ({percent(top_p)}){because}."
     sentences = [summarize(exp)]
-    flip = _flip_sentence(counterfactuals)
+    flip = _flip_sentence(counterfactuals, exp.target.label)
     if flip:
         sentences.append(flip)
     if audience == "teaching":
@@ -116,7 +118,7 @@ def narration_prompt(exp, audience: str, counterfactuals: Sequence = ()) -> str:
         lines.append(f"Words pushing against '{shown(exp.target.label)}': {_names(against) if against else 'none'}.")
     else:
         lines.append(f"Words with the most weight (no direction): {_names(exp.top_words(3, 1))}.")
-    flip = _flip_sentence(counterfactuals)
+    flip = _flip_sentence(counterfactuals, exp.target.label)
     if flip:
         lines.append(f"Verified counterfactual: {flip}")
     task = {

@@ -50,13 +50,15 @@ class LocalGenerator:
 
         tok, model = self.handle.tokenizer, self.handle.model
         texts = [self._prompt(p) for p in prompts]
-        side = tok.padding_side
+        side, truncation = tok.padding_side, tok.truncation_side
         tok.padding_side = "left"  # decoder-only: the new tokens must follow the prompt directly
         try:
             # the chat template already holds the special tokens it needs
-            batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not tok.chat_template)
+            tok.truncation_side = "left"  # a prompt too long for the model keeps its end (the task)
+            batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not tok.chat_template,
+                        truncation=True, max_length=max(self.handle.max_tokens - self.max_new_tokens, 8))
         finally:
-            tok.padding_side = side
+            tok.padding_side, tok.truncation_side = side, truncation
         batch = {k: v.to(self.handle.device) for k, v in batch.items()}
         with self.handle.lock, torch.inference_mode():
             out = model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False,
@@ -139,7 +141,9 @@ def parse_rewrites(reply: str, original: str, max_ratio: float = 3.0) -> list[st
     itself, empty lines and runaway text (longer than `max_ratio` × the original) dropped."""
     out = []
     for line in (reply or "").splitlines():
-        line = _LEAD.sub("", line).strip().strip("\"'“”‘’`").strip()
+        previous = None
+        while previous != line:  # "- Rewrite: 1. ..." has several leads
+            previous, line = line, _LEAD.sub("", line).strip().strip("\"'“”‘’`").strip()
         if not line or line.lower().rstrip(".") == original.strip().lower().rstrip("."):
             continue
         if len(line) > max_ratio * max(len(original), 20):

@@ -331,5 +331,50 @@ def test_endpoint_generator_speaks_openai_chat(monkeypatch):
         assert body["model"] == "m1" and body["temperature"] == 0 and body["messages"][0]["content"] == "hello"
     finally:
         server.shutdown()
+        server.server_close()  # refused from now on, not left hanging in the backlog
     with pytest.raises(ModelLoadError, match="did not answer"):
         EndpointGenerator(f"http://127.0.0.1:{server.server_port}/v1", "m").generate(["x"])
+
+
+# ---- the CLI ----------------------------------------------------------------------------------------------
+def _strict_json(text: str):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_cli_counterfactual_json_is_strict_and_matches_the_model(tiny_bert_dir, tiny_bert, capsys):
+    from explainers.cli import main
+
+    code = main(["counterfactual", "--model", str(tiny_bert_dir), "--text", TEXT, "--budget", "30",
+                 "--substitutions", "2", "--probe", "film -> movie", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    data = _strict_json(out)
+    search = data["search"]
+    n = len(cf.word_spans(TEXT))
+    assert search["model_calls"] <= 30 and search["planned_calls"] == cf.plan_calls(n, budget=30)
+    goal = cf.make_goal(tiny_bert, TEXT)
+    assert search["goal"]["original_prob"] == pytest.approx(goal.original_prob, abs=1e-6)
+    shown = search["flips"] + search["closest"] + data["substitutions"]["candidates"]
+    assert shown
+    probs = p_target(tiny_bert, [c["text"] for c in shown], goal.index)
+    for c, p in zip(shown, probs):
+        assert c["target_prob"] == pytest.approx(p, abs=1e-6)
+    assert data["probe"]["n_changed"] == 1 and data["probe"]["rows"][0]["edited"] == TEXT.replace("film", "movie")
+    assert all(c["flipped"] for c in data["counterfactuals"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--text", "   "], "empty"),
+    (["--text", TEXT, "--budget", "0"], "budget"),
+    (["--text", TEXT, "--threshold", "2"], "threshold"),
+    (["--text", TEXT, "--probe", "he"], "substitution"),
+])
+def test_cli_counterfactual_bad_input_exits_2_with_one_line(tiny_bert_dir, capsys, argv, message):
+    from explainers.cli import main
+
+    code = main(["counterfactual", "--model", str(tiny_bert_dir), *argv, "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -26,6 +26,7 @@ PAGES = [
     st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
     st.Page("app_pages/faithfulness.py", title="Faithfulness", icon=":material/fact_check:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/what_if.py", title="What if", icon=":material/alt_route:"),  # issue 12
     st.Page("app_pages/guide.py", title="Guide", icon=":material/school:"),
 ]
 page = st.navigation(PAGES)

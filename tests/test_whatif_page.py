@@ -1,0 +1,65 @@
+"""The What-if page in Streamlit's AppTest, on the tiny fixture classifier: numbers shown = the model's."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explainers import counterfactual as cf
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+TEXT = "a gripping , funny and beautifully acted film ."
+EDITED = "a gripping , dull and beautifully acted film ."
+
+
+@pytest.fixture
+def page(tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/what_if.py").run()
+    at.text_area(key="w_text").input(TEXT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def click(at, label):
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_live_edit_shows_the_edited_prediction_without_a_button(page, tiny_bert):
+    goal = cf.make_goal(tiny_bert, TEXT)
+    page.text_area(key="w_wi_edit").input(EDITED).run()
+    assert not page.exception
+    metric = next(m for m in page.metric if m.label.startswith("p(") and "after the edit" in m.label)
+    p_after = tiny_bert.predict_proba([EDITED])[0, goal.index]
+    assert float(metric.value) == pytest.approx(p_after, abs=1e-3)
+    assert float(metric.delta) == pytest.approx(p_after - goal.original_prob, abs=2e-3)
+
+
+def test_minimal_flips_show_the_plan_before_and_the_calls_after(page, tiny_bert):
+    n = len(cf.word_spans(TEXT))
+    plan = next(c.value for c in page.caption if c.value.startswith("Plan:"))
+    assert f"at most **{cf.plan_calls(n, cf.DEFAULT_BUDGET)} model calls** for {n} words" in plan
+    click(page, "Find minimal flips")
+    done = next(c.value for c in page.caption if "model calls of" in c.value)
+    expected = cf.minimal_flips(tiny_bert, TEXT)
+    assert done.startswith(f"{expected.model_calls} model calls of {expected.planned_calls} planned")
+    table = page.dataframe[0].value
+    shown = expected.flips or expected.closest
+    assert list(table["Edited text"]) == [c.text for c in shown]
+    assert all(url.startswith("./?") and "model=" in url and "text=" in url for url in table["Open"])
+
+
+def test_checked_narration_and_model_card(page):
+    click(page, "Explain in words")
+    caption = next(c.value for c in page.caption if "checked:" in c.value)
+    assert re.search(r"checked: \d+ supported, 0 unsupported", caption)
+    click(page, "Build the model card")
+    labels = [b.label for b in page.get("download_button")]
+    assert "Download the model card (Markdown)" in labels and "Download the model card (HTML)" in labels

@@ -68,13 +68,13 @@ def counterfactual_frame(counterfactuals, model: str, methods, seed: int, target
     for c in counterfactuals:
         rows.append({
             "Edited text": c.text,
+            "Result": ("verified flip" if c.flipped else "verified, no flip") if c.verified else "not verified",
             "Edit": c.describe(),
-            "Words": c.size,
             "Now predicted": c.label,
             f"p({target_label})": c.target_prob,
             "Δp": c.change,
-            "Result": ("verified flip" if c.flipped else "verified, no flip") if c.verified else "not verified",
             "Open": explain_url(model, c.text, methods, seed),
+            "Words": c.size,
         })
     return pd.DataFrame(rows)
 

@@ -378,3 +378,20 @@ def test_cli_counterfactual_bad_input_exits_2_with_one_line(tiny_bert_dir, capsy
     code = main(["counterfactual", "--model", str(tiny_bert_dir), *argv, "--json"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_causal_lm_substitutions_probe_and_live_diff(tiny_gpt2):
+    text = "The capital of France is Paris. The capital of Italy is"
+    goal = cf.make_goal(tiny_gpt2, text)
+    found, _ = cf.substitutions(tiny_gpt2, text, words=2, per_word=2)
+    for c in found:
+        p = tiny_gpt2.predict_proba([c.text], goal.target)[0, 1]
+        assert c.target_prob == pytest.approx(p, abs=1e-6) and c.flipped == (p < goal.threshold)
+    result = cf.probe(tiny_gpt2, [text], "France -> Italy")
+    [row] = result.rows
+    edited_goal = cf.make_goal(tiny_gpt2, text)
+    p_after = tiny_gpt2.predict_proba([row.edited], edited_goal.target)[0, 1]
+    assert row.p_before == pytest.approx(edited_goal.original_prob, abs=1e-6)
+    assert row.p_after == pytest.approx(p_after, abs=1e-6)
+    diff = cf.edit_diff(tiny_gpt2, text, text.replace("Italy", "Spain"))
+    assert diff.edited.target.label == diff.original.target.label

@@ -77,7 +77,8 @@ def _flip_sentence(counterfactuals: Sequence, target: str) -> str:
         what = "Replacing " + ", ".join(f"'{e.word}' with '{e.replacement}'" if e.replacement is not None
                                         else f"removing '{e.word}'" for e in best.edits)
     if shown(best.label) == shown(target):  # a flip by threshold: the label itself did not change
-        return f"{what} lowers p('{shown(target)}') = {best.target_prob:.3f} (checked with the model)."
+        return (f"{what} lowers the probability of '{shown(target)}' to p = {best.target_prob:.3f} "
+                "(checked with the model).")
     return f"{what} flips the prediction to '{shown(best.label)}' (checked with the model)."
 
 

@@ -168,3 +168,17 @@ def test_a_drafted_narration_is_checked_and_a_failing_drafter_falls_back_to_the_
     assert failed.text == template_narration(exp, "stakeholder")
     empty = narrate(exp, "teaching", _Drafts("  "))
     assert empty.source == "template" and empty.fallback_reason
+
+
+def test_template_flip_sentences_are_checked_both_ways():
+    """A threshold flip keeps its label: the template says the probability fell, and the checker agrees."""
+    exp = _explanation()
+    by_threshold = Counterfactual("removal", "a funny but overlong film with dull dialogue", [Edit(1, "gripping")],
+                                  "positive", 0.61, -0.26, True, {"negative": 0.39, "positive": 0.61})
+    text = template_narration(exp, "analyst", [by_threshold])
+    assert "Removing 'gripping' lowers the probability of 'positive' to p = 0.610 (checked with the model)." in text
+    facts = Facts([exp], [by_threshold])
+    assert verdict("Removing 'gripping' lowers the probability of 'positive' to p = 0.610.", facts) == SUPPORTED
+    assert verdict("Removing 'gripping' lowers the probability of 'positive' to p = 0.450.", facts) == UNSUPPORTED
+    text = template_narration(exp, "analyst", [FLIP])
+    assert "Removing 'gripping' flips the prediction to 'negative' (checked with the model)." in text

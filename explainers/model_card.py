@@ -197,7 +197,7 @@ def build_model_card(handle, audit_dir: str | Path | None = None, probe_texts: S
     _factors(card, probe_results, audit)
     _metrics_and_data(card, build, audit, texts_from, audit_dir)
     _analyses(card, build, probe_results, texts_from, audit)
-    _ethics(card, probe_results)
+    _ethics(card, probe_results, str(handle.name) == "sentiment")
     return card
 
 
@@ -308,7 +308,7 @@ def _audit_parts(card, audit: dict) -> None:
         card.add("Quantitative analyses", Table(["Audit field", "Value"], scalars, "Audit: other figures"))
 
 
-def _ethics(card, probes) -> None:
+def _ethics(card, probes, sentiment_data: bool) -> None:
     gender = probes.get("gender terms")
     if gender and gender["n_changed"]:
         rate = gender["flip_rate"]
@@ -320,8 +320,12 @@ def _ethics(card, probes) -> None:
             "texts: inspect those texts before use." if rate else
             "No gender swap changed a label in these texts; this does not rule out bias in other texts or "
             "for other groups.", drafted=True))
-    card.add("Ethical considerations", Item("Movie-review sentiment data carries its authors' views and language; "
-                                            "the model may reflect them.", drafted=True))
+    if sentiment_data:
+        card.add("Ethical considerations", Item("Movie-review sentiment data carries its authors' views and "
+                                                "language; the model may reflect them.", drafted=True))
+    else:
+        card.add("Ethical considerations", Item("Whatever data the model was trained on carries its authors' views "
+                                                "and language; the model may reflect them.", drafted=True))
     negation = probes.get("negation")
     if negation and negation["n_changed"]:
         card.add("Caveats and recommendations", Item(

@@ -63,3 +63,25 @@ def test_checked_narration_and_model_card(page):
     click(page, "Build the model card")
     labels = [b.label for b in page.get("download_button")]
     assert "Download the model card (Markdown)" in labels and "Download the model card (HTML)" in labels
+
+
+def test_renderers_escape_user_text():
+    import pandas as pd
+
+    from components.whatif_view import diff_html, explain_url, verdicts_html
+    from explainers.claims import Claim, Verdict
+
+    frame = pd.DataFrame([
+        {"word_a": "<u>", "word_b": "<em>", "score_a": 0.1, "score_b": -0.2, "difference": -0.3, "status": "changed"},
+        {"word_a": "<script>", "word_b": None, "score_a": 0.1, "score_b": float("nan"), "difference": float("nan"),
+         "status": "removed"},
+        {"word_a": "ok", "word_b": "ok", "score_a": 0.1, "score_b": 0.3, "difference": 0.2, "status": "same"},
+    ])
+    markup = diff_html(frame)
+    assert "<u>" not in markup and "<em>" not in markup and "<script>" not in markup and "&lt;script&gt;" in markup
+    assert "change +0.200" in markup  # the kept word's score change, on hover
+    page = verdicts_html([Verdict("'<img src=x>' pushes towards it.", "unsupported",
+                                  [Claim("direction", "'<img>' pushes towards 'x'", False, "top: <none>")])])
+    assert "<img" not in page and "&lt;img src=x&gt;" in page and "✘ unsupported" in page
+    assert explain_url("m", "a & b?", ["lime", "occlusion"], 3, "positive") == (
+        "./?model=m&text=a+%26+b%3F&methods=lime%2Cocclusion&seed=3&target=positive")

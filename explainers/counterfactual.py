@@ -14,11 +14,13 @@ search batches its candidates, and the plan of a search is known before it runs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -380,31 +382,95 @@ def _word_token_id(handle: ModelHandle, word: str) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _masked_lm(source: str):
+    from transformers import AutoModelForMaskedLM
+
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return None
+    if info.get("missing_keys"):  # the head would be freshly initialised: this checkpoint has no MLM
+        return None
+    return model.eval()
+
+
+def masked_lm(handle: ModelHandle):
+    """The masked-language-model head stored with a classifier's checkpoint (a local folder), or None.
+    Only real heads count: a head transformers would initialise at random is no proposer."""
+    source = str(getattr(handle.model.config, "_name_or_path", "") or "")
+    if handle.task != "classification" or not source or not Path(source).is_dir() or not handle.tokenizer.mask_token:
+        return None
+    return _masked_lm(source)
+
+
+def mlm_proposals(handle: ModelHandle, mlm, text: str, indices: Sequence[int], k: int = 8) -> dict[int, list[str]]:
+    """For each word index, the `k` whole words the masked LM puts in its place (one batched pass)."""
+    import torch
+
+    spans = word_spans(text)
+    tok = handle.tokenizer
+    masked = [apply_edits(text, spans, {i: tok.mask_token}) for i in indices]
+    batch = tok(masked, return_tensors="pt", padding=True, truncation=True, max_length=handle.max_tokens)
+    with torch.inference_mode():
+        logits = mlm(**batch).logits
+    out = {}
+    special = set(tok.all_special_ids)
+    for row, i in enumerate(indices):
+        where = (batch["input_ids"][row] == tok.mask_token_id).nonzero()
+        if not len(where):  # truncated away
+            out[i] = []
+            continue
+        order = torch.argsort(logits[row, int(where[0])], descending=True).tolist()
+        original, words = text[spans[i][0]: spans[i][1]].lower(), []
+        for j in order:
+            piece = tok.convert_ids_to_tokens(j)
+            candidate = tok.decode([j]).strip()
+            if j in special or piece.startswith("##") or not _ALPHA.match(candidate) or candidate.lower() == original \
+                    or candidate.lower() in (w.lower() for w in words):
+                continue
+            words.append(candidate)
+            if len(words) == k:
+                break
+        out[i] = words
+    return out
+
+
 def substitution_calls(n_words: int, words: int = 4, per_word: int = 8) -> int:
     return 1 + n_words + min(words, n_words) * per_word
 
 
 def substitutions(handle: ModelHandle, text: str, target: str | int | None = None, threshold: float | None = None,
-                  words: int = 4, per_word: int = 8, keep: int = 10) -> tuple[list[Counterfactual], int]:
-    """Replace each of the `words` most important words (by leave-one-out) with its `per_word`
-    embedding neighbours; every candidate is run through the model in one batched call. Returns the
-    `keep` candidates that flip or lower p(target) most, and the model calls spent."""
+                  words: int = 4, per_word: int = 8, keep: int = 10,
+                  proposer: str = "auto") -> tuple[list[Counterfactual], int]:
+    """Replace each of the `words` most important words (by leave-one-out) with `per_word` proposals:
+    the checkpoint's masked-LM head when it has one (`proposer` "auto" or "mlm"), else the nearest
+    neighbours in the model's input-embedding space ("embedding"). Every candidate is run through
+    the model in one batched call. Returns the `keep` candidates that flip or lower p(target) most,
+    and the model calls spent (the masked LM's own pass is not a call of the explained model)."""
+    if proposer not in ("auto", "mlm", "embedding"):
+        raise InputError(f"Unknown proposer '{proposer}': use auto, mlm or embedding.")
     goal = make_goal(handle, text, target, threshold)
     spans = word_spans(text)
     originals = [text[a:b] for a, b in spans]
     rows = probabilities(handle, [apply_edits(text, spans, {i: None}) for i in range(len(spans))], goal)
     drops = goal.original_prob - rows[:, goal.index]
     calls = 1 + len(spans)
-    candidates = []
     # only words with letters: a comma has no useful neighbours
-    ranked = [int(i) for i in np.argsort(-drops, kind="stable") if any(ch.isalpha() for ch in originals[i])]
-    for i in ranked[:words]:
-        for replacement, _ in embedding_neighbours(handle, originals[i], per_word):
-            candidates.append((i, _match_case(originals[i], replacement)))
+    ranked = [int(i) for i in np.argsort(-drops, kind="stable") if any(ch.isalpha() for ch in originals[i])][:words]
+    mlm = masked_lm(handle) if proposer != "embedding" else None
+    if proposer == "mlm" and mlm is None:
+        raise InputError("This model's checkpoint has no masked-language-model head: use embedding neighbours.")
+    if mlm is not None:
+        source, proposals = "masked_lm", mlm_proposals(handle, mlm, text, ranked, per_word)
+    else:
+        source = "embedding"
+        proposals = {i: [w for w, _ in embedding_neighbours(handle, originals[i], per_word)] for i in ranked}
+    candidates = [(i, _match_case(originals[i], r)) for i in ranked for r in proposals[i]]
     texts = [apply_edits(text, spans, {i: r}) for i, r in candidates]
     rows = probabilities(handle, texts, goal)
     calls += len(texts)
-    found = [_record("substitution", t, [Edit(i, originals[i], r)], row, goal, "embedding")
+    found = [_record("substitution", t, [Edit(i, originals[i], r)], row, goal, source)
              for (i, r), t, row in zip(candidates, texts, rows)]
     found.sort(key=lambda c: (not c.flipped, c.target_prob))
     return found[:keep], calls

@@ -395,3 +395,40 @@ def test_causal_lm_substitutions_probe_and_live_diff(tiny_gpt2):
     assert row.p_after == pytest.approx(p_after, abs=1e-6)
     diff = cf.edit_diff(tiny_gpt2, text, text.replace("Italy", "Spain"))
     assert diff.edited.target.label == diff.original.target.label
+
+
+def test_a_checkpoint_with_a_masked_lm_head_proposes_with_it(tiny_bert_dir, tmp_path, bert):
+    """A classifier folder that also holds a masked-LM head: substitutions come from that head, and they
+    are the head's top whole words at the masked position, computed here directly."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from explainers.model import load_model
+
+    torch.manual_seed(0)
+    config = BertConfig.from_pretrained(tiny_bert_dir)
+    BertForMaskedLM(config).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path)
+    handle = load_model(str(tmp_path), device="cpu", task="classification")
+    mlm = cf.masked_lm(handle)
+    assert mlm is not None and cf.masked_lm(bert) is None  # the loud fixture saved no MLM head
+
+    text = "a gripping film"
+    props = cf.mlm_proposals(handle, mlm, text, [1], k=3)[1]
+    tok = handle.tokenizer
+    enc = tok("a [MASK] film", return_tensors="pt")
+    with torch.no_grad():
+        logits = BertForMaskedLM.from_pretrained(tmp_path).eval()(**enc).logits[0, 2]
+    expected = []
+    for j in torch.argsort(logits, descending=True).tolist():
+        word = tok.convert_ids_to_tokens(j)
+        if word.isalpha() and len(word) > 1 and word != "gripping" and j not in tok.all_special_ids:
+            expected.append(word)
+        if len(expected) == 3:
+            break
+    assert props == expected
+    found, _ = cf.substitutions(handle, text, words=1, per_word=3, keep=10)
+    assert {c.source for c in found} == {"masked_lm"}
+    assert sorted(c.edits[0].replacement for c in found) == sorted(cf.mlm_proposals(
+        handle, mlm, text, [found[0].edits[0].index], k=3)[found[0].edits[0].index])
+    with pytest.raises(InputError, match="masked-language-model"):
+        cf.substitutions(bert, TEXT, proposer="mlm")

@@ -152,7 +152,10 @@ with subs_tab:
     n_sub_words = int(c1.number_input("Words to replace", 1, 20, 4, key="w_wi_sub_words",
                                       help="The most important words by leave-one-out."))
     per_word = int(c2.number_input("Neighbours per word", 1, 30, 8, key="w_wi_sub_per"))
-    st.caption(f"Replacements are the nearest whole-word tokens in the model's input-embedding space (cosine). "
+    proposer = ("this checkpoint's masked-language-model head" if cf.masked_lm(handle) is not None
+                else "the nearest whole-word tokens in the model's input-embedding space (cosine; this checkpoint "
+                     "has no masked-language-model head)")
+    st.caption(f"Replacements come from {proposer}. "
                f"Cost: {cf.substitution_calls(n_words, n_sub_words, per_word)} model calls at most.")
     if st.button("Find substitutions", icon=":material/swap_horiz:"):
         with st.spinner("Trying replacements…"):

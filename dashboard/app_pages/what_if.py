@@ -65,6 +65,30 @@ def _show_counterfactuals(items: list, label: str, key: str) -> None:
         st.switch_page("app_pages/compare.py")
 
 
+def _file_texts() -> list[str]:
+    """Texts from an uploaded CSV, JSONL or plain-text file (an audit's data set, say), one column chosen."""
+    import pandas as pd
+
+    upload = st.file_uploader("CSV, JSONL or TXT (one text per line)", type=["csv", "jsonl", "txt"], key="w_wi_file")
+    if upload is None:
+        return []
+    try:
+        if upload.name.lower().endswith(".txt"):
+            return [line for line in upload.getvalue().decode("utf-8").splitlines() if line.strip()]
+        frame = pd.read_csv(upload) if upload.name.lower().endswith(".csv") else pd.read_json(upload, lines=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        st.error(f"Could not read {plain(upload.name)}: {plain(str(exc).splitlines()[0] if str(exc) else 'bad file')}")
+        return []
+    columns = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) or frame[c].dtype == object]
+    if not columns:
+        st.error(f"{plain(upload.name)} has no text column (columns: {plain(', '.join(map(str, frame.columns)))}).")
+        return []
+    column = st.selectbox("Text column", columns, key="w_wi_file_column")
+    texts = [t for t in frame[column].tolist() if isinstance(t, str) and t.strip()]
+    st.caption(f"{len(texts)} texts in column '{plain(str(column))}'.")
+    return texts
+
+
 target = ss.target
 goal = _goal(ss.model, text, target, None, handle)
 target_label = goal["label"].strip() or repr(goal["label"])
@@ -176,21 +200,25 @@ with probe_tab:
     spec = st.text_area("Substitution list", "he -> she, she -> he, his -> her, her -> his, him -> her, man -> woman",
                         key="w_wi_pairs", height=70, help="Pairs 'word -> replacement', separated by commas or new "
                                                           "lines; all applied at once, whole words, case kept.")
-    sources = ["this text", "texts I paste"] + (["the held-out sentences (1000)"] if ss.model == "sentiment" else [])
+    sources = ["this text", "texts I paste", "a data file"] + (
+        ["the held-out sentences (1000)"] if ss.model == "sentiment" else [])
     source = st.radio("Apply to", sources, horizontal=True, key="w_wi_probe_on")
     pasted = st.text_area("Texts, one per line", key="w_wi_probe_texts", height=100) if source == "texts I paste" \
         else ""
+    file_texts = _file_texts() if source == "a data file" else []
     if st.button("Run the probe", icon=":material/balance:"):
         from explainers.builtin import sentiment_splits
 
         texts = ([text] if source == "this text" else [t for t in pasted.splitlines() if t.strip()]
-                 if source == "texts I paste" else [t for t, _ in sentiment_splits()[1]])
+                 if source == "texts I paste" else file_texts if source == "a data file"
+                 else [t for t, _ in sentiment_splits()[1]])
         try:
             with st.spinner(f"Probing {len(texts)} text(s)…"):
-                ss.wi_probe = cf.probe(handle, texts, spec)
+                ss.wi_probe = (ss.model, cf.probe(handle, texts, spec))
         except WhyboxError as exc:
             st.error(plain(str(exc)))
-    result = ss.get("wi_probe")
+    entry = ss.get("wi_probe")
+    result = entry[1] if entry and entry[0] == ss.model else None  # a probe of another model is not shown
     if result is not None:
         m1, m2, m3 = st.columns(3)
         m1.metric("Texts changed by the list", f"{result.n_changed} of {result.n_texts}")

@@ -85,3 +85,16 @@ def test_renderers_escape_user_text():
     assert "<img" not in page and "&lt;img src=x&gt;" in page and "✘ unsupported" in page
     assert explain_url("m", "a & b?", ["lime", "occlusion"], 3, "positive") == (
         "./?model=m&text=a+%26+b%3F&methods=lime%2Cocclusion&seed=3&target=positive")
+
+
+def test_probe_on_pasted_texts_shows_the_engine_figures(page, tiny_bert):
+    texts = ["he said the film was fun .", "she found his jokes flat .", "no pronouns here ."]
+    page.radio(key="w_wi_probe_on").set_value("texts I paste").run()
+    page.text_area(key="w_wi_probe_texts").input("\n".join(texts)).run()
+    page.text_area(key="w_wi_pairs").input("he -> she, she -> he, his -> her").run()
+    click(page, "Run the probe")
+    expected = cf.probe(tiny_bert, texts, "he -> she, she -> he, his -> her")
+    metrics = {m.label: m.value for m in page.metric}
+    assert metrics["Texts changed by the list"] == f"{expected.n_changed} of 3"
+    assert metrics["Flip rate"] == f"{100 * expected.flip_rate:.1f} %"
+    assert metrics["Mean Δp(original label)"] == f"{expected.mean_change:+.4f}"

@@ -432,3 +432,39 @@ def test_a_checkpoint_with_a_masked_lm_head_proposes_with_it(tiny_bert_dir, tmp_
         handle, mlm, text, [found[0].edits[0].index], k=3)[found[0].edits[0].index])
     with pytest.raises(InputError, match="masked-language-model"):
         cf.substitutions(bert, TEXT, proposer="mlm")
+
+
+def test_cli_llm_drafts_through_a_configured_endpoint(tiny_bert_dir, tiny_bert, monkeypatch, capsys):
+    """--llm with WHYBOX_LLM_URL set: drafts come from the endpoint, each verified by the explained model."""
+    drafts = ["a dull , boring film , but the plot is thin .", "a gripping film ."]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            self.rfile.read(int(self.headers["Content-Length"]))
+            reply = json.dumps({"choices": [{"message": {"content": "\n".join(drafts)}}]}).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("WHYBOX_LLM_URL", f"http://127.0.0.1:{server.server_port}/v1")
+        from explainers.cli import main
+
+        code = main(["counterfactual", "--model", str(tiny_bert_dir), "--text", TEXT, "--substitutions", "0",
+                     "--llm", "--json"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0
+    llm = _strict_json(capsys.readouterr().out)["llm"]
+    assert llm["generator"] == "endpoint:default" and llm["tried"] == 2
+    goal = cf.make_goal(tiny_bert, TEXT)
+    probs = dict(zip(drafts, p_target(tiny_bert, drafts, goal.index)))
+    assert llm["held"] == sum(p < 0.5 for p in probs.values())
+    for d in llm["drafts"]:
+        assert d["target_prob"] == pytest.approx(probs[d["text"]], abs=1e-6) and d["verified"]

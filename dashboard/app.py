@@ -28,6 +28,7 @@ PAGES = [
     st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
     st.Page("app_pages/faithfulness.py", title="Faithfulness", icon=":material/fact_check:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/what_if.py", title="What if", icon=":material/alt_route:"),
     st.Page("app_pages/audit.py", title="Audit", icon=":material/dataset:"),
     st.Page("app_pages/guide.py", title="Guide", icon=":material/school:"),
 ]
@@ -37,6 +38,7 @@ with st.sidebar:
 links.sync_url()  # before the page: a page's st.stop() would drop later URL changes
 try:
     page.run()
+    links.sync_url()  # again: the page may have changed settings it owns (marks, mode)
 except Exception as exc:  # a bug in a page: the visitor gets an id, the server log the traceback
     st.error(
         plain(str(InternalError.from_exception(exc, f"drawing the {page.title} page"))), icon=":material/bug_report:"

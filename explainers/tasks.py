@@ -58,6 +58,7 @@ class Task:
     target_help: ClassVar[str]  # what choosing a target means, for the sidebar
     free_text_target: ClassVar[bool]  # True: the user types the target; False: picks one of `labels`
     scores_positions: ClassVar[bool]  # True: a row is scored at chosen positions (LM), not once (classifier)
+    generates: ClassVar[bool] = False  # True: the model can write text (drafts, continuations)
     architecture_suffixes: ClassVar[tuple[str, ...]]
 
     def __init__(self, model, tokenizer):
@@ -219,6 +220,7 @@ class CausalLMTask(Task):
     )
     free_text_target = True
     scores_positions = True
+    generates = True
     architecture_suffixes = ("ForCausalLM", "LMHeadModel")
 
     @classmethod

@@ -3,6 +3,7 @@ plus one slow test on the real built-in `sentiment` model."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -366,3 +367,33 @@ def test_a_page_that_raises_shows_an_error_id_and_no_traceback(app, monkeypatch,
     error_id = re.search(r"Internal error (\w+)", message).group(1)
     logged = [r for r in caplog.records if error_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None
+
+
+def test_every_setting_that_changes_a_number_round_trips_through_the_link(app, tiny_bert_dir, monkeypatch):
+    """Settings made in one session go into the URL; a new session opened on that URL has them all."""
+    app.sidebar.multiselect(key="w_methods").set_value(["integrated_gradients", "lime"]).run()
+    app.sidebar.number_input(key="w_p_integrated_gradients_n_steps").set_value(12).run()
+    app.sidebar.selectbox(key="w_p_lime_removal").select("mask").run()
+    set_text(app, TEXT)
+    app.run()
+    app.switch_page("app_pages/faithfulness.py").run()
+    app.button_group(key="w_mode").set_value("mask").run()
+    click(app, "Explain and check")
+    marks = next(b for b in app.button_group if b.key and b.key.startswith("w_marks"))
+    marks.set_value([1, 2]).run()
+    link = {k: v[0] if isinstance(v, list) else v for k, v in dict(app.query_params).items()}
+    assert link["mode"] == "mask" and link["marks"] == "1,2"
+    assert json.loads(link["params"]) == {"integrated_gradients": {"n_steps": 12}, "lime": {"removal": "mask"}}
+
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    fresh = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    fresh.query_params.update(link)
+    fresh.run()
+    assert not fresh.exception
+    assert fresh.session_state.params == {"integrated_gradients": {"n_steps": 12}, "lime": {"removal": "mask"}}
+    assert fresh.session_state.mode == "mask" and fresh.session_state.marks == [1, 2]
+    assert fresh.sidebar.number_input(key="w_p_integrated_gradients_n_steps").value == 12
+    fresh.switch_page("app_pages/faithfulness.py").run()
+    assert fresh.button_group(key="w_mode").value == "mask"
+    marks = next(b for b in fresh.button_group if b.key and b.key.startswith("w_marks"))
+    assert list(marks.value) == [1, 2]

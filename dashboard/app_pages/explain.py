@@ -61,8 +61,7 @@ def cards(run_id: int | None) -> list:
     level = st.segmented_control(
         "Scores per",
         ["word", "token"],
-        default="word",
-        key="w_level",
+        key=widgets.bound("w_level", "level"),
         required=True,
         format_func=lambda x: "Word" if x == "word" else "Subword token",
         help="Words add up the scores of their subword tokens.",

@@ -22,7 +22,7 @@ widgets.text_expander("faithfulness")
 left, right = st.columns([1, 2], vertical_alignment="bottom")
 pressed = left.button("Explain and check", type="primary", icon=":material/fact_check:")
 mode = right.segmented_control(
-    "Removed tokens are", list(MODES), default="delete", key="w_mode", required=True, format_func=str.capitalize
+    "Removed tokens are", list(MODES), key=widgets.bound("w_mode", "mode"), required=True, format_func=str.capitalize
 )
 st.caption(
     f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
@@ -63,13 +63,17 @@ st.caption(
     "mark) are compared with your marks. This measures agreement with people, not with the model."
 )
 words = exps[0].words
+marks_key = f"w_marks_{hash((req.model, req.text))}"
+if marks_key not in st.session_state and st.session_state.get("marks_for") == req.text:  # from a link
+    st.session_state[marks_key] = [i for i in st.session_state.get("marks", []) if i < len(words)]
 marked = st.pills(
     "Words that matter",
     list(range(len(words))),
     selection_mode="multi",
-    key=f"w_marks_{hash((req.model, req.text))}",
+    key=marks_key,
     format_func=lambda i: f"{words[i]} ·{i + 1}",
 )
+st.session_state.marks, st.session_state.marks_for = list(marked or []), req.text
 if marked:
     rows = {
         title: {PLAUSIBILITY[k].title: v for k, v in plausibility(exp, marked).items()}

@@ -39,6 +39,7 @@ def init() -> None:
     ss.level = query.get("level", "word") if query.get("level") in ("word", "token") else "word"
     ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
     ss.marks_for = ss.text  # marks belong to one text
+    ss.shared_scale = query.get("scale") == "shared"
     # A link that carries a text reopens its view: explain it without waiting for the button.
     ss.autorun = "text" in query
 
@@ -80,6 +81,8 @@ def sync_url() -> None:
         wanted["mode"] = mode
     if level != "word":
         wanted["level"] = level
+    if ss.get("w_shared_scale", ss.get("shared_scale")):
+        wanted["scale"] = "shared"
     if ss.get("marks") and ss.get("marks_for") == wanted["text"]:
         wanted["marks"] = ",".join(map(str, ss.marks))
     if st.query_params.to_dict() != wanted:

@@ -209,6 +209,39 @@ def _compute(handle: ModelHandle, req: results.Request, todo: list[str], done: d
         )
 
 
+NEAR_TIE = 0.10  # top two probabilities closer than this: the model is nearly undecided
+UNLIKELY_TARGET = 0.01  # an explained target this unlikely: its attributions are tiny by construction
+WEAK_SCORE = 1e-3  # largest |score| below this (probability units): colours stretch noise to full strength
+
+
+def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
+    """What a viewer should know before trusting any colour: a near tie, or a target the model finds unlikely."""
+    warnings = []
+    probs = sorted(predicted["probabilities"].values(), reverse=True)
+    if handle.labels and len(probs) > 1 and probs[0] - probs[1] < NEAR_TIE:
+        warnings.append(
+            f"The model is nearly undecided ({100 * probs[0]:.0f} % against {100 * probs[1]:.0f} %): small changes "
+            "can flip it, and the explanations describe a coin toss as much as a decision."
+        )
+    if predicted["target_prob"] < UNLIKELY_TARGET:
+        warnings.append(
+            f"The explained {handle.task.target_noun} is very unlikely (p = {predicted['target_prob']:.2g}): "
+            "attributions to it are tiny, and the colours stretch them to full strength."
+        )
+    return warnings
+
+
+def weak_signal(exp: Explanation) -> str | None:
+    """A warning when a signed method's scores are too small to mean much, shown on its card."""
+    largest = float(max((abs(s) for s in exp.word_scores), default=0.0))
+    if exp.signed and 0 < largest < WEAK_SCORE:
+        return (
+            f"Weak signal: the largest score is {largest:.1e} (probability units). Each card is scaled to its own "
+            "largest score, so these colours may show noise: turn on one colour scale to compare."
+        )
+    return None
+
+
 def method_caption(exp: Explanation) -> str:
     props = exp.properties
     bits = [
@@ -221,6 +254,10 @@ def method_caption(exp: Explanation) -> str:
         bits.append(f"{d['title']} {d['value']:.3g}" + ("" if d["ok"] else " (poor)"))
     if "baseline_token" in exp.extras:
         bits.append(f"baseline token {exp.extras['baseline_token']!r}")
+    if exp.signed:  # the magnitude that each card's own colour scale hides
+        bits.append(
+            f"scores sum to {sum(exp.word_scores):+.3g}, largest {max(map(abs, exp.word_scores), default=0):.3g}"
+        )
     return " · ".join(bits)
 
 

@@ -55,6 +55,7 @@ class Task:
     name: ClassVar[str]
     title: ClassVar[str]  # shown to people: "Classifier"
     target_title: ClassVar[str]  # "Explained label"
+    target_noun: ClassVar[str]  # "label", "continuation"
     target_help: ClassVar[str]  # what choosing a target means, for the sidebar
     free_text_target: ClassVar[bool]  # True: the user types the target; False: picks one of `labels`
     scores_positions: ClassVar[bool]  # True: a row is scored at chosen positions (LM), not once (classifier)
@@ -140,6 +141,7 @@ class ClassificationTask(Task):
     name = "classification"
     title = "Classifier"
     target_title = "Explained label"
+    target_noun = "label"
     target_help = "Which class the attributions are computed for."
     free_text_target = False
     scores_positions = False
@@ -213,6 +215,7 @@ class CausalLMTask(Task):
     name = "causal_lm"
     title = "Causal language model"
     target_title = "Explained continuation"
+    target_noun = "continuation"
     target_help = (
         "The text whose probability after your prompt is explained, e.g. ' Paris'. A continuation "
         "typed without a leading space gets one; a multi-token continuation is scored as the product "

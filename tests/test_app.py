@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from components.metrics_view import header
 from explainers.faithfulness import METRICS, PLAUSIBILITY
 from explainers.methods import DEFAULT_METHODS, METHODS
 
@@ -243,7 +244,8 @@ def test_faithfulness_page(app):
     assert "Trust:" in shown(app.info[0].value)
     table = app.dataframe[0].value
     assert list(table.index) == ["Integrated Gradients", "Occlusion", "Attention weights"]
-    assert [m.title for m in METRICS.values()] == list(table.columns)
+    assert [header(m) for m in METRICS.values()] == list(table.columns)
+    assert "Comprehensiveness ↑" in table.columns and "Sufficiency ↓" in table.columns
     assert len(app.get("plotly_chart")) == 5  # 4 curves + agreement
     captions = " ".join(c.value for c in app.caption)
     assert "delete: tokens are deleted" in captions and "normaliser" in captions
@@ -397,3 +399,42 @@ def test_every_setting_that_changes_a_number_round_trips_through_the_link(app, t
     assert fresh.button_group(key="w_mode").value == "mask"
     marks = next(b for b in fresh.button_group if b.key and b.key.startswith("w_marks"))
     assert list(marks.value) == [1, 2]
+
+
+def test_near_ties_unlikely_targets_and_weak_signals_are_said():
+    import dataclasses
+
+    from dashboard import views
+    from explainers.methods import METHODS
+    from tests.test_faithfulness import _explanation
+
+    class Classifier:
+        labels = ["negative", "positive"]
+        task = type("Task", (), {"target_noun": "label"})
+
+    tie = views.prediction_warnings(
+        {"probabilities": {"negative": 0.46, "positive": 0.54}, "target_prob": 0.54}, Classifier()
+    )
+    assert len(tie) == 1 and "54 % against 46 %" in tie[0]
+    clear = {"probabilities": {"negative": 0.1, "positive": 0.9}, "target_prob": 0.9}
+    assert views.prediction_warnings(clear, Classifier()) == []
+    unlikely = views.prediction_warnings({**clear, "target_prob": 0.004}, Classifier())
+    assert len(unlikely) == 1 and "p = 0.004" in unlikely[0]
+
+    exp = dataclasses.replace(_explanation([2e-6] * 10), properties=METHODS["integrated_gradients"].properties())
+    assert "Weak signal" in views.weak_signal(exp) and "2.0e-06" in views.weak_signal(exp)
+    strong = dataclasses.replace(exp, word_scores=[0.3] * 10)
+    assert views.weak_signal(strong) is None
+    unsigned = dataclasses.replace(exp, properties=METHODS["attention"].properties())
+    assert views.weak_signal(unsigned) is None  # attention weights are not probability units
+
+
+def test_one_colour_scale_for_all_cards(app):
+    app.sidebar.multiselect(key="w_methods").set_value(["integrated_gradients", "occlusion"]).run()
+    set_text(app, TEXT)
+    click(app, "Explain")
+    app.toggle(key="w_shared_scale").set_value(True).run()
+    assert not app.exception
+    legends = [h.proto.body for h in app.get("html") if "full colour" in h.proto.body]
+    scales = {re.search(r"full colour = ±([\d.e-]+)", body).group(1) for body in legends}
+    assert len(legends) >= 2 and len(scales) == 1  # every signed card on one scale

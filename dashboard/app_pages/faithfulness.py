@@ -7,7 +7,15 @@ from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
 from dashboard import models, results, views, widgets
 from dashboard.widgets import plain
-from explainers.faithfulness import CURVE_METRICS, MODES, PLAUSIBILITY, agreement, plausibility
+from explainers.faithfulness import (
+    CURVE_METRICS,
+    MODES,
+    PLAUSIBILITY,
+    RANKING_RULE,
+    agreement,
+    mode_dependence,
+    plausibility,
+)
 from explainers.narrative import faithfulness_verdict
 
 st.title("Faithfulness: which explanation should I trust?")
@@ -32,13 +40,17 @@ req, run_id = views.plan(pressed, "Press **Explain and check** to run the chosen
 exps = views.explanations(req, run_id)
 handle = models.get_model(req.model)
 
-with st.spinner("Running the checks (one batched pass per method)…"):
-    reports = results.reports(handle, req, exps, mode)
+with st.spinner("Running the checks in both modes (one batched pass per method and mode)…"):
+    by_mode = {m: results.reports(handle, req, exps, m) for m in MODES}
+reports = by_mode[mode]
 titles = [e.title for e in exps]
 names, matrix = agreement(exps)
 
 st.subheader("Verdict")
 st.info(plain(faithfulness_verdict(reports, (names, matrix))), icon=":material/gavel:")
+if len(exps) > 1:
+    st.caption(plain(mode_dependence(by_mode)))
+st.caption(plain(RANKING_RULE))
 
 st.subheader("Metrics")
 st.caption(f"Explaining '{plain(exps[0].target.label.strip())}' (p = {exps[0].target_prob:.3f} on the full text).")

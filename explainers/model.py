@@ -129,6 +129,12 @@ class ModelHandle:
         ids = list(out["input_ids"])
         if not [i for i, s in enumerate(out["special_tokens_mask"]) if not s]:
             raise InputError("The text has no tokens this model can read (only spaces or control characters?).")
+        unk = tok.unk_token_id
+        if unk is not None and all(i == unk for i, s in zip(ids, out["special_tokens_mask"]) if not s):
+            raise InputError(
+                "Every token of this text is unknown to the model's tokenizer: there is nothing to explain. "
+                "Is the text in a language or script this model reads, and is the model's own tokenizer loaded?"
+            )
         special = [bool(s) for s in out["special_tokens_mask"]]
         offsets = [tuple(o) for o in out["offset_mapping"]]
 

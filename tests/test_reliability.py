@@ -1,0 +1,180 @@
+"""Reliability (issue 13): damaged and unusual model folders, hostile links and CLI inputs all end in a
+clear message, never a traceback, and nothing silently explains a model that is not the one asked for."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from explainers import builtin, integrity
+from explainers.cli import main
+from explainers.errors import InputError, ModelLoadError
+from explainers.loading import load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _copy(folder: Path, tmp_path: Path, name: str = "copy") -> Path:
+    out = tmp_path / name
+    shutil.copytree(folder, out)
+    return out
+
+
+def _cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- 1. damaged weights ------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
+def test_a_damaged_folder_is_refused_with_a_fix(tiny_bert_dir, tmp_path, damage, capsys):
+    folder = _copy(tiny_bert_dir, tmp_path)
+    weights = folder / "model.safetensors"
+    size = weights.stat().st_size
+    with open(weights, "r+b") as f:
+        f.truncate(size // 2 if damage == "truncate" else 0)
+    with pytest.raises(ModelLoadError, match="damaged: model.safetensors is (truncated|empty).*save the model again"):
+        load_model(str(folder), device="cpu")
+    code, _, err = _cli(capsys, "explain", "--model", str(folder), "--text", "a film", "--method", "saliency")
+    assert code == 2 and "damaged" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_safetensors_check_agrees_with_the_library(tiny_bert_dir, tmp_path):
+    """The length check says 'whole' exactly when safetensors itself reads every tensor."""
+    from safetensors import safe_open
+
+    weights = _copy(tiny_bert_dir, tmp_path) / "model.safetensors"
+    assert integrity.safetensors_problem(weights) is None
+    with safe_open(str(weights), "pt") as f:
+        assert all(f.get_tensor(k) is not None for k in f.keys())
+    with open(weights, "ab") as f:  # one byte too many: the header no longer matches
+        f.write(b"\0")
+    assert "padded" in integrity.safetensors_problem(weights)
+
+
+def _fake_sentiment(monkeypatch, tmp_path, calls):
+    """A quick stand-in for the sentiment build: a real (tiny) safetensors file."""
+    monkeypatch.setenv("WHYBOX_CACHE", str(tmp_path / "cache"))
+
+    def build(out, recipe, report):
+        import torch
+        from safetensors.torch import save_file
+
+        calls.append(out)
+        save_file({"w": torch.arange(64, dtype=torch.float32)}, str(out / "model.safetensors"))
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setitem(builtin._RECIPES, "sentiment", ({"fake": "reliability"}, build))
+
+
+def test_a_built_in_has_checksums_and_a_damaged_one_is_rebuilt(monkeypatch, tmp_path):
+    calls: list = []
+    _fake_sentiment(monkeypatch, tmp_path, calls)
+    folder = builtin.builtin_path("sentiment", progress=lambda f, m: None)
+    table = json.loads((folder / integrity.CHECKSUMS).read_text())
+    assert table["model.safetensors"]["sha256"] == integrity.sha256_of(folder / "model.safetensors")
+    assert builtin.builtin_path("sentiment", progress=lambda f, m: None) == folder and len(calls) == 1
+    # a flipped byte keeps the length (the header check passes) but not the checksum
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "model.safetensors").write_bytes(data)
+    assert integrity.folder_problems(folder) == ["model.safetensors differs from what was written (checksum mismatch)"]
+    messages = []
+    assert builtin.builtin_path("sentiment", progress=lambda f, m: messages.append(m)) == folder
+    assert len(calls) == 2 and not integrity.folder_problems(folder)
+    assert any("rebuilding: the cached copy is damaged" in m for m in messages)
+
+
+def _read_only(monkeypatch):
+    """Root ignores file modes, so a read-only file system is simulated where whybox writes."""
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(builtin, "_open_lock", refuse)
+    monkeypatch.setattr(integrity, "write_checksums", refuse)
+
+
+def test_a_read_only_cache_serves_what_is_built_and_says_what_to_do(monkeypatch, tmp_path):
+    calls: list = []
+    _fake_sentiment(monkeypatch, tmp_path, calls)
+    folder = builtin.builtin_path("sentiment", progress=lambda f, m: None)
+    _read_only(monkeypatch)
+    assert builtin.builtin_path("sentiment", progress=lambda f, m: None) == folder  # no lock needed
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError) as caught:
+        builtin.builtin_path("sentiment", progress=lambda f, m: None)
+    message = str(caught.value)
+    assert "is damaged (model.safetensors is empty (0 bytes)" in message
+    assert f"cannot write its cache folder {folder.parent} (Read-only file system)" in message
+    assert "WHYBOX_CACHE" in message and len(calls) == 1
+
+
+def test_a_read_only_cache_in_the_cli_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("WHYBOX_CACHE", str(tmp_path / "empty-cache"))
+    _read_only(monkeypatch)
+    code, _, err = _cli(capsys, "build-models", "--only", "sentiment")
+    assert code == 2 and "not built yet" in err and "WHYBOX_CACHE" in err and "Traceback" not in err
+
+
+def test_pickle_only_folder_is_refused(tiny_bert_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = _copy(tiny_bert_dir, tmp_path)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match=r"only pickle weights \(pytorch_model.bin\); whybox loads safetensors"):
+        load_model(str(folder), device="cpu")
+
+
+def test_a_folder_without_its_tokenizer_is_refused(tiny_bert_dir, tmp_path):
+    folder = _copy(tiny_bert_dir, tmp_path)
+    for name in ("tokenizer.json", "vocab.txt"):
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError, match="tokenizer of .* tokens for a model of 30,522"):
+        load_model(str(folder), device="cpu")
+
+
+def test_a_text_of_unknown_tokens_is_refused(tiny_bert):
+    unk = tiny_bert.tokenizer.unk_token_id
+    text = "\u2603\u2603 \u2604"  # snowmen and a comet: [UNK] for this vocabulary
+    assert set(tiny_bert.tokenizer(text, add_special_tokens=False)["input_ids"]) == {unk}
+    with pytest.raises(InputError, match="Every token of this text is unknown"):
+        tiny_bert.encode(text)
+    assert tiny_bert.encode("a \u2603 film").n_tokens == 5  # one unknown token among known ones is fine
+
+
+@pytest.mark.parametrize("fixture,task", [("tiny_bert_dir", "causal_lm"), ("tiny_gpt2_dir", "classification")])
+def test_a_head_that_would_be_initialised_at_random_is_refused(request, fixture, task, capsys):
+    folder = request.getfixturevalue(fixture)
+    with pytest.raises(ModelLoadError, match="would be initialised at random"):
+        load_model(str(folder), device="cpu", task=task)
+    code, _, err = _cli(capsys, "explain", "--model", str(folder), "--task", task, "--text", "a film")
+    assert code == 2 and "initialised at random" in err
+
+
+def test_the_fixtures_load_without_new_weights(tiny_bert_dir, tiny_gpt2_dir, tiny_llama_dir):
+    for folder in (tiny_bert_dir, tiny_gpt2_dir, tiny_llama_dir):
+        load_model(str(folder), device="cpu")  # the refusals above do not fire on whole checkpoints
+
+
+def test_cli_damaged_folder_in_a_subprocess_has_no_traceback(tiny_bert_dir, tmp_path):
+    folder = _copy(tiny_bert_dir, tmp_path)
+    (folder / "model.safetensors").write_bytes(b"")
+    proc = subprocess.run(
+        [sys.executable, "-m", "explainers.cli", "explain", "--model", str(folder), "--text", "a film"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"WHYBOX_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "model.safetensors is empty" in proc.stderr and "Traceback" not in proc.stderr

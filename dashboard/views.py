@@ -9,7 +9,7 @@ from contextlib import nullcontext
 import streamlit as st
 
 from components.report import html_report, json_bundle
-from dashboard import models, results
+from dashboard import links, models, results
 from dashboard.widgets import plain
 from explainers import faithfulness
 from explainers.errors import InternalError, WhyboxError
@@ -87,7 +87,7 @@ def request_to_show(key: str, request, pressed: bool, check=lambda request: True
 
 
 def _explanations(pressed: bool) -> tuple[results.Request, list[Explanation], dict[str, WhyboxError]] | None:
-    run = pressed or st.session_state.pop("autorun", False)
+    run = pressed or links.take_autorun(model(), results.current_request())
 
     def runnable(req: results.Request) -> bool:
         if not req.methods:

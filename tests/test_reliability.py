@@ -178,3 +178,82 @@ def test_cli_damaged_folder_in_a_subprocess_has_no_traceback(tiny_bert_dir, tmp_
         timeout=120,
     )
     assert proc.returncode == 2 and "model.safetensors is empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- 2. links -------------------------------------------------------------------------------------------
+APP = ROOT / "dashboard" / "app.py"
+
+
+def _open_link(monkeypatch, default_dir, query: dict, **env):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(default_dir))
+    for name in ("WHYBOX_ALLOW_CUSTOM_MODELS", "WHYBOX_ALLOWED_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update(query)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _warnings(at) -> str:
+    return "\n".join(w.value for w in at.warning).replace("\\", "").replace("**", "")
+
+
+def test_a_link_naming_a_local_folder_asks_first(monkeypatch, tiny_bert_dir, tiny_gpt2_dir):
+    query = {"model": str(tiny_gpt2_dir), "text": "The capital of France is", "methods": "saliency"}
+    at = _open_link(monkeypatch, tiny_bert_dir, query)
+    assert at.session_state.model == str(tiny_bert_dir)  # nothing loaded silently
+    assert f"This link asks to load the model {tiny_gpt2_dir}" in _warnings(at)
+    assert not at.subheader  # and nothing explained with the wrong model meanwhile
+    next(b for b in at.button if b.label == "Load it").click().run()
+    assert not at.exception and at.session_state.model == str(tiny_gpt2_dir)
+    assert [s.value for s in at.subheader] == ["Prediction", "Saliency"]  # the held autorun, now on its model
+    assert "This link asks" not in _warnings(at)
+
+
+def test_declining_a_link_model_keeps_the_default(monkeypatch, tiny_bert_dir, tiny_gpt2_dir):
+    at = _open_link(monkeypatch, tiny_bert_dir, {"model": str(tiny_gpt2_dir), "text": "a film", "methods": "saliency"})
+    next(b for b in at.button if b.label == "No, keep the current model").click().run()
+    assert at.session_state.model == str(tiny_bert_dir) and not at.subheader and "This link asks" not in _warnings(at)
+
+
+def test_a_link_naming_a_hub_id_asks_first(monkeypatch, tiny_bert_dir):
+    at = _open_link(monkeypatch, tiny_bert_dir, {"model": "someone/anything"})
+    assert at.session_state.model == str(tiny_bert_dir)
+    assert "This link asks to load the model someone/anything" in _warnings(at)
+
+
+def test_operator_allowed_models_load_from_a_link(monkeypatch, tiny_bert_dir, tiny_gpt2_dir):
+    at = _open_link(
+        monkeypatch, tiny_bert_dir, {"model": str(tiny_gpt2_dir)}, WHYBOX_ALLOWED_MODELS=str(tiny_gpt2_dir.parent)
+    )
+    assert at.session_state.model == str(tiny_gpt2_dir) and "This link asks" not in _warnings(at)
+
+
+def test_strict_mode_refuses_a_link_model_and_says_so(monkeypatch, tiny_bert_dir, tiny_gpt2_dir):
+    at = _open_link(monkeypatch, tiny_bert_dir, {"model": str(tiny_gpt2_dir)}, WHYBOX_ALLOW_CUSTOM_MODELS="0")
+    assert at.session_state.model == str(tiny_bert_dir) and not [b for b in at.button if b.label == "Load it"]
+    assert "which this server does not serve" in _warnings(at)
+
+
+def test_a_40kb_link_text_waits_for_the_button(monkeypatch, tiny_bert_dir):
+    from explainers.methods import METHODS
+
+    text = "the film is long but the actors are wonderful . " * 850  # about 40 KB
+    assert len(text.encode()) > 40_000
+    at = _open_link(monkeypatch, tiny_bert_dir, {"text": text, "methods": "integrated_gradients,lime"})
+    assert not at.subheader  # nothing ran
+    info = "\n".join(i.value for i in at.info)
+    rows = METHODS["integrated_gradients"].estimate(128).rows + METHODS["lime"].estimate(128).rows
+    assert "This link's text is 128 tokens long" in info and f"about {rows:,} model passes" in info
+    next(b for b in at.button if b.label == "Explain").click().run()
+    assert [s.value for s in at.subheader] == ["Prediction", "Integrated Gradients", "LIME"]
+
+
+def test_a_cheap_link_still_explains_at_once(monkeypatch, tiny_bert_dir):
+    at = _open_link(monkeypatch, tiny_bert_dir, {"text": "a film", "methods": "saliency"})
+    assert [s.value for s in at.subheader] == ["Prediction", "Saliency"]

@@ -136,6 +136,8 @@ def method_caption(exp: Explanation) -> str:
         bits.append(f"seed {exp.seed}")
     for d in exp.diagnostics:
         bits.append(f"{d['title']} {d['value']:.3g}" + ("" if d["ok"] else " (poor)"))
+    if exp.extras.get("scaled_down"):
+        bits.append(str(exp.extras["scaled_down"]))
     if "baseline_token" in exp.extras:
         bits.append(f"baseline token {exp.extras['baseline_token']!r}")
     return " · ".join(bits)

@@ -164,7 +164,15 @@ class ModelHandle:
         """The predicted class / next token unless the user names a label or a continuation."""
         if target is None or target == "":
             return self.task.predicted_target((prediction or self.predict(enc)).probs)
-        return self.task.resolve_target(enc, target)
+        resolved = self.task.resolve_target(enc, target)
+        # a continuation is teacher-forced after the text: together they must fit the model's positions
+        positions = getattr(self.config.get_text_config(), "max_position_embeddings", None)
+        if positions and enc.n_tokens + resolved.n_tokens - 1 > positions:
+            raise InputError(
+                f"The text ({enc.n_tokens} tokens) and the continuation ({resolved.n_tokens} tokens) together "
+                f"run past the model's {positions} positions: shorten the text or the continuation."
+            )
+        return resolved
 
     def target_probability(self, enc: Encoded, target: Target, prediction: Prediction | None = None) -> float:
         """p(target | text): read off the prediction when the task can, else one more pass."""

@@ -257,3 +257,127 @@ def test_a_40kb_link_text_waits_for_the_button(monkeypatch, tiny_bert_dir):
 def test_a_cheap_link_still_explains_at_once(monkeypatch, tiny_bert_dir):
     at = _open_link(monkeypatch, tiny_bert_dir, {"text": "a film", "methods": "saliency"})
     assert [s.value for s in at.subheader] == ["Prediction", "Saliency"]
+
+
+# ---- 3. CLI inputs --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999"])
+@pytest.mark.parametrize("method", ["lime", "kernel_shap", "gradient_shap"])
+def test_seeds_outside_32_bits_are_refused(capsys, tiny_bert_dir, seed, method):
+    code, _, err = _cli(
+        capsys, "explain", "--model", str(tiny_bert_dir), "--text", "a film", "--method", method, "--seed", seed
+    )
+    assert code == 2 and "The seed must be a whole number between 0 and 4294967295" in err
+
+
+def test_the_largest_seed_works(tiny_bert):
+    from explainers.methods import explain
+
+    exp = explain(tiny_bert, "a fine film", "lime", seed=2**32 - 1, n_samples=20)
+    again = explain(tiny_bert, "a fine film", "lime", seed=2**32 - 1, n_samples=20)
+    assert exp.seed == 2**32 - 1 and list(exp.word_scores) == list(again.word_scores)
+
+
+def _cli_bytes(args: list[bytes], stdin: bytes = b"", tmp_path=None):
+    proc = subprocess.run(
+        [sys.executable.encode(), b"-m", b"explainers.cli", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "WHYBOX_CACHE": str(tmp_path), "LANG": "C.UTF-8"},
+        timeout=120,
+    )
+    return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["stdin latin-1", "stdin lone continuation", "text argument", "target argument", "param argument"],
+)
+def test_undecodable_bytes_get_one_line(tiny_bert_dir, tmp_path, case):
+    model = [b"--model", str(tiny_bert_dir).encode(), b"--method", b"saliency"]
+    stdin = b""
+    if case == "stdin latin-1":
+        args, stdin = [b"explain", *model, b"--text", b"-"], "un film très réussi".encode("latin-1")
+    elif case == "stdin lone continuation":
+        args, stdin = [b"explain", *model, b"--text", b"-"], b"a \x80\x81 film"
+    elif case == "text argument":
+        args = [b"explain", *model, b"--text", b"caf\xe9 film"]
+    elif case == "target argument":
+        args = [b"explain", *model, b"--text", b"a film", b"--target", b"n\xe9gative"]
+    else:
+        args = [b"explain", *model, b"--text", b"a film", b"--param", b"baseline=\xff"]
+    code, err = _cli_bytes(args, stdin, tmp_path)
+    assert code == 2 and "not UTF-8" in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_a_continuation_past_the_position_limit_is_refused(tiny_gpt2):
+    from explainers.methods import explain
+
+    text = "the film " * 200  # truncated to the model's 128 positions
+    with pytest.raises(InputError, match="run past the model's 128 positions"):
+        explain(tiny_gpt2, text, "saliency", target=" is long and dull")
+    assert explain(tiny_gpt2, "the film", "saliency", target=" is long").target.n_tokens > 1
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_parameters_are_refused(capsys, tiny_bert_dir, value):
+    code, out, err = _cli(
+        capsys,
+        "explain",
+        "--model",
+        str(tiny_bert_dir),
+        "--text",
+        "a film",
+        "--method",
+        "attention_rollout",
+        "--param",
+        f"residual={value}",
+        "--json",
+    )
+    assert code == 2 and "residual must be a finite number" in err and out == ""
+
+
+def test_one_token_evaluate_is_strict_json(capsys, tiny_bert_dir):
+    code, out, _ = _cli(
+        capsys, "evaluate", "--model", str(tiny_bert_dir), "--text", "film", "--method", "saliency", "--json"
+    )
+
+    def refuse(name):
+        raise AssertionError(f"{name} in the JSON")
+
+    data = json.loads(out, parse_constant=refuse)
+    assert code == 0 and data["reports"][0]["values"]["kendall_tau_loo"] is None
+
+
+def test_lime_reads_only_the_truncated_text(tiny_bert, monkeypatch):
+    """A 1 MB text: LIME's samples are built from the part the model reads (128 tokens here)."""
+    from explainers.methods import explain
+
+    seen = []
+    original = tiny_bert.predict_proba
+    monkeypatch.setattr(
+        tiny_bert, "predict_proba", lambda texts, target=None: seen.append(texts) or original(texts, target)
+    )
+    text = "a gripping and funny film . " * 37_500
+    assert len(text) >= 1_000_000
+    exp = explain(tiny_bert, text, "lime", n_samples=50)
+    assert exp.truncated and len(exp.words) == len(exp.word_scores) < 130
+    longest = max(len(t) for texts in seen for t in texts)
+    assert longest <= len(" ".join(exp.words)) + 10  # the words read, not the megabyte
+
+
+def test_expensive_methods_scale_down_on_long_inputs(tiny_bert, monkeypatch):
+    from explainers.limits import MAX_TOKEN_ROWS_ENV
+    from explainers.methods import METHODS, explain
+
+    text = "a gripping and funny film . " * 40
+    n = tiny_bert.encode(text).n_tokens
+    monkeypatch.setenv(MAX_TOKEN_ROWS_ENV, str(300 * n))
+    exp = explain(tiny_bert, text, "kernel_shap", n_samples=1000)
+    assert exp.params["n_samples"] == 300 and "n_samples lowered from 1000 to 300" in exp.extras["scaled_down"]
+    assert METHODS["kernel_shap"].estimate(n, exp.params).rows * n <= 300 * n
+    small = explain(tiny_bert, "a film", "kernel_shap", n_samples=100)
+    assert small.params["n_samples"] == 100 and "scaled_down" not in small.extras
+    monkeypatch.setenv(MAX_TOKEN_ROWS_ENV, str(n))  # less than one row per token: nothing fits
+    with pytest.raises(InputError, match="shorten the text or pick a cheaper method"):
+        explain(tiny_bert, text, "leave_one_out")

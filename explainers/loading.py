@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from . import integrity
+from . import architecture, integrity
 from .errors import ModelLoadError
 from .model import DEFAULT_MAX_TOKENS, ModelHandle
 from .tasks import task_class
@@ -150,6 +150,7 @@ def load_model(
     _refuse_small_tokenizer(name_or_path, tokenizer, config)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    architecture.prepare(model)  # e.g. ALBERT's shared layer, unrolled into blocks
     model.to(torch_device).eval()
     model.requires_grad_(False)  # we differentiate w.r.t. inputs only: no weight gradients to store
 

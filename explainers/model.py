@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from . import architecture
 from .errors import InputError
 from .gateway import InferenceGateway, Prediction
 from .tasks import Target, Task
@@ -73,23 +74,18 @@ class ModelHandle:
 
     @property
     def blocks(self) -> torch.nn.ModuleList:
-        """The transformer blocks: the first ModuleList as long as the model has hidden layers."""
+        """The transformer blocks, in order (see architecture.py for shared-layer models)."""
         cached = getattr(self, "_blocks", None)
-        if cached is not None:
-            return cached
-        n = getattr(self.config.get_text_config(), "num_hidden_layers", None)
-        lists = [m for _, m in self.model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
-        matching = [m for m in lists if n is None or len(m) == n]
-        if not matching:
-            raise InputError(f"Could not find the transformer blocks of {self.architecture}.")
-        self._blocks = matching[0]
-        return self._blocks
+        if cached is None:
+            cached = self._blocks = architecture.find_blocks(self.model)
+        return cached
 
     def block(self, layer: int) -> torch.nn.Module:
+        """The module a layer method hooks for block `layer`: its output is that block's hidden states."""
         n = len(self.blocks)
         if not -n <= layer < n:
             raise InputError(f"Layer {layer} does not exist: {self.architecture} has layers 0..{n - 1}.")
-        return self.blocks[layer]
+        return architecture.layer_output_module(self.model, self.blocks[layer])
 
     @property
     def special_ids(self) -> set[int]:

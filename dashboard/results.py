@@ -12,6 +12,7 @@ import torch
 from dashboard.widgets import current_text
 from explainers.explanation import Explanation
 from explainers.faithfulness import Report, evaluate_many
+from explainers.memo import ByteLRU, release_free_memory
 from explainers.methods import explain
 from explainers.model import ModelHandle
 
@@ -39,38 +40,40 @@ def current_request() -> Request:
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=2000)
-def _explain(model: str, text: str, method: str, params: str, seed: int, target: str, _handle: ModelHandle) -> dict:
-    return explain(_handle, text, method, target=target or None, seed=seed, **json.loads(params)).to_dict()
+# Bounded by bytes as well as entries (explainers/memo.py): a 1 MB text is copied into each of its
+# explanations, and a long text's attention weights run to hundreds of MB.
+MB = 1 << 20
+EXPLANATIONS = ByteLRU(max_bytes=128 * MB, max_entries=2000, copy=True)
+ATTENTIONS = ByteLRU(max_bytes=384 * MB, max_entries=4)  # read only by callers: handed out uncopied
+REPORTS = ByteLRU(max_bytes=32 * MB, max_entries=500, copy=True)
 
 
 def explain_one(handle: ModelHandle, req: Request, method: str) -> Explanation:
     """One method's explanation, cached per (model, text, method, params, seed, target)."""
     params = json.dumps(req.method_params(method), sort_keys=True)
-    return Explanation.from_dict(_explain(req.model, req.text, method, params, req.seed, req.target, handle))
-
-
-# A resource, not data: a long text's weights run to hundreds of MB, which cache_data would copy
-# on every rerun. Callers only read them.
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _attentions(model: str, text: str, _handle: ModelHandle) -> tuple[torch.Tensor, ...]:
-    return tuple(_handle.attentions(_handle.encode(text)))
+    key = (req.model, req.text, method, params, req.seed, req.target)
+    data = EXPLANATIONS.get_or_compute(
+        key,
+        lambda: explain(
+            handle, req.text, method, target=req.target or None, seed=req.seed, **json.loads(params)
+        ).to_dict(),
+    )
+    release_free_memory()  # a server's memory follows its caches, not every text it has seen
+    return Explanation.from_dict(data)
 
 
 def attentions(handle: ModelHandle, text: str) -> list[torch.Tensor]:
     """Attention weights per layer, each (1, heads, T, T), cached per (model, text)."""
-    return list(_attentions(handle.name, text, handle))
-
-
-@st.cache_data(show_spinner=False, max_entries=500)
-def _reports(req: Request, mode: str, _handle: ModelHandle, _explanations: list[Explanation]) -> list[dict]:
-    return [r.to_dict() for r in evaluate_many(_handle, _explanations, mode)]
+    return list(ATTENTIONS.get_or_compute((handle.name, text), lambda: tuple(handle.attentions(handle.encode(text)))))
 
 
 def reports(handle: ModelHandle, req: Request, explanations: list[Explanation], mode: str) -> list[Report]:
     """Faithfulness reports of a request's explanations, cached per request and mode."""
     done = Request(req.model, req.text, tuple(e.method for e in explanations), req.params, req.seed, req.target)
-    return [Report.from_dict(d) for d in _reports(done, mode, handle, explanations)]
+    data = REPORTS.get_or_compute(
+        (done, mode), lambda: [r.to_dict() for r in evaluate_many(handle, explanations, mode)]
+    )
+    return [Report.from_dict(d) for d in data]
 
 
 def settings_of(req: Request) -> dict:

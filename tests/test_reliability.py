@@ -381,3 +381,48 @@ def test_expensive_methods_scale_down_on_long_inputs(tiny_bert, monkeypatch):
     monkeypatch.setenv(MAX_TOKEN_ROWS_ENV, str(n))  # less than one row per token: nothing fits
     with pytest.raises(InputError, match="shorten the text or pick a cheaper method"):
         explain(tiny_bert, text, "leave_one_out")
+
+
+# ---- 7. bounded caches -----------------------------------------------------------------------------------
+def test_byte_lru_evicts_by_bytes_and_entries():
+    import torch
+
+    from explainers.memo import ByteLRU, weigh
+
+    memo = ByteLRU(max_bytes=1000, max_entries=3)
+    tensor = lambda n: torch.zeros(n, dtype=torch.float32)  # noqa: E731 - 4 bytes per element
+    assert weigh(tensor(100)) == 400 and weigh((tensor(10), tensor(5))) == 60
+    for key, n in [("a", 100), ("b", 100)]:
+        memo.get_or_compute(key, lambda n=n: tensor(n))
+    assert memo.bytes == 800 and len(memo) == 2
+    memo.get_or_compute("a", lambda: pytest.fail("a is cached"))  # a is now the most recent
+    memo.get_or_compute("c", lambda: tensor(100))  # 1200 > 1000: the least recent (b) goes
+    assert memo.bytes == 800 and set(memo._items) == {"a", "c"}
+    big = memo.get_or_compute("huge", lambda: tensor(1000))  # larger than the budget: served, not kept
+    assert big.numel() == 1000 and "huge" not in memo._items
+    for key in "defg":
+        memo.get_or_compute(key, lambda: tensor(1))
+    assert len(memo) == 3 and memo.bytes == 12  # the entry bound holds too
+
+
+def test_byte_lru_copies_hand_out_fresh_values():
+    from explainers.memo import ByteLRU
+
+    memo = ByteLRU(max_bytes=10_000, max_entries=10, copy=True)
+    first = memo.get_or_compute("k", lambda: {"scores": [1.0, 2.0]})
+    first["scores"].append(99.0)
+    assert memo.get_or_compute("k", lambda: None) == {"scores": [1.0, 2.0]}
+
+
+def test_dashboard_attention_cache_stays_within_its_bytes(tiny_bert, monkeypatch):
+    from dashboard import results
+    from explainers.memo import ByteLRU
+
+    monkeypatch.setattr(results, "ATTENTIONS", ByteLRU(max_bytes=2_000_000, max_entries=100))
+    for k in range(12):
+        text = f"variant {k} : " + "the film is long but the actors are wonderful . " * 12
+        weights = results.attentions(tiny_bert, text)
+        assert results.ATTENTIONS.bytes <= 2_000_000
+    n = weights[0].shape[-1]
+    assert results.ATTENTIONS.bytes == len(results.ATTENTIONS) * 2 * 4 * n * n * 4  # layers x heads x T x T x 4
+    assert 0 < len(results.ATTENTIONS) < 12

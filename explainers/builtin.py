@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import integrity
 from .errors import ModelLoadError
+from .threads import idle_cores
 
 Progress = Callable[[float, str], None]
 
@@ -256,11 +257,9 @@ def _quiet_build():
 
     threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
     bars = transformers.utils.logging.is_progress_bar_enabled()
-    # Not more threads than idle cores: an OpenMP team waits for its slowest thread at every operation,
-    # so one thread sharing a core with another process stalls them all (measured on 2 cores with one
-    # other busy process: 2 threads built `sentiment` in 8-11 minutes, 1 thread in 1.5).
-    busy = round(os.getloadavg()[0])
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - busy))
+    # Not more threads than idle cores (threads.py; measured on 2 cores with one other busy process:
+    # 2 threads built `sentiment` in 8-11 minutes, 1 thread in 1.5).
+    torch.set_num_threads(idle_cores())
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:

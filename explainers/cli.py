@@ -61,6 +61,9 @@ def _check_arguments(argv: list[str]) -> None:
 
 def _load(args):
     from .loading import load_model
+    from .threads import apply_thread_policy
+
+    apply_thread_policy()  # no more torch threads than idle cores (see threads.py)
 
     return load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
 

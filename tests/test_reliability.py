@@ -426,3 +426,33 @@ def test_dashboard_attention_cache_stays_within_its_bytes(tiny_bert, monkeypatch
     n = weights[0].shape[-1]
     assert results.ATTENTIONS.bytes == len(results.ATTENTIONS) * 2 * 4 * n * n * 4  # layers x heads x T x T x 4
     assert 0 < len(results.ATTENTIONS) < 12
+
+
+# ---- 15. threads ----------------------------------------------------------------------------------------
+def test_thread_policy_uses_idle_cores(monkeypatch):
+    from explainers import threads
+
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert threads.choose_threads() == 1  # 4 cores, 3 kept busy by others
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (9.6, 0.0, 0.0))
+    assert threads.choose_threads() == 1  # never fewer than one
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert threads.choose_threads() == 4
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.choose_threads() == 3
+    monkeypatch.setenv(threads.THREADS_ENV, "lots")  # not a number: the policy decides
+    assert threads.choose_threads() == 4
+
+
+def test_the_cli_applies_the_thread_policy(monkeypatch, capsys, tiny_bert_dir):
+    import torch
+
+    monkeypatch.setenv("WHYBOX_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        code, _, _ = _cli(capsys, "explain", "--model", str(tiny_bert_dir), "--text", "a film", "--method", "saliency")
+        assert code == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -95,10 +95,11 @@ def engine_sessions(model: str, sessions: int, runs: int, deadline: float) -> No
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
+    store = results._store()
     print(f"engine: {sessions} sessions, {done[0]} requests in {wall:.1f} s, {len(errors)} errors")
     print(f"engine latency: {percentiles(latencies)}")
     print(
-        f"engine caches: explanations {len(results.EXPLANATIONS)} entries / {results.EXPLANATIONS.bytes / 2**20:.1f} MB"
+        f"engine caches: explanations {len(store._items)} entries / {store._bytes / 2**20:.1f} MB"
         f", attentions {len(results.ATTENTIONS)} / {results.ATTENTIONS.bytes / 2**20:.1f} MB"
     )
     print("engine RSS (MB) by requests done: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in rss_series))

@@ -4,6 +4,8 @@ faithfulness reports, each computed once per setting."""
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import streamlit as st
@@ -15,6 +17,7 @@ from explainers.faithfulness import Report, evaluate_many
 from explainers.memo import ByteLRU, release_free_memory
 from explainers.methods import explain
 from explainers.model import ModelHandle
+from explainers.tasks import Target
 
 
 @dataclass(frozen=True)
@@ -40,26 +43,61 @@ def current_request() -> Request:
     )
 
 
-# Bounded by bytes as well as entries (explainers/memo.py): a 1 MB text is copied into each of its
-# explanations, and a long text's attention weights run to hundreds of MB.
-MB = 1 << 20
-EXPLANATIONS = ByteLRU(max_bytes=128 * MB, max_entries=2000, copy=True)
-ATTENTIONS = ByteLRU(max_bytes=384 * MB, max_entries=4)  # read only by callers: handed out uncopied
-REPORTS = ByteLRU(max_bytes=32 * MB, max_entries=500, copy=True)
+class ExplanationStore:
+    """Finished explanations of this server process, newest kept, bounded by entries and by bytes of
+    JSON (a long text's explanation is larger). Filled as each method finishes, outside Streamlit's
+    caches, so that progress can be drawn and a run stopped while a method computes."""
+
+    def __init__(self, max_entries: int = 2000, max_bytes: int = 200_000_000):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._items: OrderedDict[tuple, str] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Explanation | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return Explanation.from_json(self._items[key])
+
+    def put(self, key: tuple, exp: Explanation) -> None:
+        release_free_memory()  # a server's memory follows its caches, not every text it has seen
+        data = exp.to_json()
+        with self._lock:
+            self._bytes += len(data) - len(self._items.pop(key, ""))
+            self._items[key] = data
+            while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
+                self._bytes -= len(self._items.popitem(last=False)[1])
+
+
+@st.cache_resource(show_spinner=False)
+def _store() -> ExplanationStore:
+    return ExplanationStore()
+
+
+def _key(req: Request, method: str) -> tuple:
+    return (req.model, req.text, method, json.dumps(req.method_params(method), sort_keys=True), req.seed, req.target)
+
+
+def finished(req: Request, method: str) -> Explanation | None:
+    """The explanation if it was already computed (instant), else None; never runs the model."""
+    return _store().get(_key(req, method))
 
 
 def explain_one(handle: ModelHandle, req: Request, method: str) -> Explanation:
-    """One method's explanation, cached per (model, text, method, params, seed, target)."""
-    params = json.dumps(req.method_params(method), sort_keys=True)
-    key = (req.model, req.text, method, params, req.seed, req.target)
-    data = EXPLANATIONS.get_or_compute(
-        key,
-        lambda: explain(
-            handle, req.text, method, target=req.target or None, seed=req.seed, **json.loads(params)
-        ).to_dict(),
-    )
-    release_free_memory()  # a server's memory follows its caches, not every text it has seen
-    return Explanation.from_dict(data)
+    """One method's explanation, computed once per (model, text, method, params, seed, target)."""
+    exp = finished(req, method)
+    if exp is None:
+        exp = explain(handle, req.text, method, target=req.target or None, seed=req.seed, **req.method_params(method))
+        _store().put(_key(req, method), exp)
+    return exp
+
+
+# Bounded by bytes as well as entries (explainers/memo.py): a long text's attention weights run to
+# hundreds of MB. Callers only read them: handed out uncopied.
+ATTENTIONS = ByteLRU(max_bytes=384 << 20, max_entries=4)
+REPORTS = ByteLRU(max_bytes=32 << 20, max_entries=500, copy=True)
 
 
 def attentions(handle: ModelHandle, text: str) -> list[torch.Tensor]:
@@ -86,3 +124,23 @@ def settings_of(req: Request) -> dict:
         "seed": req.seed,
         "target": req.target or "predicted",
     }
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _prediction(model: str, text: str, target: str, _handle: ModelHandle) -> dict:
+    enc = _handle.encode(text)
+    prediction = _handle.predict(enc)
+    resolved = _handle.resolve_target(enc, target or None, prediction)
+    return {
+        "probabilities": _handle.distribution(enc, prediction=prediction),
+        "target": resolved.to_dict(),
+        "target_prob": _handle.target_probability(enc, resolved, prediction),
+    }
+
+
+def prediction(handle: ModelHandle, req: Request) -> dict:
+    """What the model predicts for the request's text, and its target: one forward pass, shown before
+    any explanation is ready. {probabilities, target (Target), target_prob}."""
+    out = dict(_prediction(req.model, req.text, req.target, handle))
+    out["target"] = Target.from_dict(out["target"])
+    return out

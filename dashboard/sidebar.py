@@ -7,13 +7,11 @@ import streamlit as st
 from dashboard import models, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.methods import METHODS, Param
+from explainers.methods import METHODS, PRESETS, Param, estimated_seconds
 from explainers.model import ModelHandle
 
 CUSTOM = "__custom__"
-# Rows x tokens above which a method gets a "this will take a while" warning (a CPU does ~1e5 in a
-# few seconds for a small model).
-EXPENSIVE_TOKEN_ROWS = 100_000
+SLOW_SECONDS = 20  # estimated seconds above which the sidebar suggests the quick preset
 
 
 def sidebar() -> None:
@@ -65,7 +63,7 @@ def model_picker() -> ModelHandle | None:
 
 def model_card(handle: ModelHandle) -> None:
     info = handle.describe()
-    device = "GPU" if handle.device.type == "cuda" else "Apple GPU" if handle.device.type == "mps" else "CPU"
+    device = _device_name(handle)
     task = plain(handle.task.describe())
     st.caption(
         f"Loaded **{plain(handle.name)}** ({info['architecture']}, {info['parameters'] / 1e6:.1f} M parameters, "
@@ -97,6 +95,16 @@ def method_picker(handle: ModelHandle) -> None:
     if not ss.methods:
         st.warning("Pick at least one method.")
         return
+    st.segmented_control(
+        "Preset",
+        list(PRESETS),
+        default="default",
+        key="w_preset",
+        required=True,
+        format_func=str.capitalize,
+        on_change=_apply_preset,
+        help=" ".join(PRESETS.values()),
+    )
     with st.expander("Method parameters"):
         for name in ss.methods:
             method = METHODS[name]
@@ -105,6 +113,20 @@ def method_picker(handle: ModelHandle) -> None:
                 values = {p.name: param_input(name, p) for p in method.params}
                 ss.params[name] = {k: v for k, v in values.items() if v != _param(name, k).default}
     cost_summary(handle)
+
+
+def _apply_preset() -> None:
+    """Set every chosen method's steps and samples to the preset's values (the widgets follow)."""
+    ss = st.session_state
+    for name in ss.methods:
+        for p in METHODS[name].params:
+            value = p.preset(ss.w_preset)
+            ss[f"w_p_{name}_{p.name}"] = value
+            ss.params.setdefault(name, {})
+            if value == p.default:
+                ss.params[name].pop(p.name, None)
+            else:
+                ss.params[name][p.name] = value
 
 
 def _bound(widget_key: str, setting: str) -> str:
@@ -135,29 +157,45 @@ def param_input(method: str, p: Param):
 
 
 def cost_summary(handle: ModelHandle) -> None:
-    """Each method's estimated cost for the current text, before anything runs."""
+    """Each method's estimated time for the current text, before anything runs: its rows through the
+    model times the rate measured on this model and device."""
     ss = st.session_state
     try:
         n_tokens = handle.encode(widgets.current_text()).n_tokens
     except WhyboxError:
         return
-    lines, expensive = [], []
+    lines, total = [], 0.0
     for name in ss.methods:
         method = METHODS[name]
         try:
-            cost = method.estimate(n_tokens, ss.params.get(name, {}))
+            params = ss.params.get(name, {})
+            cost = method.estimate(n_tokens, params)
+            seconds = estimated_seconds(handle, name, n_tokens, params)
         except WhyboxError as exc:
             st.error(f"{method.title}: {plain(str(exc))}")
             continue
-        lines.append(f"- {method.title}: {cost.describe()}")
-        if cost.rows * n_tokens > EXPENSIVE_TOKEN_ROWS and handle.device.type == "cpu":
-            expensive.append(method.title)
-    st.caption(f"Estimated cost for {n_tokens} tokens:\n" + "\n".join(lines))
-    if expensive:
+        total += seconds
+        lines.append(f"- {method.title}: {_duration(seconds)} ({cost.describe()})")
+    st.caption(
+        f"Estimated time for {n_tokens} tokens on this {_device_name(handle)}:\n"
+        + "\n".join(lines)
+        + f"\n\nAll together: {_duration(total)}. Measured on this model; refined by every run."
+    )
+    if total > SLOW_SECONDS:
         st.warning(
-            f"{', '.join(expensive)} will take a while on this CPU for a text this long: "
-            "shorten the text or lower the samples/steps in Method parameters."
+            f"This will take about {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text "
+            "for a demo."
         )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+
+
+def _device_name(handle: ModelHandle) -> str:
+    return {"cuda": "GPU", "mps": "Apple GPU"}.get(handle.device.type, "CPU")
 
 
 # ---- target -----------------------------------------------------------------------------------------

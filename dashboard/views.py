@@ -4,7 +4,6 @@ and the downloads."""
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 
 import streamlit as st
 
@@ -14,7 +13,8 @@ from dashboard.widgets import plain
 from explainers import faithfulness
 from explainers.errors import InternalError, WhyboxError
 from explainers.explanation import Explanation
-from explainers.methods import METHODS
+from explainers.gateway import watching
+from explainers.methods import METHODS, estimated_seconds
 from explainers.model import ModelHandle
 
 
@@ -43,22 +43,69 @@ def check_text(handle: ModelHandle, text: str) -> bool:
     return True
 
 
-def explanations(pressed: bool, hint: str) -> tuple[results.Request, list[Explanation]]:
-    """The explanations to show and the request they answer: a fresh run when the button was pressed
-    (or a shared link was opened), else the last run's (instant: cached). Methods that failed are
-    reported on the page. Stops the page when there is nothing to show (with `hint` when nothing
-    has been asked for yet)."""
-    result = _explanations(pressed)
-    if result is None:
-        if not pressed:
+def plan(pressed: bool, hint: str, stop_area=None) -> tuple[results.Request, int | None]:
+    """The request whose explanations the page shows, and a run id when missing ones should be
+    computed now (the button was pressed, or a shared link opened), else None. Stops the page with
+    `hint` when nothing has been asked for yet, or with the reason when the input cannot run.
+
+    A run gets a Stop button in `stop_area` (beside the page's own button, outside any fragment: a
+    click there interrupts the running script at its next progress update)."""
+    ss = st.session_state
+    run = pressed or links.take_autorun(model(), results.current_request())
+
+    def runnable(req: results.Request) -> bool:
+        if not req.methods:
+            st.error("Pick at least one method in the sidebar.")
+            return False
+        return check_text(model(), req.text)
+
+    req = request_to_show("done", results.current_request(), run, runnable)
+    if req is None:
+        if not run:
             st.info(hint)
         st.stop()
-    req, exps, errors = result
-    for name, error in errors.items():
-        show_error(METHODS[name].title, error)
+    if not run:
+        return req, None
+    ss.run_id = ss.get("run_id", 0) + 1
+    (stop_area if stop_area is not None else st).button(
+        "Stop", icon=":material/stop_circle:", key="w_stop", help="Stop after the current batch; keep what finished."
+    )
+    return req, ss.run_id
+
+
+def explanations(req: results.Request, run_id: int | None, draw=None, progress_area=None) -> list[Explanation]:
+    """The request's explanations. With a run id not yet used, missing ones are computed, cheapest first,
+    with progress and a Stop button; otherwise only finished ones are shown, so that a run that was
+    stopped, or interrupted by a change of text or settings, is not resumed by a rerun.
+    `draw(method, explanation_or_error)` is called as each is ready, so that a page can show cards as
+    they arrive, and the progress is drawn in `progress_area` (a container; default: here). Stops the page
+    when there is nothing to show."""
+    ss = st.session_state
+    run = run_id is not None and ss.get("ran_id") != run_id
+    if run:
+        ss.ran_id = run_id  # a rerun of the same run (a fragment, a widget) does not start it again
+    handle = models.get_model(req.model)
+    area = progress_area if progress_area is not None else st.container()
+    exps, errors, missing = _stream(handle, req, run, draw or (lambda method, outcome: None), area)
+    if draw is None:
+        for name, error in errors.items():
+            show_error(METHODS[name].title, error)
+    for name in missing:
+        (draw or (lambda method, outcome: None))(name, None)
+    if missing:
+        titles = ", ".join(METHODS[m].title for m in missing)
+        area.warning(
+            f"Stopped before {titles} finished (the Stop button, or the text or settings changed while it ran). "
+            "Press the button to run the rest.",
+            icon=":material/pause_circle:",
+        )
     if not exps:
         st.stop()
-    return req, exps
+    return exps
+
+
+def method_title(method: str) -> str:
+    return METHODS[method].title
 
 
 def show_error(subject: str, error: WhyboxError) -> None:
@@ -86,44 +133,80 @@ def request_to_show(key: str, request, pressed: bool, check=lambda request: True
     return ss[key]
 
 
-def _explanations(pressed: bool) -> tuple[results.Request, list[Explanation], dict[str, WhyboxError]] | None:
-    run = pressed or links.take_autorun(model(), results.current_request())
+def _stream(handle: ModelHandle, req: results.Request, run: bool, draw, area):
+    """(explanations in the request's order, errors by method, methods left unfinished)."""
+    done: dict[str, Explanation] = {}
+    errors: dict[str, WhyboxError] = {}
+    for name in req.methods:
+        exp = results.finished(req, name)
+        if exp is not None:
+            done[name] = exp
+            draw(name, exp)
+    todo = [m for m in req.methods if m not in done]
+    if todo and run:
+        with area:
+            _compute(handle, req, todo, done, errors, draw)
+    missing = [m for m in req.methods if m not in done and m not in errors]
+    return [done[m] for m in req.methods if m in done], errors, missing
 
-    def runnable(req: results.Request) -> bool:
-        if not req.methods:
-            st.error("Pick at least one method in the sidebar.")
-            return False
-        return check_text(model(), req.text)
 
-    shown = request_to_show("done", results.current_request(), run, runnable)
-    if shown is None:
-        return None
-    exps, errors = _compute(models.get_model(shown.model), shown, progress=run)
-    return shown, exps, errors
+STOP_WITHIN_SECONDS = 1.0  # a Stop (or a change of text) takes effect within about this long
 
 
-def _compute(handle: ModelHandle, req: results.Request, progress: bool):
-    exps, errors = [], {}
+class _BatchProgress:
+    """Draws one method's progress after each batch (at most ten times a second)."""
+
+    def __init__(self, bar, title: str, rows: int, position: tuple[int, int], seconds: float, after: float):
+        self.bar, self.title, self.rows, self.position = bar, title, rows, position
+        self.seconds, self.after = seconds, after  # estimates: this method, the methods after it
+        self.began = self.drawn = time.perf_counter()
+        self.counted = 0
+
+    def __call__(self, n: int) -> None:
+        self.counted += n
+        now = time.perf_counter()
+        if now - self.drawn < 0.1:
+            return
+        self.drawn = now
+        share = min(self.counted / self.rows, 1.0)
+        index, count = self.position
+        left = (1 - share) * self.seconds + self.after
+        self.bar.progress(
+            min((index + share) / count, 1.0),
+            text=f"{self.title}: {min(self.counted, self.rows):,} of {self.rows:,} rows · "
+            f"{now - self.began:.1f} s · about {left:.0f} s left in all",
+        )
+
+
+def _compute(handle: ModelHandle, req: results.Request, todo: list[str], done: dict, errors: dict, draw) -> None:
+    """Run the missing methods, cheapest first, showing each as it finishes, with a progress bar per batch
+    and a Stop button. Stop (or any change of the page) interrupts at the next batch: Streamlit stops the
+    run at the next progress update, and the rerun shows what had finished."""
+    n_tokens = handle.encode(req.text).n_tokens
+    seconds = {m: estimated_seconds(handle, m, n_tokens, req.method_params(m)) for m in todo}
+    todo = sorted(todo, key=seconds.get)
     started = time.perf_counter()
-    status = st.status(f"Explaining with {len(req.methods)} methods…", expanded=True) if progress else nullcontext()
-    with status:
-        bar = st.progress(0.0) if progress else None
-        for i, name in enumerate(req.methods):
-            if bar:
-                bar.progress(i / len(req.methods), text=f"{METHODS[name].title} ({i + 1} of {len(req.methods)})")
+    with st.status(f"Explaining with {len(todo)} method{'s' if len(todo) > 1 else ''}…", expanded=True) as status:
+        bar = st.progress(0.0)
+        for i, name in enumerate(todo):
+            title = METHODS[name].title
+            rows = max(1, METHODS[name].estimate(n_tokens, req.method_params(name)).forward_rows)
+            after = sum(seconds[m] for m in todo[i + 1 :])
+            on_rows = _BatchProgress(bar, title, rows, (i, len(todo)), seconds[name], after)
+            bar.progress(i / len(todo), text=f"{title} (about {seconds[name]:.1f} s)")
             try:
-                exps.append(results.explain_one(handle, req, name))
+                with watching(on_rows=on_rows, batch_seconds=STOP_WITHIN_SECONDS / 2):
+                    done[name] = results.explain_one(handle, req, name)
+                draw(name, done[name])
             except WhyboxError as exc:
                 errors[name] = exc
-        if progress:
-            bar.progress(1.0, text="Done")
-            status.update(
-                label=f"Explained with {len(exps)} of {len(req.methods)} methods in "
-                f"{time.perf_counter() - started:.1f} s",
-                state="error" if errors else "complete",
-                expanded=False,
-            )
-    return exps, errors
+                draw(name, exc)
+        status.update(
+            label=f"Explained with {len(todo) - len(errors)} of {len(todo)} methods in "
+            f"{time.perf_counter() - started:.1f} s",
+            state="error" if errors else "complete",
+            expanded=False,
+        )
 
 
 def method_caption(exp: Explanation) -> str:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -21,10 +23,50 @@ import numpy as np
 import torch
 
 from .batching import CALL_OVERHEAD_TOKENS, DEFAULT_TOKEN_BUDGET, plan_batches
-from .errors import InputError
+from .errors import CancelledError, InputError
 from .tasks import Target, Task
 
 T = TypeVar("T")
+
+
+@dataclass
+class Watch:
+    """Who waits for the model's work in this context: told of every batch done, asked whether to stop."""
+
+    on_rows: Callable[[int], None] | None = None  # rows just scored (forward or backward)
+    should_stop: Callable[[], bool] | None = None
+    batch_seconds: float | None = None  # keep each batch about this short, so that a stop is quick
+
+
+_WATCH: ContextVar[Watch | None] = ContextVar("whybox_watch", default=None)
+
+
+@contextlib.contextmanager
+def watching(
+    on_rows: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    batch_seconds: float | None = None,
+):
+    """Report progress and allow stopping at the next batch, for all model work in this block (this
+    thread): `on_rows(n)` after each batch; `should_stop()` true -> CancelledError. A callback may
+    also raise to stop (Streamlit's rerun interrupt does). With `batch_seconds`, batches are cut to
+    about that long (by the measured rate), so that a stop never waits for a long batch."""
+    token = _WATCH.set(Watch(on_rows, should_stop, batch_seconds))
+    try:
+        yield
+    finally:
+        _WATCH.reset(token)
+
+
+def checkpoint(rows: int = 0) -> None:
+    """A safe point between batches: stop here if asked, else report the rows just done."""
+    watch = _WATCH.get()
+    if watch is None:
+        return
+    if watch.should_stop is not None and watch.should_stop():
+        raise CancelledError("Stopped before it finished.")
+    if rows and watch.on_rows is not None:
+        watch.on_rows(rows)
 
 
 @dataclass
@@ -35,6 +77,7 @@ class Prediction:
     attentions: list[torch.Tensor] | None = None  # per layer (1, heads, T, T), when asked for
 
 
+_NEXT_TOKEN = Target("next token", token_ids=(0,))  # a one-token continuation, to time a causal LM
 MEMO_ENTRIES = 256  # small results (leave-one-out arrays), so entries bound the bytes too
 
 
@@ -48,6 +91,7 @@ class InferenceGateway:
         self.token_budget = DEFAULT_TOKEN_BUDGET.get(device.type, 4096)
         self.call_overhead = CALL_OVERHEAD_TOKENS.get(device.type, 32)
         self._memo: OrderedDict = OrderedDict()
+        self._seconds_per_row_token: dict[str, float] = {}  # per method, refined as runs finish
         self._keeps_logit_positions = (
             task.scores_positions and "logits_to_keep" in inspect.signature(model.forward).parameters
         )
@@ -89,8 +133,43 @@ class InferenceGateway:
                 self._memo.popitem(last=False)
         return value
 
+    # ---- how long things take ---------------------------------------------------------------------
+    def seconds_per_row_token(self, method: str | None = None) -> float:
+        """Seconds one row of one token costs, as measured for `method` (else a plain forward pass,
+        timed once on first use): what turns a cost in rows into seconds for people."""
+        if method in self._seconds_per_row_token:
+            return self._seconds_per_row_token[method]
+        if "forward" not in self._seconds_per_row_token:
+            self._calibrate()
+        return self._seconds_per_row_token["forward"]
+
+    def record_rate(self, method: str, seconds: float, row_tokens: int) -> None:
+        """Refine a method's rate from a finished run (an average that leans to the latest runs)."""
+        if row_tokens <= 0 or seconds <= 0:
+            return
+        rate = seconds / row_tokens
+        known = self._seconds_per_row_token.get(method)
+        self._seconds_per_row_token[method] = rate if known is None else 0.5 * known + 0.5 * rate
+
+    def _calibrate(self, rows: int = 16, tokens: int = 32) -> None:
+        sequence = [self.tokenizer.pad_token_id or 0] * tokens
+        target = _NEXT_TOKEN if self.task.scores_positions else None
+        self._score_ids_batched([sequence] * rows, target)  # warm-up: the first call pays for allocations
+        started = time.perf_counter()
+        self._score_ids_batched([sequence] * rows, target)
+        self._seconds_per_row_token["forward"] = (time.perf_counter() - started) / (rows * tokens)
+
+    @property
+    def batch_tokens(self) -> int:
+        """Padded tokens per batch: the memory budget, cut shorter while someone waits to stop."""
+        watch = _WATCH.get()
+        if watch is None or not watch.batch_seconds:
+            return self.token_budget
+        quick = int(watch.batch_seconds / self.seconds_per_row_token())
+        return max(1, min(self.token_budget, quick))
+
     def rows_per_batch(self, seq_len: int) -> int:
-        return max(1, self.token_budget // max(1, seq_len))
+        return max(1, self.batch_tokens // max(1, seq_len))
 
     # ---- forward paths ---------------------------------------------------------------------------
     def _logits(self, pred: torch.Tensor | None, **inputs) -> torch.Tensor:
@@ -135,7 +214,7 @@ class InferenceGateway:
     def _score_ids_batched(self, sequences, target) -> np.ndarray:
         out: list[np.ndarray | None] = [None] * len(sequences)
         extra = len(self.task.appended(target))
-        batches = plan_batches([len(s) + extra for s in sequences], self.token_budget, self.call_overhead)
+        batches = plan_batches([len(s) + extra for s in sequences], self.batch_tokens, self.call_overhead)
         with torch.inference_mode():
             for chunk in batches:
                 ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)
@@ -147,6 +226,7 @@ class InferenceGateway:
                 scores = self.task.target_scores(logits, target)
                 for j, i in enumerate(chunk):
                     out[i] = scores[j].float().cpu().numpy()
+                checkpoint(len(chunk))
         return np.stack(out)
 
     def score_embeds(self, embeds: torch.Tensor, target: Target, tail_embeds: torch.Tensor | None = None):
@@ -160,10 +240,13 @@ class InferenceGateway:
             embeds = torch.cat([embeds, tail_embeds[None].expand(batch, -1, -1).to(embeds.dtype)], dim=1)
         pred = self.task.scored_positions([length] * batch, target)
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        checkpoint()
         logits = self._logits(
             None if pred is None else pred.to(embeds.device), inputs_embeds=embeds, attention_mask=mask
         )
-        return self.task.target_scores(logits, target)
+        scores = self.task.target_scores(logits, target)
+        checkpoint(batch)
+        return scores
 
     def embed_ids(self, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """Word embeddings (1, T, H) of one id sequence, on the model's device."""

@@ -94,14 +94,28 @@ def test_word_and_token_levels_share_one_toggle(app):
     assert len(bodies) == 2 and all("[CLS]" in b for b in bodies)  # special tokens shown at token level
 
 
-def test_costs_are_shown_before_running_and_expensive_methods_warned(app):
+def test_times_are_estimated_before_running_and_long_runs_warned(app, monkeypatch):
+    import dashboard.sidebar
+
     app.sidebar.multiselect(key="w_methods").set_value(["integrated_gradients", "lime"]).run()
-    assert "Estimated cost for" in sidebar_text(app) and "forward" in sidebar_text(app)
+    text = sidebar_text(app)
+    assert "Estimated time for" in text and "forward" in text and "All together" in text
     assert not app.sidebar.warning
+    monkeypatch.setattr(dashboard.sidebar, "SLOW_SECONDS", 0.0)  # whatever this machine's speed
     set_text(app, LONG_TEXT)
     app.sidebar.number_input(key="w_p_lime_n_samples").set_value(5000).run()
-    assert "LIME will take a while" in " ".join(w.value for w in app.sidebar.warning)
+    assert "This will take about" in " ".join(w.value for w in app.sidebar.warning)
     assert not app.subheader  # nothing ran
+
+
+def test_presets_set_steps_and_samples(app):
+    app.sidebar.multiselect(key="w_methods").set_value(["integrated_gradients", "lime", "occlusion"]).run()
+    app.sidebar.segmented_control(key="w_preset").set_value("quick").run()
+    assert app.session_state["w_p_integrated_gradients_n_steps"] == 16
+    assert app.session_state["w_p_lime_n_samples"] == 300
+    assert app.session_state.params["lime"] == {"n_samples": 300}
+    app.sidebar.segmented_control(key="w_preset").set_value("default").run()
+    assert app.session_state["w_p_lime_n_samples"] == 1000 and "n_samples" not in app.session_state.params["lime"]
 
 
 def test_empty_text_gives_an_error_and_keeps_the_text(app):

@@ -1,11 +1,12 @@
-"""Explain: the prediction, then each chosen method's heatmap side by side."""
+"""Explain: the prediction at once, then each chosen method's card as soon as it is ready."""
 
 import streamlit as st
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap
-from dashboard import models, views, widgets
+from dashboard import models, results, views, widgets
 from dashboard.widgets import plain
+from explainers.errors import WhyboxError
 from explainers.narrative import summarize
 
 st.title("Why did the model say that?")
@@ -16,31 +17,47 @@ st.caption(
 
 views.model()
 widgets.text_box("explain")
-pressed = st.button("Explain", type="primary", icon=":material/lightbulb:")
-req, exps = views.explanations(
-    pressed, "Press **Explain** to run the methods chosen in the sidebar (their estimated cost is listed there)."
+explain_column, stop_column = st.columns([1, 7], gap="small")
+pressed = explain_column.button("Explain", type="primary", icon=":material/lightbulb:")
+stop_area = stop_column.empty()
+req, run_id = views.plan(
+    pressed,
+    "Press **Explain** to run the methods chosen in the sidebar (their estimated time is listed there).",
+    stop_area,
 )
 handle = models.get_model(req.model)
 
-first = exps[0]
+predicted = results.prediction(handle, req)
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Prediction")
     st.metric(
         handle.task.target_title,
-        handle.task.display(first.target),
-        f"p = {first.target_prob:.3g}",
+        handle.task.display(predicted["target"]),
+        f"p = {predicted['target_prob']:.3g}",
         delta_color="off",
         delta_arrow="off",
     )
     st.caption("Red words push the model towards this answer, blue words against it.")
 with right:
-    st.plotly_chart(probability_chart(first.probabilities, target=first.target.label), key="probabilities")
+    st.plotly_chart(
+        probability_chart(predicted["probabilities"], target=predicted["target"].label), key="probabilities"
+    )
+
+
+def card(exp, level: str) -> None:
+    st.subheader(exp.title)
+    st.caption(views.method_caption(exp))
+    render_heatmap(exp, level, None)
+    st.markdown(plain(summarize(exp)))
+    if exp.native_unit == "word":  # a word-level method: its own view is the word bars
+        st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
 
 
 @st.fragment
-def heatmaps(exps) -> None:
-    """The method cards. A fragment: switching words/tokens redraws these cards, not the whole page."""
+def cards(run_id: int | None) -> list:
+    """The method cards, each drawn in its place as soon as it is ready. A fragment: switching
+    words/tokens redraws these cards (from what is finished), not the whole page."""
     level = st.segmented_control(
         "Scores per",
         ["word", "token"],
@@ -50,17 +67,26 @@ def heatmaps(exps) -> None:
         format_func=lambda x: "Word" if x == "word" else "Subword token",
         help="Words add up the scores of their subword tokens.",
     )
-    for row in range(0, len(exps), 2):
-        for column, exp in zip(st.columns(2), exps[row : row + 2]):
-            with column.container(border=True):
-                st.subheader(exp.title)
-                st.caption(views.method_caption(exp))
-                render_heatmap(exp, level, None)
-                st.markdown(plain(summarize(exp)))
-                if exp.native_unit == "word":  # a word-level method: its own view is the word bars
-                    st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
+    progress_area = st.container()
+    slots = {}
+    for row in range(0, len(req.methods), 2):
+        for column, method in zip(st.columns(2), req.methods[row : row + 2]):
+            slots[method] = column.empty()
+            slots[method].container(border=True).caption(f"{views.method_title(method)}: waiting…")
+
+    def draw(method: str, outcome) -> None:
+        with slots[method].container(border=True):
+            if outcome is None:
+                st.caption(f"{views.method_title(method)}: stopped before it finished. Press Explain to run it.")
+            elif isinstance(outcome, WhyboxError):
+                views.show_error(views.method_title(method), outcome)
+            else:
+                card(outcome, level)
+
+    return views.explanations(req, run_id, draw=draw, progress_area=progress_area)
 
 
-heatmaps(exps)
+exps = cards(run_id)
+stop_area.empty()  # finished: nothing left to stop
 st.divider()
 views.downloads(handle, req, exps)

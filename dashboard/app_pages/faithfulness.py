@@ -28,7 +28,8 @@ st.caption(
     f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
     "training, so part of any probability change is the oddness of the input itself."
 )
-req, exps = views.explanations(pressed, "Press **Explain and check** to run the chosen methods and test them.")
+req, run_id = views.plan(pressed, "Press **Explain and check** to run the chosen methods and test them.")
+exps = views.explanations(req, run_id)
 handle = models.get_model(req.model)
 
 with st.spinner("Running the checks (one batched pass per method)…"):

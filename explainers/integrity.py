@@ -58,7 +58,8 @@ def safetensors_problem(path: Path) -> str | None:
     ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)]
     expected = 8 + header_len + max(ends, default=0)
     if size != expected:
-        return f"{path.name} is truncated or padded ({size:,} bytes where its header announces {expected:,})"
+        what = "truncated" if size < expected else "padded"
+        return f"{path.name} is {what} ({size:,} bytes where its header announces {expected:,})"
     return None
 
 

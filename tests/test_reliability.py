@@ -456,3 +456,40 @@ def test_the_cli_applies_the_thread_policy(monkeypatch, capsys, tiny_bert_dir):
         assert code == 0 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+# ---- 1 in the page -----------------------------------------------------------------------------------------
+def test_the_page_names_a_damaged_model_folder(monkeypatch, tiny_bert_dir, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    damaged = _copy(tiny_bert_dir, tmp_path, "damaged")
+    (damaged / "model.safetensors").write_bytes(b"")
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(damaged))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception
+    shown = "\n".join(e.value for e in at.error).replace("\\", "")
+    assert "damaged: model.safetensors is empty (0 bytes)" in shown and "Traceback" not in shown
+
+
+def test_the_page_rebuilds_a_damaged_built_in(monkeypatch, tmp_path, tiny_bert_dir):
+    """A damaged cached built-in is rebuilt when the page opens it (the build faked with the tiny BERT)."""
+    from streamlit.testing.v1 import AppTest
+
+    calls: list = []
+    monkeypatch.setenv("WHYBOX_CACHE", str(tmp_path / "cache"))
+
+    def build(out, recipe, report):
+        calls.append(out)
+        for item in tiny_bert_dir.iterdir():
+            shutil.copy(item, out / item.name)
+
+    monkeypatch.setitem(builtin._RECIPES, "sentiment", ({"fake": "page"}, build))
+    folder = builtin.builtin_path("sentiment", progress=lambda f, m: None)
+    with open(folder / "model.safetensors", "r+b") as f:
+        f.truncate(1000)
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", "sentiment")
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error and len(calls) == 2
+    assert not integrity.folder_problems(folder)

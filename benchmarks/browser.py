@@ -106,10 +106,11 @@ WATCH_SCRIPT_STATE = """() => {
       i + 1 < records.length ? records[i + 1].oldValue : app.dataset.testScriptState, performance.now()])))
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state'], attributeOldValue: true});
 }"""
-# A run started after t0 and finished after it started; none is running now.
-RUN_FINISHED_AFTER = """(t0) => {
+# A run started after t0 (or was running at t0: a click during a run restarts it without the flag
+# ever reading 'notRunning') and finished after that; none is running now.
+RUN_FINISHED_AFTER = """([t0, wasRunning]) => {
   const runs = window.__whyboxRuns || [];
-  const start = runs.find(([s, t]) => s === 'running' && t > t0);
+  const start = wasRunning ? [null, t0] : runs.find(([s, t]) => s === 'running' && t > t0);
   return start !== undefined && runs.some(([s, t]) => s === 'notRunning' && t >= start[1])
     && document.querySelector('[data-testid="stApp"]').dataset.testScriptState === 'notRunning';
 }"""
@@ -126,9 +127,9 @@ def idle(page, timeout: float = 120_000) -> None:
 def rerun(page, timeout: float = 120_000):
     """The action in the block starts a script run: afterwards, wait until that run has finished."""
     page.evaluate(WATCH_SCRIPT_STATE)
-    t0 = page.evaluate("() => performance.now()")
+    t0, was_running = page.evaluate(f"() => [performance.now(), !({NOT_RUNNING})()]")
     yield
-    page.wait_for_function(RUN_FINISHED_AFTER, arg=t0, timeout=timeout)
+    page.wait_for_function(RUN_FINISHED_AFTER, arg=[t0, was_running], timeout=timeout)
 
 
 def painted(page) -> None:

@@ -51,7 +51,7 @@ def timed_action(page, action, ready=None, timeout: float = 600_000) -> float:
     `ready` (an extra wait, e.g. for a locator) holds."""
     t0 = page.evaluate("() => performance.now()")
     action()
-    page.wait_for_function(RUN_FINISHED_AFTER, arg=t0, timeout=timeout)
+    page.wait_for_function(RUN_FINISHED_AFTER, arg=[t0, False], timeout=timeout)
     if ready:
         ready()
     finished = max(page.evaluate(LAST_FINISH), page.evaluate("() => performance.now()") if ready else 0)

@@ -29,6 +29,7 @@ PAGES = [
     st.Page("app_pages/attention.py", title="Attention", icon=":material/visibility:"),
     st.Page("app_pages/faithfulness.py", title="Faithfulness", icon=":material/fact_check:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/audit.py", title="Audit", icon=":material/dataset:"),
     st.Page("app_pages/guide.py", title="Guide", icon=":material/school:"),
 ]
 page = st.navigation(PAGES)

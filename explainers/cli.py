@@ -269,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model to open first (default: sentiment)")
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="extra arguments for streamlit")
     p.set_defaults(func=cmd_run)
+
+    from .audit.cli import add_parser as add_audit_parser  # whybox audit: its own module
+
+    add_audit_parser(sub)
     return parser
 
 

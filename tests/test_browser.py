@@ -8,6 +8,7 @@ test-artifacts/ show what a user sees.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -165,3 +166,36 @@ def test_every_page_renders_offline(page, server):
     page.get_by_text("Attention is not explanation.").wait_for()
     screenshot(page, "5-guide-caveats")
     assert not page.outside
+
+
+def test_cards_stream_in_and_stop_keeps_what_finished(page, server):
+    """The prediction and the cheap cards come first; Stop ends the run within a batch and keeps them;
+    the unfinished methods say so, and pressing Explain again runs only those."""
+    page.goto(server)
+    page.get_by_text("Loaded sentiment").wait_for(timeout=MODEL_WAIT_MS)
+    idle(page)
+    box = page.get_by_label("Text to explain")
+    box.fill("An honest, moving portrait of a family in crisis, with a quiet final scene that stayed with me.")
+    with rerun(page):
+        box.press("Control+Enter")
+    page.get_by_text("Method parameters").click()
+    with rerun(page):  # LIME with many samples: long enough to stop part-way
+        page.get_by_label("n_samples", exact=True).first.fill("5000")
+        page.get_by_label("n_samples", exact=True).first.press("Enter")
+    page.get_by_role("button", name="Explain", exact=True).click()
+    page.get_by_text("Explained label").wait_for(timeout=120_000)  # the prediction, before any card
+    cards = page.locator(".whybox-heatmap")
+    cards.first.wait_for(timeout=120_000)  # a first card while others still run
+    assert page.get_by_role("button", name="Stop").is_visible()
+    assert cards.count() < len(METHODS)
+    with rerun(page):
+        page.get_by_role("button", name="Stop").click()
+    page.get_by_text(re.compile("^Stopped before")).wait_for()
+    kept = cards.count()
+    assert 1 <= kept < len(METHODS)
+    assert page.get_by_text(re.compile(": stopped before it finished")).count() == len(METHODS) - kept
+    screenshot(page, "6-stopped")
+    with rerun(page, timeout=600_000):  # runs only what had not finished
+        page.get_by_role("button", name="Explain", exact=True).click()
+    assert cards.count() == len(METHODS)
+    assert page.get_by_text(re.compile("[Ss]topped before")).count() == 0

@@ -54,10 +54,10 @@ def card(exp, level: str) -> None:
         st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
 
 
-@st.fragment
 def cards(run_id: int | None) -> list:
-    """The method cards, each drawn in its place as soon as it is ready. A fragment: switching
-    words/tokens redraws these cards (from what is finished), not the whole page."""
+    """The method cards, each drawn in its place as soon as it is ready. Not a fragment: a fragment
+    whose slots are refilled while a stopped run restarts left the browser waiting for a run that had
+    ended; a word/token switch reruns the page from finished results instead (a fraction of a second)."""
     level = st.segmented_control(
         "Scores per",
         ["word", "token"],

@@ -1,0 +1,297 @@
+"""Running an audit: plan what is missing from the store, compute it (local engine or Ray), export.
+
+The local engine explains texts chunk by chunk and writes each chunk to the store as soon as it is
+done, so memory holds one chunk of explanations at a time and a stopped or killed run loses at most
+the chunk in flight. `should_stop` (a threading.Event or a callable) is checked between chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..errors import InputError
+from .data import AuditData
+from .store import ResultStore, write_parquet_stream
+from .work import AuditSettings, explain_items, map_label, model_revision
+
+ENGINES = ("local", "ray")
+MANIFEST = "audit.json"
+RESULTS = "results.parquet"
+
+
+@dataclass
+class Progress:
+    done: int  # texts finished (computed now or found in the store)
+    total: int
+    reused: int  # of `done`, texts whose records were all in the store already
+    elapsed: float  # seconds since the run started computing
+    message: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class AuditResult:
+    out_dir: Path
+    status: str  # "complete" or "stopped"
+    summary: dict | None
+    texts: int
+    computed: int  # texts computed in this run
+
+
+def default_store() -> Path:
+    from ..builtin import cache_dir
+
+    return cache_dir() / "audit-store"
+
+
+def _stopper(should_stop) -> Callable[[], bool]:
+    if should_stop is None:
+        return lambda: False
+    if hasattr(should_stop, "is_set"):
+        return should_stop.is_set
+    return should_stop
+
+
+def plan(data: AuditData, settings: AuditSettings, labels: list[str], store: ResultStore):
+    """(items still to compute, keys of every record this audit needs, rows per key, texts already done)."""
+    have = store.keys()
+    todo, wanted, rows_of, reused = [], set(), {}, 0
+    for row in data.rows:
+        label = map_label(row.label, labels) if labels else row.label
+        missing = []
+        for method in settings.methods:
+            key = settings.key(row.text, method, row.rationale)
+            wanted.add(key)
+            rows_of.setdefault(key, []).append((row.row_id, label))
+            if key not in have:
+                missing.append(method)
+        if missing:
+            todo.append(
+                {"row_id": row.row_id, "text": row.text, "label": label, "rationale": row.rationale, "methods": missing}
+            )
+        else:
+            reused += 1
+    # a text that appears twice needs computing once
+    unique = {}
+    for item in todo:
+        unique.setdefault((item["text"], item["rationale"]), item)
+    return list(unique.values()), wanted, rows_of, len(data.rows) - len(unique)
+
+
+def run_audit(
+    data: AuditData,
+    settings: AuditSettings,
+    out_dir,
+    *,
+    handle=None,
+    store_dir=None,
+    engine: str = "local",
+    chunk_size: int = 8,
+    progress: ProgressFn | None = None,
+    should_stop=None,
+    resume: bool = False,
+    ray_address: str | None = None,
+    workers: int | None = None,
+) -> AuditResult:
+    """Audit `data` with `settings`; write results, summary and report into `out_dir`."""
+    if engine not in ENGINES:
+        raise InputError(f"Unknown engine '{engine}': use {' or '.join(ENGINES)}.")
+    from ..loading import load_model
+
+    settings = settings.checked()
+    out = Path(out_dir).expanduser()
+    handle = handle or load_model(settings.model)
+    if not handle.labels:  # the audit's tables are per label: a task with a fixed label set
+        raise InputError(f"The audit explains classifiers; '{settings.model}' is a {handle.task.title.lower()}.")
+    settings = AuditSettings(
+        **(
+            settings.to_dict()
+            | {"methods": settings.methods, "revision": settings.revision or model_revision(settings.model, handle)}
+        )
+    )
+    manifest = {"settings": settings.to_dict(), "data": _describe(data), "labels": handle.labels}
+    _claim(out, manifest, resume)
+    store = ResultStore(store_dir or default_store())
+    todo, wanted, rows_of, done = plan(data, settings, handle.labels, store)
+    stop = _stopper(should_stop)
+    started = time.perf_counter()
+    total = len(data.rows)
+    report = progress or (lambda p: None)
+    report(Progress(done, total, done, 0.0, "starting"))
+    if engine == "ray" and todo:
+        from .ray_engine import run_ray
+
+        stopped = run_ray(
+            settings,
+            todo,
+            store,
+            chunk_size=chunk_size,
+            done=done,
+            total=total,
+            progress=report,
+            should_stop=stop,
+            address=ray_address,
+            workers=workers,
+        )
+    else:
+        stopped = False
+        for start in range(0, len(todo), chunk_size):
+            if stop():
+                stopped = True
+                break
+            chunk = todo[start : start + chunk_size]
+            store.write(explain_items(handle, settings, chunk))
+            report(Progress(done + start + len(chunk), total, done, time.perf_counter() - started))
+    computed = len(todo)
+    if stopped:
+        _write_manifest(out, manifest | {"status": "stopped"})
+        return AuditResult(out, "stopped", None, total, computed)
+    return finish(out, manifest, store, wanted, rows_of, computed)
+
+
+def finish(
+    out: Path, manifest: dict, store: ResultStore, wanted: set[str], rows_of: dict, computed: int
+) -> AuditResult:
+    """Export this audit's records from the store, then the summary and the report."""
+    from .report import write_report
+    from .summary import summarize, write_summary
+
+    n = export(out, store, wanted, rows_of)
+    settings = manifest["settings"]
+    summary = summarize(out / RESULTS, manifest["labels"], settings["methods"], seed=settings["seed"])
+    summary["settings"] = settings
+    summary["data"] = manifest["data"]
+    summary["records"] = n
+    write_summary(out, summary)
+    write_report(out, summary)
+    _write_manifest(out, manifest | {"status": "complete"})
+    return AuditResult(out, "complete", summary, manifest["data"]["rows"], computed)
+
+
+def export(out: Path, store: ResultStore, wanted: set[str], rows_of: dict) -> int:
+    """results.parquet and results.csv: one row per (data row, method), streamed from the store."""
+    from .store import SCHEMA
+
+    def batches():
+        for batch in store.iter_batches(wanted=wanted):
+            keys = batch.column("key").to_pylist()
+            take, row_ids, labels = [], [], []
+            for i, key in enumerate(keys):
+                for row_id, label in rows_of[key]:  # a text that occurs twice in the data gets both rows
+                    take.append(i)
+                    row_ids.append(row_id)
+                    labels.append(label)
+            table = pa.Table.from_batches([batch]).take(pa.array(take, type=pa.int64()))
+            table = table.set_column(table.schema.get_field_index("row_id"), "row_id", pa.array(row_ids, pa.int64()))
+            table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels, pa.string()))
+            yield from table.to_batches()
+
+    n = write_parquet_stream(out / RESULTS, batches(), SCHEMA)
+    _write_csv(out / RESULTS, out / "results.csv")
+    return n
+
+
+def _write_csv(parquet: Path, csv_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    first = True
+    for batch in pq.ParquetFile(parquet).iter_batches(batch_size=2048):
+        frame = batch.to_pandas()
+        for column in ("probs", "words", "word_scores"):
+            frame[column] = [None if v is None else json.dumps(list(v), ensure_ascii=False) for v in frame[column]]
+        frame.to_csv(tmp, mode="w" if first else "a", header=first, index=False)
+        first = False
+    if first:  # no rows: still a CSV with its header
+        import pandas as pd
+
+        pd.DataFrame(columns=pq.read_schema(parquet).names).to_csv(tmp, index=False)
+    os.replace(tmp, csv_path)
+
+
+def _describe(data: AuditData) -> dict:
+    return {
+        "source": data.source,
+        "text_column": data.text_column,
+        "label_column": data.label_column,
+        "rationale_column": data.rationale_column,
+        "rows": len(data.rows),
+        "file_rows": data.total_rows,
+        "skipped": data.skipped,
+    }
+
+
+def _claim(out: Path, manifest: dict, resume: bool) -> None:
+    """Refuse to mix two different audits in one folder; --resume continues the same one."""
+    path = out / MANIFEST
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        same = old.get("settings") == manifest["settings"] and old.get("data") == manifest["data"]
+        if not resume:
+            raise InputError(f"'{out}' already holds an audit: pass --resume to continue it, or choose another --out.")
+        if not same:
+            raise InputError(
+                f"'{out}' holds an audit with other settings or data: --resume continues only the same "
+                "audit; choose another --out."
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_manifest(out, manifest | {"status": "running"})
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    tmp = out / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False))
+    os.replace(tmp, out / MANIFEST)
+
+
+def load_finished(out_dir) -> dict | None:
+    """The summary of a finished audit in `out_dir`, or None (nothing recomputed)."""
+    from .summary import SUMMARY
+
+    out = Path(out_dir)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+        if manifest.get("status") != "complete":
+            return None
+        return json.loads((out / SUMMARY).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def estimate_cost(handle, data: AuditData, settings: AuditSettings, sample: int = 32) -> dict:
+    """Model rows the audit will run (methods + faithfulness checks), and seconds at a speed measured
+    here by one batched prediction over a sample of the texts."""
+    from ..faithfulness import AOPC_BINS, CURVE_STEPS
+    from ..methods import METHODS
+
+    settings = settings.checked()
+    texts = [row.text for row in data.rows]
+    lengths = [len(ids) for ids in handle.tokenizer(texts, truncation=True, max_length=handle.max_tokens)["input_ids"]]
+    checks_per_method = 1 + 2 * (len(AOPC_BINS) + 1) + 2 * (CURVE_STEPS + 1)  # upper bound (duplicates are scored once)
+    rows = 0
+    for n in lengths:
+        rows += n  # one leave-one-out pass per text, shared by its methods
+        for method in settings.methods:
+            rows += METHODS[method].estimate(n, settings.params.get(method)).rows + checks_per_method
+    probe = texts[:sample]
+    started = time.perf_counter()
+    handle.predict_proba(probe)
+    rows_per_second = len(probe) / max(time.perf_counter() - started, 1e-6)
+    return {
+        "texts": len(texts),
+        "rows": int(rows),
+        "rows_per_second": rows_per_second,
+        "seconds": rows / rows_per_second,
+    }

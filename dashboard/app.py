@@ -20,6 +20,7 @@ from explainers.errors import InternalError  # noqa: E402
 
 st.set_page_config(page_title="whybox: why did the model say that?", page_icon="🔍", layout="wide")
 links.init()
+links.confirm_link_model()  # a model named by a link loads only once its visitor says so
 
 # Pages live in app_pages/, not pages/: a pages/ folder beside the entry point switches Streamlit to its
 # old directory-based navigation, which runs a page without this script (and so without the sidebar).

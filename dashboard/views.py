@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from components.report import html_report, json_bundle
-from dashboard import models, results
+from dashboard import links, models, results
 from dashboard.widgets import plain
 from explainers import faithfulness
 from explainers.errors import InternalError, WhyboxError
@@ -51,7 +51,7 @@ def plan(pressed: bool, hint: str, stop_area=None) -> tuple[results.Request, int
     A run gets a Stop button in `stop_area` (beside the page's own button, outside any fragment: a
     click there interrupts the running script at its next progress update)."""
     ss = st.session_state
-    run = pressed or ss.pop("autorun", False)
+    run = pressed or links.take_autorun(model(), results.current_request())
 
     def runnable(req: results.Request) -> bool:
         if not req.methods:
@@ -252,6 +252,8 @@ def method_caption(exp: Explanation) -> str:
         bits.append(f"seed {exp.seed}")
     for d in exp.diagnostics:
         bits.append(f"{d['title']} {d['value']:.3g}" + ("" if d["ok"] else " (poor)"))
+    if exp.extras.get("scaled_down"):
+        bits.append(str(exp.extras["scaled_down"]))
     if "baseline_token" in exp.extras:
         bits.append(f"baseline token {exp.extras['baseline_token']!r}")
     if exp.signed:  # the magnitude that each card's own colour scale hides

@@ -23,6 +23,7 @@ import torch
 from .errors import InputError, InternalError, WhyboxError
 from .explanation import Explanation, tokens_from_words
 from .gateway import Prediction
+from .limits import check_seed, fit_to_budget, token_row_budget
 from .model import ModelHandle
 from .tasks import Target
 from .text import Encoded
@@ -69,6 +70,8 @@ class Param:
             raise InputError(
                 f"{self.name} must be a{'n integer' if cast is int else ' number'}, not '{value}'."
             ) from None
+        if not math.isfinite(number):
+            raise InputError(f"{self.name} must be a finite number, not '{value}'.")
         if cast is int and float(value) != number:
             raise InputError(f"{self.name} must be an integer, not '{value}'.")
         if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
@@ -561,8 +564,12 @@ def _lime(ctx: Context) -> Scores:
         mask_string=mask_string,
         random_state=ctx.seed or 0,
     )
+    # Only the text up to the last word the model reads: LIME copies its text into every sample
+    # (a 1 MB text times 1000 samples), and words past the truncation would slide into view when
+    # earlier words are deleted.
+    read = enc.text[: enc.word_spans[-1][1]] if enc.word_spans else enc.text
     exp = explainer.explain_instance(
-        enc.text,
+        read,
         lambda texts: handle.predict_proba(list(texts), ctx.target),
         labels=(label,),
         num_features=max(1, len(enc.words)),
@@ -856,7 +863,9 @@ def explain(
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
     params = spec.validate(params)
+    seed = check_seed(seed)
     enc = handle.encode(text)
+    params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     started = time.perf_counter()
     try:
         # one forward pass gives the probabilities, the target and (for attention methods) the weights
@@ -881,6 +890,8 @@ def explain(
         ) from None
     except Exception as exc:  # a bug of ours, whatever its type: never blamed on the input
         raise InternalError.from_exception(exc, f"explaining with {spec.title} on {handle.architecture}") from exc
+    if scaled_down:  # said on the page and in the CLI
+        scores.extras["scaled_down"] = scaled_down
     seconds = time.perf_counter() - started
     handle.gateway.record_rate(method, seconds, spec.estimate(enc.n_tokens, params).rows * enc.n_tokens)
     if "baseline" in params:  # the token that actually stood for 'absent', for the JSON and the page

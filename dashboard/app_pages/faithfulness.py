@@ -36,8 +36,10 @@ st.caption(
     f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
     "training, so part of any probability change is the oddness of the input itself."
 )
-req, run_id = views.plan(pressed, "Press **Explain and check** to run the chosen methods and test them.")
+stop_area = st.empty()
+req, run_id = views.plan(pressed, "Press **Explain and check** to run the chosen methods and test them.", stop_area)
 exps = views.explanations(req, run_id)
+stop_area.empty()  # finished: nothing left to stop
 handle = models.get_model(req.model)
 
 with st.spinner("Running the checks in both modes (one batched pass per method and mode)…"):

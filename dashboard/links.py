@@ -56,8 +56,9 @@ def init() -> None:
     ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
     ss.marks_for = ss.text  # marks belong to one text
     ss.shared_scale = query.get("scale") == "shared"
-    # A link that carries a text reopens its view: explain it without waiting for the button.
-    ss.autorun = "text" in query
+    # A link that carries a text reopens its view, and a first visit shows the example explained: both
+    # run without waiting for the button (when cheap enough: take_autorun).
+    ss.autorun = "text" in query or not query.to_dict()
 
 
 def _params_from(text: str, methods: list[str]) -> dict:

@@ -18,6 +18,29 @@ from explainers.methods import METHODS, estimated_seconds
 from explainers.model import ModelHandle
 
 
+def first_visit() -> None:
+    """On a fresh machine the built-in model builds first (a minute or two on a CPU): instead of a blank
+    page, the main area says what whybox does and shows the build's progress. Nothing when it is built."""
+    from explainers.builtin import is_built, is_builtin
+
+    name = st.session_state.model
+    if not is_builtin(name) or is_built(name):
+        return
+    st.title("whybox: why did the model say that?")
+    st.markdown(
+        "whybox explains a text model's predictions: type a sentence, and attribution methods colour each word "
+        "by how much it pushed the model towards its answer (:red[red]) or away from it (:blue[blue]); "
+        "faithfulness checks then say which explanation the model itself agrees with.\n\n"
+        f"The built-in model **{plain(name)}** is being prepared for its first use on this machine. It is "
+        "cached afterwards, and an example explanation appears as soon as it is ready."
+    )
+    try:
+        models.get_model(name)  # its build's progress bar is drawn here
+    except WhyboxError:
+        return  # the sidebar says what went wrong
+    st.rerun()  # ready: draw the page itself
+
+
 def model() -> ModelHandle:
     """The loaded model; stops the page with the reason when there is none."""
     try:

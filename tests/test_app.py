@@ -107,7 +107,7 @@ def test_times_are_estimated_before_running_and_long_runs_warned(app, monkeypatc
     set_text(app, LONG_TEXT)
     app.sidebar.number_input(key="w_p_lime_n_samples").set_value(5000).run()
     assert "This will take about" in " ".join(w.value for w in app.sidebar.warning)
-    assert not app.subheader  # nothing ran
+    assert app.sidebar.warning  # warned before anything runs
 
 
 def test_presets_set_steps_and_samples(app):
@@ -438,3 +438,34 @@ def test_one_colour_scale_for_all_cards(app):
     legends = [h.proto.body for h in app.get("html") if "full colour" in h.proto.body]
     scales = {re.search(r"full colour = ±([\d.e-]+)", body).group(1) for body in legends}
     assert len(legends) >= 2 and len(scales) == 1  # every signed card on one scale
+
+
+def test_a_first_visit_says_what_whybox_is_while_the_model_builds_then_shows_an_example(tiny_bert_dir, monkeypatch):
+    import explainers.builtin
+
+    built, drawn = [], []
+
+    def build(name, progress=None, rebuild=False):
+        if progress is not None and not built:
+            progress(0.5, "fine-tuning the classifier")
+            drawn.append(name)
+        if fail:
+            raise OSError("disk full")
+        built.append(name)
+        return tiny_bert_dir
+
+    monkeypatch.delenv("WHYBOX_DEFAULT_MODEL", raising=False)
+    monkeypatch.setattr(explainers.builtin, "builtin_path", build)
+    monkeypatch.setattr(explainers.builtin, "is_built", lambda name: bool(built))
+    fail = True  # the page while the build runs stays up when it fails: what whybox is, and why it stopped
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and set(drawn) == {"sentiment"}
+    assert any("being prepared for its first use" in m.value for m in at.main.markdown)
+    fail = False
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and set(built) == {"sentiment"}
+    # ready: the example is explained at once, without pressing anything
+    titles = {s.value for s in at.subheader}
+    assert {METHODS[m].title for m in DEFAULT_METHODS} <= titles

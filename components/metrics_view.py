@@ -14,20 +14,27 @@ from .heatmap import hex_color, mix, text_color
 BETTER = (34, 197, 94)  # green: better for that metric
 NEUTRAL_SHADE = (161, 161, 170)  # grey: descriptive metrics, neither better nor worse
 MAX_SHADE = 0.65  # keeps the darkest cell light enough for dark text
-_BY_TITLE = {m.title: m for m in METRICS.values()}
 
 
 def metrics_frame(reports: list[Report]) -> pd.DataFrame:
-    """Rows = methods (their titles), columns = metric titles, in METRICS order."""
+    """Rows = methods (their titles), columns = metric headers (title and direction), in METRICS order."""
     index = unique_labels([r.title or r.method for r in reports])
-    data = [{m.title: r.values.get(m.name, np.nan) for m in METRICS.values()} for r in reports]
-    return pd.DataFrame(
-        data, index=pd.Index(index, name="Method"), columns=[m.title for m in METRICS.values()], dtype=float
-    )
+    data = [{header(m): r.values.get(m.name, np.nan) for m in METRICS.values()} for r in reports]
+    columns = [header(m) for m in METRICS.values()]
+    return pd.DataFrame(data, index=pd.Index(index, name="Method"), columns=columns, dtype=float)
+
+
+def header(metric: Metric) -> str:
+    """A column's title with its direction: ↑ higher is better, ↓ lower (shape metrics: no arrow)."""
+    return f"{metric.title} {metric.symbol}" if metric.faithfulness else metric.title
+
+
+_BY_HEADER = {header(m): m for m in METRICS.values()}
 
 
 def _shades(values: pd.Series, metric: Metric) -> list[str]:
     """CSS for one column: the better a value for this metric, the greener (grey for descriptive ones)."""
+    values = values.round(3)  # shade only differences that the three printed decimals show
     finite = values[np.isfinite(values)]
     if len(finite) < 2 or finite.max() == finite.min():
         return [""] * len(values)
@@ -55,7 +62,7 @@ def three_decimals(value: float) -> str:
 
 def metric_backgrounds(frame: pd.DataFrame) -> pd.DataFrame:
     """The CSS of every cell of metrics_frame(...): green where better for that column's metric."""
-    return pd.DataFrame({col: _shades(frame[col], _BY_TITLE[col]) for col in frame.columns}, index=frame.index)
+    return pd.DataFrame({col: _shades(frame[col], _BY_HEADER[col]) for col in frame.columns}, index=frame.index)
 
 
 def styled_metrics(reports: list[Report]):

@@ -2,17 +2,30 @@
 
 The settings (text, model, methods, seed, target, method parameters) live in plain session-state keys;
 widgets use their own "w_" keys (see widgets.py).
+
+A link is written by anyone, so it is trusted with nothing expensive: a model it names loads only when
+the operator allows it (built-ins, the default, WHYBOX_ALLOWED_MODELS) or the person who opened the
+link confirms it; it explains at once only when the estimated cost is small, else it shows the
+estimate and waits for the Explain button.
 """
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
+from dashboard import models
 from dashboard.examples import EXAMPLES
-from dashboard.models import model_allowed
-from dashboard.widgets import current_text
+from dashboard.widgets import current_text, plain
 from explainers.builtin import default_model
+from explainers.errors import WhyboxError
+from explainers.faithfulness import MODES
 from explainers.methods import DEFAULT_METHODS, METHODS
+
+# Rows x tokens a link may start by itself (the sidebar warns above the same figure): on a CPU about
+# a few seconds for a small model. Above it the page shows the estimate and waits for the button.
+AUTORUN_TOKEN_ROWS = 100_000
 
 
 def init() -> None:
@@ -21,8 +34,15 @@ def init() -> None:
     if "model" in ss:
         return
     query = st.query_params
-    model = query.get("model", "")
-    ss.model = model if model and model_allowed(model) else default_model()
+    model = query.get("model", "").strip()
+    ss.model = default_model()
+    if model and model != ss.model:
+        if models.operator_allowed(model):
+            ss.model = model
+        elif models.custom_models_allowed():
+            ss.link_model = model  # asked for, loaded only once the person confirms (confirm_link_model)
+        else:
+            ss.link_model_refused = model
     ss.text = query.get("text", next(iter(EXAMPLES)))
     ss.methods = [m for m in query.get("methods", "").split(",") if m in METHODS] or list(DEFAULT_METHODS)
     try:
@@ -30,9 +50,101 @@ def init() -> None:
     except ValueError:
         ss.seed = 0
     ss.target = query.get("target", "")
-    ss.params = {}
-    # A link that carries a text reopens its view: explain it without waiting for the button.
-    ss.autorun = "text" in query
+    ss.params = _params_from(query.get("params", ""), ss.methods)
+    ss.mode = query.get("mode", "delete") if query.get("mode") in MODES else "delete"
+    ss.level = query.get("level", "word") if query.get("level") in ("word", "token") else "word"
+    ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
+    ss.marks_for = ss.text  # marks belong to one text
+    ss.shared_scale = query.get("scale") == "shared"
+    # A link that carries a text reopens its view, and a first visit shows the example explained: both
+    # run without waiting for the button (when cheap enough: take_autorun).
+    ss.autorun = "text" in query or not query.to_dict()
+
+
+def _params_from(text: str, methods: list[str]) -> dict:
+    """Method parameters from a link: only known methods and valid values, each kept only when it
+    differs from its default (an invalid one is dropped: the link still opens)."""
+    try:
+        asked = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    params = {}
+    for method, values in asked.items() if isinstance(asked, dict) else ():
+        if method not in METHODS or not isinstance(values, dict):
+            continue
+        known = {p.name: p for p in METHODS[method].params}
+        for name, value in values.items():
+            try:
+                checked = known[name].validate(value)
+            except (KeyError, WhyboxError):
+                continue
+            if checked != known[name].default:
+                params.setdefault(method, {})[name] = checked
+    return params
+
+
+def confirm_link_model() -> None:
+    """Ask before loading a model that a link names and the operator did not allow."""
+    ss = st.session_state
+    refused = ss.pop("link_model_refused", None)
+    if refused:
+        st.warning(
+            f"This link asks for the model **{plain(refused)}**, which this server does not serve "
+            f"(only its built-in models and those its operator allowed): showing **{plain(ss.model)}** instead."
+        )
+    asked = ss.get("link_model")
+    if not asked:
+        return
+    box = st.container(border=True)
+    box.warning(
+        f"This link asks to load the model **{plain(asked)}** on this server. Load it only if you trust "
+        f"the link: a model folder or hub id can be large and slow to load. Load it?",
+        icon=":material/help:",
+    )
+    load, keep = box.columns(2)
+    if load.button("Load it", key="link_model_load", width="stretch"):
+        del ss.link_model
+        error = models.switch_model(asked)
+        if error:
+            ss.pop("autorun_held", None)
+            st.error(f"{plain(error)}\n\nStill using **{plain(ss.model)}**.")
+            return
+        for key in ("w_model", "w_custom"):  # the sidebar shows the newly loaded model
+            ss.pop(key, None)
+    elif keep.button("No, keep the current model", key="link_model_keep", width="stretch"):
+        del ss.link_model
+        ss.pop("autorun_held", None)
+    else:
+        ss.autorun_held = ss.pop("autorun", False) or ss.get("autorun_held", False)
+        return
+    st.rerun()
+
+
+def take_autorun(handle, req) -> bool:
+    """True once, when a link asked to explain at once and it is cheap enough to do so unasked.
+    Otherwise the estimate is shown and the page waits for the button."""
+    ss = st.session_state
+    if ss.get("link_model"):
+        return False  # wait for the answer to "load this model?"
+    wanted = ss.pop("autorun", False) or ss.pop("autorun_held", False)
+    if not wanted:
+        return False
+    try:
+        n_tokens = handle.encode(req.text).n_tokens
+        costs = {m: METHODS[m].estimate(n_tokens, req.method_params(m)) for m in req.methods}
+    except WhyboxError:
+        return True  # the run itself says what is wrong with the text or the settings
+    token_rows = sum(cost.rows for cost in costs.values()) * n_tokens
+    if token_rows <= AUTORUN_TOKEN_ROWS:
+        return True
+    listed = ", ".join(f"{METHODS[m].title} {cost.describe()}" for m, cost in costs.items())
+    st.info(
+        f"This link's text is {n_tokens} tokens long; its methods would take about "
+        f"{sum(c.rows for c in costs.values()):,} model passes ({listed}). That is too much to start "
+        "without asking: press **Explain** to run them, or pick cheaper methods first.",
+        icon=":material/hourglass_top:",
+    )
+    return False
 
 
 def sync_url() -> None:
@@ -41,5 +153,18 @@ def sync_url() -> None:
     wanted = {"model": ss.model, "text": current_text(), "methods": ",".join(ss.methods), "seed": str(ss.seed)}
     if ss.target:
         wanted["target"] = ss.target
+    # everything else that changes a number or the view, when it differs from the default
+    params = {m: p for m, p in ss.params.items() if p and m in ss.methods}
+    if params:
+        wanted["params"] = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    mode, level = ss.get("w_mode") or ss.get("mode", "delete"), ss.get("w_level") or ss.get("level", "word")
+    if mode != "delete":  # the widget's value is new in this run; its setting follows when the page draws
+        wanted["mode"] = mode
+    if level != "word":
+        wanted["level"] = level
+    if ss.get("w_shared_scale", ss.get("shared_scale")):
+        wanted["scale"] = "shared"
+    if ss.get("marks") and ss.get("marks_for") == wanted["text"]:
+        wanted["marks"] = ",".join(map(str, ss.marks))
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import streamlit as st
 
@@ -13,6 +15,7 @@ from explainers.model import ModelHandle
 from explainers.preload import take_preloaded
 
 ALLOW_CUSTOM_ENV = "WHYBOX_ALLOW_CUSTOM_MODELS"
+ALLOWED_MODELS_ENV = "WHYBOX_ALLOWED_MODELS"  # the operator's list: names, hub ids or folders (and what is below)
 
 
 def builtin_catalog() -> dict:
@@ -26,8 +29,28 @@ def custom_models_allowed() -> bool:
     return os.environ.get(ALLOW_CUSTOM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def operator_allowed(name: str) -> bool:
+    """A built-in, the default model, or one named in WHYBOX_ALLOWED_MODELS (a folder there allows
+    the folders below it too). These load from a link without asking."""
+    if name in builtin_catalog() or name == default_model():
+        return True
+    entries = [e.strip() for e in re.split(r"[,\n]", os.environ.get(ALLOWED_MODELS_ENV, "")) if e.strip()]
+    if name in entries:
+        return True
+    path = Path(name).expanduser()
+    if not path.is_absolute() and not name.startswith("."):
+        return False  # a hub id: only by its exact name
+    resolved = path.resolve()
+    for entry in entries:
+        folder = Path(entry).expanduser()
+        if folder.is_absolute() and (resolved == folder.resolve() or folder.resolve() in resolved.parents):
+            return True
+    return False
+
+
 def model_allowed(name: str) -> bool:
-    return name in builtin_catalog() or name == default_model() or custom_models_allowed()
+    """May this server load `name` at all (the sidebar's own-model box, a confirmed link)?"""
+    return operator_allowed(name) or custom_models_allowed()
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=8)

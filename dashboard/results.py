@@ -14,6 +14,7 @@ import torch
 from dashboard.widgets import current_text
 from explainers.explanation import Explanation
 from explainers.faithfulness import Report, evaluate_many
+from explainers.memo import ByteLRU, release_free_memory
 from explainers.methods import explain
 from explainers.model import ModelHandle
 from explainers.tasks import Target
@@ -61,6 +62,7 @@ class ExplanationStore:
             return Explanation.from_json(self._items[key])
 
     def put(self, key: tuple, exp: Explanation) -> None:
+        release_free_memory()  # a server's memory follows its caches, not every text it has seen
         data = exp.to_json()
         with self._lock:
             self._bytes += len(data) - len(self._items.pop(key, ""))
@@ -92,27 +94,24 @@ def explain_one(handle: ModelHandle, req: Request, method: str) -> Explanation:
     return exp
 
 
-# A resource, not data: a long text's weights run to hundreds of MB, which cache_data would copy
-# on every rerun. Callers only read them.
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _attentions(model: str, text: str, _handle: ModelHandle) -> tuple[torch.Tensor, ...]:
-    return tuple(_handle.attentions(_handle.encode(text)))
+# Bounded by bytes as well as entries (explainers/memo.py): a long text's attention weights run to
+# hundreds of MB. Callers only read them: handed out uncopied.
+ATTENTIONS = ByteLRU(max_bytes=384 << 20, max_entries=4)
+REPORTS = ByteLRU(max_bytes=32 << 20, max_entries=500, copy=True)
 
 
 def attentions(handle: ModelHandle, text: str) -> list[torch.Tensor]:
     """Attention weights per layer, each (1, heads, T, T), cached per (model, text)."""
-    return list(_attentions(handle.name, text, handle))
-
-
-@st.cache_data(show_spinner=False, max_entries=500)
-def _reports(req: Request, mode: str, _handle: ModelHandle, _explanations: list[Explanation]) -> list[dict]:
-    return [r.to_dict() for r in evaluate_many(_handle, _explanations, mode)]
+    return list(ATTENTIONS.get_or_compute((handle.name, text), lambda: tuple(handle.attentions(handle.encode(text)))))
 
 
 def reports(handle: ModelHandle, req: Request, explanations: list[Explanation], mode: str) -> list[Report]:
     """Faithfulness reports of a request's explanations, cached per request and mode."""
     done = Request(req.model, req.text, tuple(e.method for e in explanations), req.params, req.seed, req.target)
-    return [Report.from_dict(d) for d in _reports(done, mode, handle, explanations)]
+    data = REPORTS.get_or_compute(
+        (done, mode), lambda: [r.to_dict() for r in evaluate_many(handle, explanations, mode)]
+    )
+    return [Report.from_dict(d) for d in data]
 
 
 def settings_of(req: Request) -> dict:

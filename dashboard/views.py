@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from components.report import html_report, json_bundle
-from dashboard import models, results
+from dashboard import links, models, results
 from dashboard.widgets import plain
 from explainers import faithfulness
 from explainers.errors import InternalError, WhyboxError
@@ -16,6 +16,29 @@ from explainers.explanation import Explanation
 from explainers.gateway import watching
 from explainers.methods import METHODS, estimated_seconds
 from explainers.model import ModelHandle
+
+
+def first_visit() -> None:
+    """On a fresh machine the built-in model builds first (a minute or two on a CPU): instead of a blank
+    page, the main area says what whybox does and shows the build's progress. Nothing when it is built."""
+    from explainers.builtin import is_built, is_builtin
+
+    name = st.session_state.model
+    if not is_builtin(name) or is_built(name):
+        return
+    st.title("whybox: why did the model say that?")
+    st.markdown(
+        "whybox explains a text model's predictions: type a sentence, and attribution methods colour each word "
+        "by how much it pushed the model towards its answer (:red[red]) or away from it (:blue[blue]); "
+        "faithfulness checks then say which explanation the model itself agrees with.\n\n"
+        f"The built-in model **{plain(name)}** is being prepared for its first use on this machine. It is "
+        "cached afterwards, and an example explanation appears as soon as it is ready."
+    )
+    try:
+        models.get_model(name)  # its build's progress bar is drawn here
+    except WhyboxError:
+        return  # the sidebar says what went wrong
+    st.rerun()  # ready: draw the page itself
 
 
 def model() -> ModelHandle:
@@ -51,7 +74,7 @@ def plan(pressed: bool, hint: str, stop_area=None) -> tuple[results.Request, int
     A run gets a Stop button in `stop_area` (beside the page's own button, outside any fragment: a
     click there interrupts the running script at its next progress update)."""
     ss = st.session_state
-    run = pressed or ss.pop("autorun", False)
+    run = pressed or links.take_autorun(model(), results.current_request())
 
     def runnable(req: results.Request) -> bool:
         if not req.methods:
@@ -209,6 +232,39 @@ def _compute(handle: ModelHandle, req: results.Request, todo: list[str], done: d
         )
 
 
+NEAR_TIE = 0.10  # top two probabilities closer than this: the model is nearly undecided
+UNLIKELY_TARGET = 0.01  # an explained target this unlikely: its attributions are tiny by construction
+WEAK_SCORE = 1e-3  # largest |score| below this (probability units): colours stretch noise to full strength
+
+
+def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
+    """What a viewer should know before trusting any colour: a near tie, or a target the model finds unlikely."""
+    warnings = []
+    probs = sorted(predicted["probabilities"].values(), reverse=True)
+    if handle.labels and len(probs) > 1 and probs[0] - probs[1] < NEAR_TIE:
+        warnings.append(
+            f"The model is nearly undecided ({100 * probs[0]:.0f} % against {100 * probs[1]:.0f} %): small changes "
+            "can flip it, and the explanations describe a coin toss as much as a decision."
+        )
+    if predicted["target_prob"] < UNLIKELY_TARGET:
+        warnings.append(
+            f"The explained {handle.task.target_noun} is very unlikely (p = {predicted['target_prob']:.2g}): "
+            "attributions to it are tiny, and the colours stretch them to full strength."
+        )
+    return warnings
+
+
+def weak_signal(exp: Explanation) -> str | None:
+    """A warning when a signed method's scores are too small to mean much, shown on its card."""
+    largest = float(max((abs(s) for s in exp.word_scores), default=0.0))
+    if exp.signed and 0 < largest < WEAK_SCORE:
+        return (
+            f"Weak signal: the largest score is {largest:.1e} (probability units). Each card is scaled to its own "
+            "largest score, so these colours may show noise: turn on one colour scale to compare."
+        )
+    return None
+
+
 def method_caption(exp: Explanation) -> str:
     props = exp.properties
     bits = [
@@ -219,8 +275,14 @@ def method_caption(exp: Explanation) -> str:
         bits.append(f"seed {exp.seed}")
     for d in exp.diagnostics:
         bits.append(f"{d['title']} {d['value']:.3g}" + ("" if d["ok"] else " (poor)"))
+    if exp.extras.get("scaled_down"):
+        bits.append(str(exp.extras["scaled_down"]))
     if "baseline_token" in exp.extras:
         bits.append(f"baseline token {exp.extras['baseline_token']!r}")
+    if exp.signed:  # the magnitude that each card's own colour scale hides
+        bits.append(
+            f"scores sum to {sum(exp.word_scores):+.3g}, largest {max(map(abs, exp.word_scores), default=0):.3g}"
+        )
     return " · ".join(bits)
 
 

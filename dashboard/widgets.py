@@ -27,6 +27,13 @@ def bind(widget_key: str, setting: str) -> None:
         st.session_state[widget_key] = st.session_state[setting]
 
 
+def bound(widget_key: str, setting: str) -> str:
+    """`bind`, returning the widget key; the setting follows the widget (for the link)."""
+    bind(widget_key, setting)
+    st.session_state[setting] = st.session_state[widget_key]
+    return widget_key
+
+
 def current_text() -> str:
     """The text as typed so far, also before this run has drawn the text box."""
     return st.session_state.get("w_text", st.session_state.text)

@@ -30,6 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import integrity
+from .errors import ModelLoadError
+from .threads import idle_cores
+
 Progress = Callable[[float, str], None]
 
 
@@ -126,29 +130,43 @@ def is_built(name: str) -> bool:
 
 def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = False) -> Path:
     """The folder of built-in model `name`, built on first use (progress(fraction, message) while building;
-    a tqdm bar on stderr when progress is None) and reused afterwards."""
+    a tqdm bar on stderr when progress is None) and reused afterwards.
+
+    A built folder is checked before it is handed out (see integrity.py): a damaged one is rebuilt.
+    Reusing a whole folder writes nothing, so a read-only cache serves models built earlier; a cache
+    that cannot be written when a build is needed raises ModelLoadError naming the folder."""
     if name not in BUILTIN_MODELS:
         raise ValueError(f"unknown built-in model {name!r}; the built-ins are: {', '.join(BUILTIN_MODELS)}")
     recipe, build = _RECIPES[name]
     folder = _folder(name)
+    damaged: list[str] = []
     if folder.is_dir() and not rebuild:
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{folder.name}.lock", "w") as lock, _reporter(name, progress) as report:
+        damaged = integrity.folder_problems(folder)
+        if not damaged:
+            return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = _open_lock(folder)
+    except OSError as exc:
+        raise ModelLoadError(_unwritable_message(name, folder, exc, damaged)) from None
+    with lock, _reporter(name, progress) as report:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # another process is building this recipe: wait, then reuse its folder
             report(0.0, "waiting for another process building it")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if folder.is_dir() and not rebuild:
+        if folder.is_dir() and not rebuild and not integrity.folder_problems(folder):
             report(1.0, "built by another process")
             return folder
+        if damaged:
+            report(0.0, f"rebuilding: the cached copy is damaged ({damaged[0]})")
         for stale in folder.parent.glob(f".{folder.name}.*"):  # left by a killed build (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             with _quiet_build():
                 build(tmp, recipe, report)
+            integrity.write_checksums(tmp)  # verified on every later load
             if folder.exists():  # rebuild: swap the old folder out, then drop it
                 old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
                 os.replace(folder, old)
@@ -159,6 +177,23 @@ def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = Fa
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _open_lock(folder: Path):
+    return open(folder.parent / f"{folder.name}.lock", "w")
+
+
+def _unwritable_message(name: str, folder: Path, exc: OSError, damaged: list[str]) -> str:
+    why = exc.strerror or type(exc).__name__
+    if damaged:
+        state = f"The cached built-in model '{name}' in {folder} is damaged ({'; '.join(damaged)})"
+    else:
+        state = f"The built-in model '{name}' is not built yet"
+    return (
+        f"{state}, and whybox cannot write its cache folder {folder.parent} ({why}). "
+        f"Set WHYBOX_CACHE to a writable folder (e.g. WHYBOX_CACHE=/tmp/whybox) to build it there"
+        + (", or delete the damaged folder where you have the rights." if damaged else ".")
+    )
 
 
 def sentiment_splits() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
@@ -222,11 +257,9 @@ def _quiet_build():
 
     threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
     bars = transformers.utils.logging.is_progress_bar_enabled()
-    # Not more threads than idle cores: an OpenMP team waits for its slowest thread at every operation,
-    # so one thread sharing a core with another process stalls them all (measured on 2 cores with one
-    # other busy process: 2 threads built `sentiment` in 8-11 minutes, 1 thread in 1.5).
-    busy = round(os.getloadavg()[0])
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) - busy))
+    # Not more threads than idle cores (threads.py; measured on 2 cores with one other busy process:
+    # 2 threads built `sentiment` in 8-11 minutes, 1 thread in 1.5).
+    torch.set_num_threads(idle_cores())
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:

@@ -35,7 +35,28 @@ def _parse_params(pairs: list[str]) -> dict:
 def _read_text(args) -> str:
     from .text import check_text
 
-    return check_text(sys.stdin.read() if args.text == "-" else args.text)
+    if args.text != "-":
+        return check_text(args.text)
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return check_text(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WhyboxError(
+            f"The text on stdin is not UTF-8: byte 0x{data[exc.start]:02x} at position {exc.start} cannot be read. "
+            "Convert it first, e.g. iconv -f latin1 -t utf-8."
+        ) from None
+
+
+def _check_arguments(argv: list[str]) -> None:
+    """Bytes that are not UTF-8 reach Python as lone surrogates, which no tokenizer can encode."""
+    for position, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise WhyboxError(
+                f"Argument {position} is not UTF-8 text (an undecodable byte at character {exc.start}): "
+                "pass the text in UTF-8, or through stdin with --text -."
+            ) from None
 
 
 def _separator(value: str | None) -> str | None:
@@ -45,6 +66,9 @@ def _separator(value: str | None) -> str | None:
 
 def _load(args):
     from .loading import load_model
+    from .threads import apply_thread_policy
+
+    apply_thread_policy()  # no more torch threads than idle cores (see threads.py)
 
     return load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
 
@@ -83,6 +107,8 @@ def _print_explanation(exp) -> None:
     print(f"{exp.method}: target '{exp.target.label}' p={exp.target_prob:.3f}  ({exp.seconds:.2f}s)")
     if exp.truncated:
         print("  note: the text was truncated to the model's limit")
+    if exp.extras.get("scaled_down"):
+        print(f"  note: {exp.extras['scaled_down']}")
     width = max((len(w) for w in exp.words), default=4)
     top = max((abs(s) for s in exp.word_scores), default=0) or 1
     for word, score in zip(exp.words, exp.word_scores):
@@ -342,8 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     from .audit.cli import add_parser as add_audit_parser  # whybox audit: its own module
+    from .whatif_cli import add_whatif_commands  # counterfactuals and the model card
 
     add_audit_parser(sub)
+    add_whatif_commands(sub)
     return parser
 
 
@@ -375,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         args.method = ["occlusion"] if generating else list(DEFAULT_METHODS)
     _log_to_file()
     try:
+        _check_arguments(sys.argv[1:] if argv is None else list(argv))
         if hasattr(args, "text"):
             args.text = _read_text(args)  # once (stdin), and before any slow model load
         return args.func(args)

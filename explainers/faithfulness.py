@@ -443,6 +443,24 @@ def rank_explanations(reports: list[Report]) -> list[tuple[str, float]]:
     return sorted(zip(names, mean.tolist()), key=lambda x: x[1])
 
 
+def mode_dependence(reports_by_mode: dict[str, list[Report]]) -> str:
+    """Whether the ranking of methods depends on how tokens are removed: one sentence for the verdict."""
+    winners = {}
+    for mode, reports in reports_by_mode.items():
+        ranking = rank_explanations(reports)
+        if ranking:
+            title = next(r.title or r.method for r in reports if r.method == ranking[0][0])
+            winners[mode] = title
+    if len(set(winners.values())) <= 1:
+        best = next(iter(winners.values()), "")
+        return f"Both perturbation modes agree: {best} ranks first whether tokens are deleted or masked."
+    each = "; ".join(f"{mode}: {title}" for mode, title in winners.items())
+    return (
+        f"The ranking depends on how tokens are removed ({each}), so the verdict is fragile: the methods' "
+        "differences are partly the model's reaction to edited text."
+    )
+
+
 def agreement(explanations: list[Explanation], level: str = "token") -> tuple[list[str], np.ndarray]:
     """Spearman rank correlation between every pair of explanations of the same text."""
     names = [e.method for e in explanations]

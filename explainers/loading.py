@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import architecture, integrity
 from .errors import ModelLoadError
 from .model import DEFAULT_MAX_TOKENS, ModelHandle
 from .tasks import task_class
@@ -63,6 +64,7 @@ def resolve_model_source(name_or_path: str) -> str:
             raise ModelLoadError(
                 f"'{name_or_path}' is a folder but has no config.json: not a Hugging Face model folder."
             )
+        _check_folder(path, name_or_path)
         return str(path)
     if path.exists():
         raise ModelLoadError(f"'{name_or_path}' is a file, not a model folder.")
@@ -72,6 +74,23 @@ def resolve_model_source(name_or_path: str) -> str:
     return name_or_path
 
 
+def _check_folder(path: Path, name: str) -> None:
+    """Refuse pickle-only and damaged folders before transformers reads them."""
+    pickles = integrity.pickle_only(path)
+    if pickles:
+        raise ModelLoadError(
+            f"'{name}' has only pickle weights ({', '.join(pickles)}); whybox loads safetensors weights only, "
+            "because unpickling a file can run code. Convert it once where you trust the file: "
+            "AutoModel...from_pretrained(folder).save_pretrained(folder, safe_serialization=True)."
+        )
+    problems = integrity.folder_problems(path)
+    if problems:
+        raise ModelLoadError(
+            f"The model folder '{name}' is damaged: {'; '.join(problems)}. "
+            "Copy or save the model again (a full disk or an interrupted copy leaves files like this)."
+        )
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -79,8 +98,12 @@ def load_model(
     dtype: str = "auto",
     task: str | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    allow_new_weights: bool = False,
 ) -> ModelHandle:
-    """Load any Hugging Face sequence-classification or causal-LM model, built-in, local or hub."""
+    """Load any Hugging Face sequence-classification or causal-LM model, built-in, local or hub.
+
+    A checkpoint that lacks weights for the chosen task's head is refused (they would be random)
+    unless `allow_new_weights` (for experiments on untrained heads, from Python only)."""
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -111,11 +134,23 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "right"
     try:
-        model = task_type.auto_model().from_pretrained(source, dtype=torch_dtype, trust_remote_code=False)
+        model, info = task_type.auto_model().from_pretrained(
+            source, dtype=torch_dtype, trust_remote_code=False, use_safetensors=True, output_loading_info=True
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"Could not load the weights of '{name_or_path}': {_first_line(exc)}") from exc
+    except Exception as exc:  # safetensors' own error type, when a file is damaged in a way we did not see
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        raise ModelLoadError(
+            f"The weights of '{name_or_path}' are damaged ({_first_line(exc)}): copy or save the model again."
+        ) from exc
+    if not allow_new_weights:
+        _refuse_new_weights(name_or_path, task_type, info)
+    _refuse_small_tokenizer(name_or_path, tokenizer, config)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    architecture.prepare(model)  # e.g. ALBERT's shared layer, unrolled into blocks
     model.to(torch_device).eval()
     model.requires_grad_(False)  # we differentiate w.r.t. inputs only: no weight gradients to store
 
@@ -126,6 +161,35 @@ def load_model(
     ]
     limit = min(int(x) for x in limits if x and int(x) < 10**7)
     return ModelHandle(name_or_path, model, tokenizer, task_type(model, tokenizer), torch_device, limit)
+
+
+def _refuse_new_weights(name: str, task_type, info: dict) -> None:
+    """A checkpoint whose weights do not cover the model (a classifier loaded as a causal LM, or the
+    reverse) gets freshly initialised, random layers: explaining those explains noise."""
+    missing = list(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(sorted(missing)[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ModelLoadError(
+            f"'{name}' has no trained weights for a {task_type.name} model: {shown} would be initialised at "
+            "random, so explanations would describe noise. Use the checkpoint's own task (leave --task out), "
+            "or a checkpoint trained for this task."
+        )
+
+
+# A tokenizer with far fewer tokens than the model's embedding table is not the model's tokenizer
+# (transformers builds a tiny one from tokenizer_config.json when tokenizer.json is missing): every
+# word would become unknown and the answers confidently wrong.
+MIN_TOKENIZER_SHARE = 0.5
+
+
+def _refuse_small_tokenizer(name: str, tokenizer, config) -> None:
+    vocab = getattr(config.get_text_config(), "vocab_size", None)
+    if vocab and len(tokenizer) < MIN_TOKENIZER_SHARE * vocab:
+        raise ModelLoadError(
+            f"'{name}' has a tokenizer of {len(tokenizer):,} tokens for a model of {vocab:,}: its tokenizer files "
+            "(tokenizer.json, vocab.txt, ...) are missing or wrong. Copy the tokenizer files saved with the model "
+            "into the folder (tokenizer.save_pretrained(folder))."
+        )
 
 
 def _first_line(exc: Exception) -> str:

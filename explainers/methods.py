@@ -23,6 +23,7 @@ import torch
 from .errors import InputError, InternalError, WhyboxError
 from .explanation import Explanation, tokens_from_words
 from .gateway import Prediction
+from .limits import check_seed, fit_to_budget, token_row_budget
 from .model import ModelHandle
 from .tasks import Target
 from .text import Encoded
@@ -69,6 +70,8 @@ class Param:
             raise InputError(
                 f"{self.name} must be a{'n integer' if cast is int else ' number'}, not '{value}'."
             ) from None
+        if not math.isfinite(number):
+            raise InputError(f"{self.name} must be a finite number, not '{value}'.")
         if cast is int and float(value) != number:
             raise InputError(f"{self.name} must be an integer, not '{value}'.")
         if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
@@ -381,23 +384,40 @@ def _integrated_gradients(ctx: Context) -> Scores:
 
     # On the word embeddings: the same path as layer IG on the embedding layer, without its two
     # extra passes that only capture that layer's output.
-    return _path_integral(ctx, IntegratedGradients(ctx.forward), ctx.embeds.clone().requires_grad_())
+    method, tolerance, most = IntegratedGradients(ctx.forward), ctx.params["tolerance"], ctx.params["n_steps"]
+    if not tolerance:
+        return _path_integral(ctx, method, ctx.embeds.clone().requires_grad_())
+    # Adaptive: Gauss-Legendre from 8 steps, doubling until the convergence delta is within `tolerance`
+    # of |p(input) - p(baseline)|, at most n_steps. Every attempt is a whole IG at that step count, so
+    # the result equals fixed-step IG at the steps used, and meets the tolerance whenever n_steps would.
+    steps, tried = min(ADAPTIVE_FIRST_STEPS, most), 0
+    while True:
+        scores = _path_integral(ctx, method, ctx.embeds.clone().requires_grad_(), n_steps=steps)
+        tried += steps
+        gap = abs(ctx.target_prob - scores.extras["p_baseline"])
+        if scores.extras["convergence_delta"] <= tolerance * max(gap, 1e-12) or steps >= most:
+            scores.extras.update({"n_steps_used": steps, "n_steps_tried": tried})
+            return scores
+        steps = min(2 * steps, most)
 
 
-def _path_integral(ctx: Context, method, inputs) -> Scores:
+ADAPTIVE_FIRST_STEPS = 8
+
+
+def _path_integral(ctx: Context, method, inputs, n_steps: int | None = None) -> Scores:
     """Integrated-gradients-style methods from the baseline embeddings: batched steps, and the
     convergence delta sum(attributions) - (p(input) - p(baseline)). Captum's own delta would run
     the input and the baseline through the model again; p(input) is known, so only p(baseline) runs."""
     attributions = method.attribute(
         inputs,
         baselines=ctx.baseline_embeds,
-        n_steps=ctx.params["n_steps"],
+        n_steps=n_steps or ctx.params["n_steps"],
         internal_batch_size=ctx.rows_per_batch,
     )
     with torch.no_grad():
         p_baseline = float(ctx.forward(ctx.baseline_embeds)[0])
     delta = float(attributions.detach().double().sum()) - (ctx.target_prob - p_baseline)
-    return Scores(ctx.per_token(attributions), extras={"convergence_delta": abs(delta)})
+    return Scores(ctx.per_token(attributions), extras={"convergence_delta": abs(delta), "p_baseline": p_baseline})
 
 
 def _saliency(ctx: Context) -> Scores:
@@ -561,8 +581,12 @@ def _lime(ctx: Context) -> Scores:
         mask_string=mask_string,
         random_state=ctx.seed or 0,
     )
+    # Only the text up to the last word the model reads: LIME copies its text into every sample
+    # (a 1 MB text times 1000 samples), and words past the truncation would slide into view when
+    # earlier words are deleted.
+    read = enc.text[: enc.word_spans[-1][1]] if enc.word_spans else enc.text
     exp = explainer.explain_instance(
-        enc.text,
+        read,
         lambda texts: handle.predict_proba(list(texts), ctx.target),
         labels=(label,),
         num_features=max(1, len(enc.words)),
@@ -627,7 +651,19 @@ register(
         "times the input-baseline difference; scores add up to p(input) - p(baseline).",
         _integrated_gradients,
         lambda n, p: Cost(p["n_steps"], p["n_steps"]),
-        (_steps(50, quick=16, thorough=100), BASELINE),
+        (
+            _steps(50, quick=16, thorough=100),
+            BASELINE,
+            Param(
+                "tolerance",
+                0.0,
+                "float",
+                "Adaptive steps: 0 = exactly n_steps; above 0, start at 8 steps and double until the convergence "
+                "delta is within this share of |p(input) - p(baseline)| (n_steps is then the most).",
+                0.0,
+                0.5,
+            ),
+        ),
         needs_gradients=True,
         diagnostics=(CONVERGENCE_DELTA,),
     )
@@ -865,7 +901,9 @@ def explain(
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
     params = spec.validate(params)
+    seed = check_seed(seed)
     enc = handle.encode(text, chat=chat)
+    params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     units = None
     if unit != "token" or separator:  # granularity: see units.py
         from .units import explain_units, segment
@@ -895,6 +933,8 @@ def explain(
         ) from None
     except Exception as exc:  # a bug of ours, whatever its type: never blamed on the input
         raise InternalError.from_exception(exc, f"explaining with {spec.title} on {handle.architecture}") from exc
+    if scaled_down:  # said on the page and in the CLI
+        scores.extras["scaled_down"] = scaled_down
     seconds = time.perf_counter() - started
     handle.gateway.record_rate(method, seconds, spec.estimate(enc.n_tokens, params).rows * enc.n_tokens)
     if "baseline" in params:  # the token that actually stood for 'absent', for the JSON and the page

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from . import architecture
 from .errors import InputError
 from .gateway import InferenceGateway, Prediction
 from .tasks import Target, Task
@@ -73,23 +74,18 @@ class ModelHandle:
 
     @property
     def blocks(self) -> torch.nn.ModuleList:
-        """The transformer blocks: the first ModuleList as long as the model has hidden layers."""
+        """The transformer blocks, in order (see architecture.py for shared-layer models)."""
         cached = getattr(self, "_blocks", None)
-        if cached is not None:
-            return cached
-        n = getattr(self.config.get_text_config(), "num_hidden_layers", None)
-        lists = [m for _, m in self.model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
-        matching = [m for m in lists if n is None or len(m) == n]
-        if not matching:
-            raise InputError(f"Could not find the transformer blocks of {self.architecture}.")
-        self._blocks = matching[0]
-        return self._blocks
+        if cached is None:
+            cached = self._blocks = architecture.find_blocks(self.model)
+        return cached
 
     def block(self, layer: int) -> torch.nn.Module:
+        """The module a layer method hooks for block `layer`: its output is that block's hidden states."""
         n = len(self.blocks)
         if not -n <= layer < n:
             raise InputError(f"Layer {layer} does not exist: {self.architecture} has layers 0..{n - 1}.")
-        return self.blocks[layer]
+        return architecture.layer_output_module(self.model, self.blocks[layer])
 
     @property
     def special_ids(self) -> set[int]:
@@ -136,6 +132,12 @@ class ModelHandle:
         ids = list(out["input_ids"])
         if not [i for i, s in enumerate(out["special_tokens_mask"]) if not s]:
             raise InputError("The text has no tokens this model can read (only spaces or control characters?).")
+        unk = tok.unk_token_id
+        if unk is not None and all(i == unk for i, s in zip(ids, out["special_tokens_mask"]) if not s):
+            raise InputError(
+                "Every token of this text is unknown to the model's tokenizer: there is nothing to explain. "
+                "Is the text in a language or script this model reads, and is the model's own tokenizer loaded?"
+            )
         special = [bool(s) for s in out["special_tokens_mask"]]
         offsets = [tuple(o) for o in out["offset_mapping"]]
 
@@ -174,9 +176,21 @@ class ModelHandle:
             resolved = self.task.predicted_target((prediction or self.predict(enc)).probs)
         else:
             resolved = self.task.resolve_target(enc, target)
+            self._check_fits(enc, resolved)
         if contrast is None or contrast == "":
             return resolved
-        return self.task.with_contrast(resolved, self.task.resolve_target(enc, contrast))
+        other = self.task.resolve_target(enc, contrast)
+        self._check_fits(enc, other)
+        return self.task.with_contrast(resolved, other)
+
+    def _check_fits(self, enc: Encoded, resolved: Target) -> None:
+        # a continuation is teacher-forced after the text: together they must fit the model's positions
+        positions = getattr(self.config.get_text_config(), "max_position_embeddings", None)
+        if positions and enc.n_tokens + resolved.n_tokens - 1 > positions:
+            raise InputError(
+                f"The text ({enc.n_tokens} tokens) and the continuation ({resolved.n_tokens} tokens) together "
+                f"run past the model's {positions} positions: shorten the text or the continuation."
+            )
 
     def target_probability(self, enc: Encoded, target: Target, prediction: Prediction | None = None) -> float:
         """p(target | text): read off the prediction when the task can, else one more pass."""

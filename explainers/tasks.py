@@ -69,9 +69,11 @@ class Task:
     name: ClassVar[str]
     title: ClassVar[str]  # shown to people: "Classifier"
     target_title: ClassVar[str]  # "Explained label"
+    target_noun: ClassVar[str]  # "label", "continuation"
     target_help: ClassVar[str]  # what choosing a target means, for the sidebar
     free_text_target: ClassVar[bool]  # True: the user types the target; False: picks one of `labels`
     scores_positions: ClassVar[bool]  # True: a row is scored at chosen positions (LM), not once (classifier)
+    generates: ClassVar[bool] = False  # True: the model can write text (drafts, continuations)
     architecture_suffixes: ClassVar[tuple[str, ...]]
 
     def __init__(self, model, tokenizer):
@@ -172,6 +174,7 @@ class ClassificationTask(Task):
     name = "classification"
     title = "Classifier"
     target_title = "Explained label"
+    target_noun = "label"
     target_help = "Which class the attributions are computed for."
     free_text_target = False
     scores_positions = False
@@ -253,6 +256,7 @@ class CausalLMTask(Task):
     name = "causal_lm"
     title = "Causal language model"
     target_title = "Explained continuation"
+    target_noun = "continuation"
     target_help = (
         "The text whose probability after your prompt is explained, e.g. ' Paris'. A continuation "
         "typed without a leading space gets one; a multi-token continuation is scored as the product "
@@ -260,6 +264,7 @@ class CausalLMTask(Task):
     )
     free_text_target = True
     scores_positions = True
+    generates = True
     architecture_suffixes = ("ForCausalLM", "LMHeadModel")
 
     @classmethod

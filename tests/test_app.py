@@ -3,12 +3,14 @@ plus one slow test on the real built-in `sentiment` model."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from components.metrics_view import header
 from explainers.faithfulness import METRICS, PLAUSIBILITY
 from explainers.methods import DEFAULT_METHODS, METHODS
 
@@ -105,7 +107,7 @@ def test_times_are_estimated_before_running_and_long_runs_warned(app, monkeypatc
     set_text(app, LONG_TEXT)
     app.sidebar.number_input(key="w_p_lime_n_samples").set_value(5000).run()
     assert "This will take about" in " ".join(w.value for w in app.sidebar.warning)
-    assert not app.subheader  # nothing ran
+    assert app.sidebar.warning  # warned before anything runs
 
 
 def test_presets_set_steps_and_samples(app):
@@ -242,7 +244,8 @@ def test_faithfulness_page(app):
     assert "Trust:" in shown(app.info[0].value)
     table = app.dataframe[0].value
     assert list(table.index) == ["Integrated Gradients", "Occlusion", "Attention weights"]
-    assert [m.title for m in METRICS.values()] == list(table.columns)
+    assert [header(m) for m in METRICS.values()] == list(table.columns)
+    assert "Comprehensiveness ↑" in table.columns and "Sufficiency ↓" in table.columns
     assert len(app.get("plotly_chart")) == 5  # 4 curves + agreement
     captions = " ".join(c.value for c in app.caption)
     assert "delete: tokens are deleted" in captions and "normaliser" in captions
@@ -366,3 +369,103 @@ def test_a_page_that_raises_shows_an_error_id_and_no_traceback(app, monkeypatch,
     error_id = re.search(r"Internal error (\w+)", message).group(1)
     logged = [r for r in caplog.records if error_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None
+
+
+def test_every_setting_that_changes_a_number_round_trips_through_the_link(app, tiny_bert_dir, monkeypatch):
+    """Settings made in one session go into the URL; a new session opened on that URL has them all."""
+    app.sidebar.multiselect(key="w_methods").set_value(["integrated_gradients", "lime"]).run()
+    app.sidebar.number_input(key="w_p_integrated_gradients_n_steps").set_value(12).run()
+    app.sidebar.selectbox(key="w_p_lime_removal").select("mask").run()
+    set_text(app, TEXT)
+    app.run()
+    app.switch_page("app_pages/faithfulness.py").run()
+    app.button_group(key="w_mode").set_value("mask").run()
+    click(app, "Explain and check")
+    marks = next(b for b in app.button_group if b.key and b.key.startswith("w_marks"))
+    marks.set_value([1, 2]).run()
+    link = {k: v[0] if isinstance(v, list) else v for k, v in dict(app.query_params).items()}
+    assert link["mode"] == "mask" and link["marks"] == "1,2"
+    assert json.loads(link["params"]) == {"integrated_gradients": {"n_steps": 12}, "lime": {"removal": "mask"}}
+
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    fresh = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    fresh.query_params.update(link)
+    fresh.run()
+    assert not fresh.exception
+    assert fresh.session_state.params == {"integrated_gradients": {"n_steps": 12}, "lime": {"removal": "mask"}}
+    assert fresh.session_state.mode == "mask" and fresh.session_state.marks == [1, 2]
+    assert fresh.sidebar.number_input(key="w_p_integrated_gradients_n_steps").value == 12
+    fresh.switch_page("app_pages/faithfulness.py").run()
+    assert fresh.button_group(key="w_mode").value == "mask"
+    marks = next(b for b in fresh.button_group if b.key and b.key.startswith("w_marks"))
+    assert list(marks.value) == [1, 2]
+
+
+def test_near_ties_unlikely_targets_and_weak_signals_are_said():
+    import dataclasses
+
+    from dashboard import views
+    from explainers.methods import METHODS
+    from tests.test_faithfulness import _explanation
+
+    class Classifier:
+        labels = ["negative", "positive"]
+        task = type("Task", (), {"target_noun": "label"})
+
+    tie = views.prediction_warnings(
+        {"probabilities": {"negative": 0.46, "positive": 0.54}, "target_prob": 0.54}, Classifier()
+    )
+    assert len(tie) == 1 and "54 % against 46 %" in tie[0]
+    clear = {"probabilities": {"negative": 0.1, "positive": 0.9}, "target_prob": 0.9}
+    assert views.prediction_warnings(clear, Classifier()) == []
+    unlikely = views.prediction_warnings({**clear, "target_prob": 0.004}, Classifier())
+    assert len(unlikely) == 1 and "p = 0.004" in unlikely[0]
+
+    exp = dataclasses.replace(_explanation([2e-6] * 10), properties=METHODS["integrated_gradients"].properties())
+    assert "Weak signal" in views.weak_signal(exp) and "2.0e-06" in views.weak_signal(exp)
+    strong = dataclasses.replace(exp, word_scores=[0.3] * 10)
+    assert views.weak_signal(strong) is None
+    unsigned = dataclasses.replace(exp, properties=METHODS["attention"].properties())
+    assert views.weak_signal(unsigned) is None  # attention weights are not probability units
+
+
+def test_one_colour_scale_for_all_cards(app):
+    app.sidebar.multiselect(key="w_methods").set_value(["integrated_gradients", "occlusion"]).run()
+    set_text(app, TEXT)
+    click(app, "Explain")
+    app.toggle(key="w_shared_scale").set_value(True).run()
+    assert not app.exception
+    legends = [h.proto.body for h in app.get("html") if "full colour" in h.proto.body]
+    scales = {re.search(r"full colour = ±([\d.e-]+)", body).group(1) for body in legends}
+    assert len(legends) >= 2 and len(scales) == 1  # every signed card on one scale
+
+
+def test_a_first_visit_says_what_whybox_is_while_the_model_builds_then_shows_an_example(tiny_bert_dir, monkeypatch):
+    import explainers.builtin
+
+    built, drawn = [], []
+
+    def build(name, progress=None, rebuild=False):
+        if progress is not None and not built:
+            progress(0.5, "fine-tuning the classifier")
+            drawn.append(name)
+        if fail:
+            raise OSError("disk full")
+        built.append(name)
+        return tiny_bert_dir
+
+    monkeypatch.delenv("WHYBOX_DEFAULT_MODEL", raising=False)
+    monkeypatch.setattr(explainers.builtin, "builtin_path", build)
+    monkeypatch.setattr(explainers.builtin, "is_built", lambda name: bool(built))
+    fail = True  # the page while the build runs stays up when it fails: what whybox is, and why it stopped
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and set(drawn) == {"sentiment"}
+    assert any("being prepared for its first use" in m.value for m in at.main.markdown)
+    fail = False
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and set(built) == {"sentiment"}
+    # ready: the example is explained at once, without pressing anything
+    titles = {s.value for s in at.subheader}
+    assert {METHODS[m].title for m in DEFAULT_METHODS} <= titles

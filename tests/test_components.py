@@ -12,7 +12,7 @@ import pytest
 
 from components import charts
 from components.heatmap import heatmap_html, legend_html, shared_scale
-from components.metrics_view import metric_backgrounds, metrics_frame, styled_metrics, verdict
+from components.metrics_view import header, metric_backgrounds, metrics_frame, styled_metrics, verdict
 from components.report import html_report, json_bundle
 from explainers.compare import align_words
 from explainers.explanation import Explanation
@@ -248,16 +248,17 @@ def _green(css: str) -> int:
 def test_metrics_frame_and_colours_respect_direction(explained):
     _, reports, _ = explained
     frame = metrics_frame(reports)
-    assert len(frame) == len(reports) and list(frame.columns) == [m.title for m in METRICS.values()]
+    assert len(frame) == len(reports) and list(frame.columns) == [header(m) for m in METRICS.values()]
     css = metric_backgrounds(frame)
     for metric in METRICS.values():
-        column = frame[metric.title]
+        column = frame[header(metric)].round(3)  # what the table prints
         if not metric.faithfulness or column.nunique() < 2:
+            assert not metric.faithfulness or all(not c for c in css[header(metric)])  # no shade the digits hide
             continue
         best = column.idxmax() if metric.direction == "higher" else column.idxmin()
         worst = column.idxmin() if metric.direction == "higher" else column.idxmax()
-        assert _green(css.at[best, metric.title]) > _green(css.at[worst, metric.title]), metric.name
-    gini = METRICS["sparsity_gini"].title
+        assert _green(css.at[best, header(metric)]) > _green(css.at[worst, header(metric)]), metric.name
+    gini = header(METRICS["sparsity_gini"])
     assert all(_green(c) <= 0 for c in css[gini])  # descriptive metric: neutral grey, never green
 
 

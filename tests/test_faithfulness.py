@@ -178,3 +178,18 @@ def test_real_model_metrics_stay_in_range_and_cost_one_pass(tiny_bert, monkeypat
             metric = F.METRICS[name]
             assert math.isnan(value) or metric.low - 1e-9 <= value <= metric.high + 1e-9, name
         assert report.mode == "mask" and report.base_prob == pytest.approx(exps[0].target_prob, abs=1e-6)
+
+
+def test_the_verdict_says_when_the_ranking_depends_on_the_mode():
+    def report(method, better):
+        values = {
+            m.name: (0.9 if better else 0.1) if m.direction == "higher" else (0.1 if better else 0.9)
+            for m in F.ranking_metrics()
+        }
+        return F.Report(method=method, mode="delete", base_prob=0.9, values=values, title=method.upper())
+
+    same = {"delete": [report("a", True), report("b", False)], "mask": [report("a", True), report("b", False)]}
+    assert F.mode_dependence(same).startswith("Both perturbation modes agree: A ranks first")
+    flipped = {"delete": [report("a", True), report("b", False)], "mask": [report("a", False), report("b", True)]}
+    text = F.mode_dependence(flipped)
+    assert "depends on how tokens are removed" in text and "delete: A" in text and "mask: B" in text

@@ -11,7 +11,7 @@ import streamlit as st
 
 from components import audit_view
 from dashboard import views
-from dashboard.state import plain
+from dashboard.widgets import plain
 from explainers.audit.data import BUILTIN_SETS, columns_of, read_data
 from explainers.audit.engine import Progress, estimate_cost, load_finished, run_audit
 from explainers.audit.summary import TEXTS

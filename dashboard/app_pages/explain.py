@@ -3,7 +3,7 @@
 import streamlit as st
 
 from components.charts import probability_chart, word_bars
-from components.heatmap import render_heatmap
+from components.heatmap import render_heatmap, shared_scale
 from dashboard import models, results, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
@@ -41,17 +41,21 @@ with left:
         delta_color="off",
         delta_arrow="off",
     )
-    st.caption("Red words push the model towards this answer, blue words against it.")
+    for warning in views.prediction_warnings(predicted, handle):
+        st.warning(plain(warning), icon=":material/warning:")
 with right:
     st.plotly_chart(
         probability_chart(predicted["probabilities"], target=predicted["target"].label), key="probabilities"
     )
 
 
-def card(exp, level: str) -> None:
+def card(exp, level: str, scale: float | None = None) -> None:
     st.subheader(exp.title)
     st.caption(views.method_caption(exp))
-    render_heatmap(exp, level, None)
+    weak = views.weak_signal(exp)
+    if weak:
+        st.warning(plain(weak), icon=":material/blur_on:")
+    render_heatmap(exp, level, scale)
     st.markdown(plain(summarize(exp)))
     if exp.native_unit == "word":  # a word-level method: its own view is the word bars
         st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
@@ -64,11 +68,21 @@ def cards(run_id: int | None) -> list:
     level = st.segmented_control(
         "Scores per",
         ["word", "token"],
-        default="word",
-        key="w_level",
+        key=widgets.bound("w_level", "level"),
         required=True,
         format_func=lambda x: "Word" if x == "word" else "Subword token",
         help="Words add up the scores of their subword tokens.",
+    )
+    shared = st.toggle(
+        "One colour scale for all cards",
+        key=widgets.bound("w_shared_scale", "shared_scale"),
+        help="Off: each card is scaled to its own largest score, so a weak method looks as strong as a strong one. "
+        "On: equal colours mean equal scores across the signed methods (scores in probability units).",
+    )
+    target_label = predicted["target"].label.strip() or repr(predicted["target"].label)
+    st.markdown(
+        f"Colours are relative to **{plain(target_label)}**, the explained {handle.task.target_noun}: "
+        f":red[red] pushes towards it, :blue[blue] away from it."
     )
     progress_area = st.container()
     slots = {}
@@ -86,7 +100,13 @@ def cards(run_id: int | None) -> list:
             else:
                 card(outcome, level)
 
-    return views.explanations(req, run_id, draw=draw, progress_area=progress_area)
+    exps = views.explanations(req, run_id, draw=draw, progress_area=progress_area)
+    if shared and exps:  # the scale needs every card: redraw them on it
+        scale = shared_scale([e for e in exps if e.signed], level)
+        for exp in exps:
+            with slots[exp.method].container(border=True):
+                card(exp, level, scale if exp.signed else None)
+    return exps
 
 
 exps = cards(run_id)

@@ -7,7 +7,15 @@ from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
 from dashboard import models, results, views, widgets
 from dashboard.widgets import plain
-from explainers.faithfulness import CURVE_METRICS, MODES, PLAUSIBILITY, agreement, plausibility
+from explainers.faithfulness import (
+    CURVE_METRICS,
+    MODES,
+    PLAUSIBILITY,
+    RANKING_RULE,
+    agreement,
+    mode_dependence,
+    plausibility,
+)
 from explainers.narrative import faithfulness_verdict
 
 st.title("Faithfulness: which explanation should I trust?")
@@ -22,23 +30,29 @@ widgets.text_expander("faithfulness")
 left, right = st.columns([1, 2], vertical_alignment="bottom")
 pressed = left.button("Explain and check", type="primary", icon=":material/fact_check:")
 mode = right.segmented_control(
-    "Removed tokens are", list(MODES), default="delete", key="w_mode", required=True, format_func=str.capitalize
+    "Removed tokens are", list(MODES), key=widgets.bound("w_mode", "mode"), required=True, format_func=str.capitalize
 )
 st.caption(
     f"**{mode.capitalize()}**: {MODES[mode]}. Deleting or masking makes inputs the model never saw in "
     "training, so part of any probability change is the oddness of the input itself."
 )
-req, run_id = views.plan(pressed, "Press **Explain and check** to run the chosen methods and test them.")
+stop_area = st.empty()
+req, run_id = views.plan(pressed, "Press **Explain and check** to run the chosen methods and test them.", stop_area)
 exps = views.explanations(req, run_id)
+stop_area.empty()  # finished: nothing left to stop
 handle = models.get_model(req.model)
 
-with st.spinner("Running the checks (one batched pass per method)…"):
-    reports = results.reports(handle, req, exps, mode)
+with st.spinner("Running the checks in both modes (one batched pass per method and mode)…"):
+    by_mode = {m: results.reports(handle, req, exps, m) for m in MODES}
+reports = by_mode[mode]
 titles = [e.title for e in exps]
 names, matrix = agreement(exps)
 
 st.subheader("Verdict")
 st.info(plain(faithfulness_verdict(reports, (names, matrix))), icon=":material/gavel:")
+if len(exps) > 1:
+    st.caption(plain(mode_dependence(by_mode)))
+st.caption(plain(RANKING_RULE))
 
 st.subheader("Metrics")
 st.caption(f"Explaining '{plain(exps[0].target.label.strip())}' (p = {exps[0].target_prob:.3f} on the full text).")
@@ -63,13 +77,17 @@ st.caption(
     "mark) are compared with your marks. This measures agreement with people, not with the model."
 )
 words = exps[0].words
+marks_key = f"w_marks_{hash((req.model, req.text))}"
+if marks_key not in st.session_state and st.session_state.get("marks_for") == req.text:  # from a link
+    st.session_state[marks_key] = [i for i in st.session_state.get("marks", []) if i < len(words)]
 marked = st.pills(
     "Words that matter",
     list(range(len(words))),
     selection_mode="multi",
-    key=f"w_marks_{hash((req.model, req.text))}",
+    key=marks_key,
     format_func=lambda i: f"{words[i]} ·{i + 1}",
 )
+st.session_state.marks, st.session_state.marks_for = list(marked or []), req.text
 if marked:
     rows = {
         title: {PLAUSIBILITY[k].title: v for k, v in plausibility(exp, marked).items()}

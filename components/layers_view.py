@@ -24,14 +24,14 @@ def lens_chart(lens: LayerLens) -> go.Figure:
                 y=[p for p, _ in points],
                 customdata=[r for _, r in points],
                 mode="lines+markers",
-                name=label(repr(name) if lens.method == "logit_lens" else name),
+                name=label(repr(name) if lens.predicts_tokens else name),
                 line=dict(color=colour, width=3),
                 hovertemplate="%{x}: p = %{y:.3g}, rank %{customdata}<extra>%{fullData.name}</extra>",
             )
         )
     fig.update_yaxes(title_text="probability", rangemode="tozero")
     fig.update_xaxes(title_text="layer (the embeddings, then each block's output)", tickangle=-45)
-    what = "Next-token probability" if lens.method == "logit_lens" else "Label probability (indicative)"
+    what = "Next-token probability" if lens.predicts_tokens else "Label probability (indicative)"
     return _style(fig, title=f"{what} read from each layer", height=380, legend_items=len(series))
 
 
@@ -48,7 +48,7 @@ def rank_chart(lens: LayerLens) -> go.Figure:
                 x=names,
                 y=ranks,
                 mode="lines+markers",
-                name=label(repr(name) if lens.method == "logit_lens" else name),
+                name=label(repr(name) if lens.predicts_tokens else name),
                 line=dict(color=colour, width=2),
                 hovertemplate="%{x}: rank %{y}<extra>%{fullData.name}</extra>",
             )
@@ -66,7 +66,7 @@ def top_table(lens: LayerLens) -> pd.DataFrame:
         if lens.contrast is not None:
             row["p(contrast)"], row["contrast rank"] = layer.contrast_prob, layer.contrast_rank
         for k, (token, p) in enumerate(layer.top, start=1):
-            row[f"#{k}"] = f"{token!r} {p:.2f}" if lens.method == "logit_lens" else f"{token} {p:.2f}"
+            row[f"#{k}"] = f"{token!r} {p:.2f}" if lens.predicts_tokens else f"{token} {p:.2f}"
         rows.append(row)
     return pd.DataFrame(rows)
 

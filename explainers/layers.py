@@ -55,6 +55,11 @@ class LayerLens:
     extras: dict = field(default_factory=dict)
 
     @property
+    def predicts_tokens(self) -> bool:
+        """True: each layer is read as next-token probabilities (the logit lens); False: as labels."""
+        return self.method == "logit_lens"
+
+    @property
     def target_probs(self) -> list[float]:
         return [layer.target_prob for layer in self.layers]
 

@@ -163,7 +163,8 @@ def test_a_head_that_would_be_initialised_at_random_is_refused(request, fixture,
 
 def test_the_fixtures_load_without_new_weights(tiny_bert_dir, tiny_gpt2_dir, tiny_llama_dir):
     for folder in (tiny_bert_dir, tiny_gpt2_dir, tiny_llama_dir):
-        load_model(str(folder), device="cpu")  # the refusals above do not fire on whole checkpoints
+        handle = load_model(str(folder), device="cpu")  # the refusals above do not fire on whole checkpoints
+        assert handle.name == str(folder) and handle.n_layers == 2
 
 
 def test_cli_damaged_folder_in_a_subprocess_has_no_traceback(tiny_bert_dir, tmp_path):

@@ -123,22 +123,24 @@ def _word_spans(exp: Explanation, scale: float, signed: bool) -> str:
 
 
 def _token_spans(exp: Explanation, scale: float, signed: bool) -> str:
-    """Subword pieces as chips; a space between words, none between the pieces of one word."""
+    """The tokenizer's own pieces as chips (what the model reads: "##ing", "[UNK]", lowercased), the text they
+    cover on hover; a space between words, none between the pieces of one word."""
     special_style = (
         f"color:{MUTED};background:#f4f4f5;border:1px dashed #d4d4d8;border-radius:0.3em;"
         "padding:0.05em 0.25em;font-size:0.78em;font-family:ui-monospace,Menlo,Consolas,monospace"
     )
     chip = "border:1px solid rgba(0,0,0,0.08);margin:0 1px"
     parts, previous_word = [], object()
-    for token, score, special, word in zip(exp.tokens, exp.token_scores, exp.special, exp.word_of_token):
+    pieces = exp.pieces or exp.tokens  # what the model reads; older explanations have only the text slices
+    for piece, token, score, special, word in zip(pieces, exp.tokens, exp.token_scores, exp.special, exp.word_of_token):
         if parts and (word is None or word != previous_word):
             parts.append(" ")
         previous_word = word
         if special:
             parts.append(_span(token, f"{token}: special token, never scored", special_style))
         else:
-            shown_piece = token.strip() or token.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")
-            parts.append(_scored_span(shown_piece, score, scale, signed, repr(token), chip))
+            shown_piece = piece.strip() or piece.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")
+            parts.append(_scored_span(shown_piece, score, scale, signed, f"{piece!r}, from the text {token!r}", chip))
     return "".join(parts)
 
 

@@ -254,6 +254,36 @@ def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
     return warnings
 
 
+UNKNOWN_SHARE = 0.2  # above this share of [UNK] tokens, much of the text is invisible to the model
+PIECES_PER_WORD = 2.5  # above this, the tokenizer shreds the words: likely outside the model's language
+
+
+def reading_warnings(handle: ModelHandle, text: str) -> list[str]:
+    """What the model cannot read in this text: unknown tokens, or words cut into many pieces (French or
+    Japanese through an English tokenizer), said before anyone trusts a prediction on it."""
+    try:
+        enc = handle.encode(text)
+    except WhyboxError:
+        return []
+    content = enc.content_positions
+    if not content:
+        return []
+    warnings = []
+    unk = handle.tokenizer.unk_token_id
+    unknown = sum(1 for i in content if unk is not None and enc.ids[i] == unk)
+    if unknown / len(content) > UNKNOWN_SHARE:
+        warnings.append(
+            f"{unknown} of {len(content)} tokens are unknown to this model ({handle.tokenizer.unk_token}): it "
+            "cannot read those parts of the text, and explanations cannot see them either."
+        )
+    if enc.words and len(content) / len(enc.words) > PIECES_PER_WORD:
+        warnings.append(
+            f"The tokenizer cuts this text into {len(content) / len(enc.words):.1f} pieces per word: it may be in a "
+            "language or script the model was not trained on, and its prediction may mean little."
+        )
+    return warnings
+
+
 def weak_signal(exp: Explanation) -> str | None:
     """A warning when a signed method's scores are too small to mean much, shown on its card."""
     largest = float(max((abs(s) for s in exp.word_scores), default=0.0))

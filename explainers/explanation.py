@@ -40,6 +40,7 @@ class Explanation:
     seed: int | None = None
     seconds: float = 0.0
     truncated: bool = False
+    pieces: list[str] = field(default_factory=list)  # what the model reads: the tokenizer's own pieces
     extras: dict = field(default_factory=dict)
     # what the method is (title, family, signed, native unit, caveat, judged diagnostics): see Method.properties
     properties: dict = field(default_factory=dict)
@@ -84,6 +85,7 @@ class Explanation:
             seed=seed,
             seconds=float(seconds),
             truncated=enc.truncated,
+            pieces=list(enc.pieces),
             extras=strict_json.clean(extras or {}),
             properties=dict(properties or {}),
         )
@@ -125,6 +127,7 @@ class Explanation:
             self.words,
             self.word_spans,
             self.truncated,
+            list(self.pieces),
         )
 
     def scores(self, level: str = "token") -> np.ndarray:

@@ -157,6 +157,7 @@ class ModelHandle:
             words=[text[a:b] for a, b in word_spans],
             word_spans=word_spans,
             truncated=full_length > len(ids),
+            pieces=list(raw_tokens),
         )
 
     # ---- targets and predictions --------------------------------------------------------------

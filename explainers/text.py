@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,7 @@ class Encoded:
     words: list[str]
     word_spans: list[tuple[int, int]]
     truncated: bool = False
+    pieces: list[str] = field(default_factory=list)  # the tokenizer's own pieces ("##ing", "[UNK]", "Ġthe")
 
     @property
     def n_tokens(self) -> int:

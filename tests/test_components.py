@@ -329,3 +329,27 @@ def test_render_helpers_run_in_streamlit(explained):
     assert not app.exception
     assert len(app.dataframe) == 1 and len(app.expander) == 1 and len(app.info) == 1
     assert "Perturbation" in app.caption[0].value
+
+
+def test_the_token_view_shows_what_the_model_reads(tiny_bert):
+    """The tokenizer's own pieces (lowercased, "##" continuations, [UNK]), with the text they cover on hover."""
+    import html as html_lib
+
+    exp = explain(tiny_bert, "Unbelievably GRIPPING 😍!", "saliency")
+    pieces = tiny_bert.tokenizer.convert_ids_to_tokens(exp.token_ids)
+    assert exp.pieces == pieces and any(p.startswith("##") for p in pieces) and "[UNK]" in pieces
+    view = heatmap_html(exp, "token")
+    for i in exp.encoded.content_positions:
+        assert f">{html_lib.escape(pieces[i])}<" in view  # the piece itself is what is shown
+    assert "GRIPPING" in view  # ... and the text it covers, on hover
+    assert Explanation.from_json(exp.to_json()) == exp
+
+
+def test_text_the_model_cannot_read_is_said(tiny_bert):
+    from dashboard import views
+
+    assert views.reading_warnings(tiny_bert, "a gripping , funny film .") == []
+    unknown = views.reading_warnings(tiny_bert, "😍 🔥 😍 🔥 ok")
+    assert any("4 of 5 tokens are unknown" in w for w in unknown)
+    japanese = views.reading_warnings(tiny_bert, "この映画は本当に素晴らしかった")
+    assert any("pieces per word" in w for w in japanese)

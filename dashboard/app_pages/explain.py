@@ -41,7 +41,7 @@ with left:
         delta_color="off",
         delta_arrow="off",
     )
-    for warning in views.prediction_warnings(predicted, handle):
+    for warning in views.prediction_warnings(predicted, handle) + views.reading_warnings(handle, req.text):
         st.warning(plain(warning), icon=":material/warning:")
 with right:
     st.plotly_chart(

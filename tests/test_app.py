@@ -301,7 +301,9 @@ def test_compare_two_models(app, tiny_gpt2_dir):
     app.text_input(key="w_cmp_custom").input(str(tiny_gpt2_dir))
     click(app, "Compare")
     assert not errors(app)
-    assert len(app.get("plotly_chart")) == 3
+    # a classifier against a causal LM: each side on its own, no shared axis and no difference chart
+    assert len(app.get("plotly_chart")) == 2
+    assert "do different tasks" in " ".join(w.value for w in app.warning)
     assert str(tiny_gpt2_dir) in shown(app.subheader[1].value)
 
 

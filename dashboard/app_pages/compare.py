@@ -88,7 +88,9 @@ for (model_name, text), name in zip(sides, ("A", "B")):
         views.show_error(f"Side {name} ({model_name or 'no model'})", exc)
         st.stop()
 
-scale = shared_scale(exps) if exps[0].target.label == exps[1].target.label else None
+same_task = type(models.get_model(sides[0][0]).task) is type(models.get_model(sides[1][0]).task)
+comparable = same_task and exps[0].target.label == exps[1].target.label
+scale = shared_scale(exps) if comparable else None
 for column, exp, name in zip(st.columns(2), exps, ("A", "B")):
     with column.container(border=True):
         st.subheader(f"{name}: {plain(exp.model)}" if kind == "models" else f"Text {name}")
@@ -97,6 +99,13 @@ for column, exp, name in zip(st.columns(2), exps, ("A", "B")):
         st.markdown(plain(summarize(exp)))
 
 st.subheader("What changed")
+if not same_task:
+    st.warning(
+        "The two models do different tasks (one names labels, the other continues text): their scores answer "
+        "different questions, so they are not drawn on one axis. Compare each side on its own.",
+        icon=":material/warning:",
+    )
+    st.stop()
 if scale is None:
     st.caption("The two sides explain different labels, so their scores are not on one scale.")
 else:

@@ -15,9 +15,11 @@ or an <iframe srcdoc> in a report): two of them in the same page would share one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -135,6 +137,23 @@ def attention_html(
     return _offline_document(html.data, "const params = ", height)
 
 
+def _vocab_file(model_dir: Path) -> Path:
+    """vocab.txt, which BertViz's tokenizer reads; a folder saved with only tokenizer.json (a fast
+    WordPiece tokenizer) gets one written beside the cache, in id order."""
+    vocab = model_dir / "vocab.txt"
+    if vocab.is_file():
+        return vocab
+    tokenizer_json = model_dir / "tokenizer.json"
+    model = json.loads(tokenizer_json.read_text(encoding="utf-8")).get("model", {}) if tokenizer_json.is_file() else {}
+    if model.get("type") != "WordPiece":
+        raise ValueError(f"{model_dir} has no vocab.txt and no WordPiece tokenizer.json for BertViz's tokenizer")
+    written = Path(tempfile.gettempdir()) / f"whybox-vocab-{hashlib.sha1(str(model_dir).encode()).hexdigest()[:12]}.txt"
+    if not written.is_file():
+        ordered = sorted(model["vocab"].items(), key=lambda item: item[1])
+        written.write_text("\n".join(token for token, _ in ordered) + "\n", encoding="utf-8")
+    return written
+
+
 def neuron_view_html(
     model_dir: str | os.PathLike,
     model_type: str,
@@ -170,7 +189,7 @@ def neuron_view_html(
         raise ValueError(f"{model_dir} is not a BERT checkpoint BertViz can load (missing {missing[:3]}...)")
     tokenizer_config = model_dir / "tokenizer_config.json"
     lower = json.loads(tokenizer_config.read_text()).get("do_lower_case", True) if tokenizer_config.is_file() else True
-    tokenizer = BertTokenizer(str(model_dir / "vocab.txt"), do_lower_case=lower)
+    tokenizer = BertTokenizer(str(_vocab_file(model_dir)), do_lower_case=lower)
     with torch.no_grad():
         html = show(
             model, "bert", tokenizer, text, text_b, display_mode="light", layer=layer, head=head, html_action="return"

@@ -271,7 +271,7 @@ def test_attention_page(app):
     app.switch_page("app_pages/attention.py").run()
     assert not app.exception and not errors(app)
     assert "Attention is a view of the model, not an explanation" in app.warning[0].value
-    assert len(app.get("iframe")) == 2  # BertViz head view, model view
+    assert len(app.get("iframe")) == 3  # BertViz head view, model view, neuron view (a BERT folder)
     assert len(app.get("plotly_chart")) == 1  # rollout
     assert not app.info
 
@@ -279,6 +279,7 @@ def test_attention_page(app):
     app.run()
     notices = " ".join(i.value for i in app.info)
     assert "the model view shows the first 64 only" in notices and "head view" not in notices
+    assert "at most 40 tokens" in notices  # the neuron view draws every query and key
 
 
 # ---- Compare --------------------------------------------------------------------------------------
@@ -471,3 +472,11 @@ def test_a_first_visit_says_what_whybox_is_while_the_model_builds_then_shows_an_
     # ready: the example is explained at once, without pressing anything
     titles = {s.value for s in at.subheader}
     assert {METHODS[m].title for m in DEFAULT_METHODS} <= titles
+
+
+def test_the_neuron_view_says_why_it_cannot_show_a_model(app, tiny_gpt2_dir):
+    load_custom_model(app, tiny_gpt2_dir)
+    app.switch_page("app_pages/attention.py").run()
+    assert not app.exception and not errors(app)
+    assert len(app.get("iframe")) == 2  # head and model views only
+    assert "exists for BERT only" in " ".join(i.value for i in app.info)

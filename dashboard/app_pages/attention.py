@@ -1,16 +1,20 @@
 """Attention: BertViz's head and model views and attention rollout, for the current text."""
 
+from pathlib import Path
+
 import streamlit as st
 
-from components.bertviz_html import MissingAssetsError, attention_html
+from components.bertviz_html import MissingAssetsError, attention_html, neuron_view_html
 from components.charts import attention_heatmap
 from dashboard import results, views, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
+from explainers.loading import resolve_model_source
 from explainers.methods import attention_rollout
 
 HEAD_VIEW_TOKENS = 128  # BertViz draws one line per token pair: past these, the tab crawls
 MODEL_VIEW_TOKENS = 64
+NEURON_VIEW_TOKENS = 40
 
 st.title("Attention")
 st.warning(
@@ -62,7 +66,7 @@ def every(column, label: str, n: int, key: str) -> list[int]:
     return column.multiselect(label, range(n), default=list(range(n)), key=f"w_att_{key}_{handle.name}")
 
 
-head_tab, model_tab, rollout_tab = st.tabs(["Head view", "Model view", "Attention rollout"])
+head_tab, model_tab, neuron_tab, rollout_tab = st.tabs(["Head view", "Model view", "Neuron view", "Attention rollout"])
 with head_tab:
     st.caption(
         "Lines join each token (left) to the tokens it attends to (right); darker = more attention. "
@@ -102,6 +106,28 @@ with model_tab:
             height,
         )
     )
+
+with neuron_tab:
+    st.caption(
+        "How one attention weight is made: the query of a token meets the key of another, element by element. "
+        "Pick a layer and head in BertViz's own controls; hover a token to see its query and keys."
+    )
+    folder = Path(resolve_model_source(handle.name))
+    if handle.config.model_type != "bert" or not (folder / "model.safetensors").is_file():
+        st.info(
+            f"BertViz's neuron view recomputes queries and keys with its own copy of the architecture, which "
+            f"exists for BERT only: it cannot show {handle.architecture}. The head and model views work for "
+            "every model.",
+            icon=":material/info:",
+        )
+    elif len(tokens) > NEURON_VIEW_TOKENS:
+        st.info(
+            f"The neuron view draws every query and key: shorten the text to at most {NEURON_VIEW_TOKENS} tokens "
+            f"(this one has {len(tokens)}).",
+            icon=":material/content_cut:",
+        )
+    else:
+        show(lambda: (neuron_view_html(folder, "bert", text, layer=n_layers - 1, head=0, height=620), 700))
 
 with rollout_tab:
     st.caption(

@@ -140,6 +140,11 @@ def test_every_page_renders_offline(page, server):
     model_view = page.frame_locator("iframe").nth(1)
     model_view.locator("svg line").first.wait_for(state="attached", timeout=60_000)
     screenshot(page, "3-attention-model-view")
+    page.get_by_role("tab", name="Neuron view").click()  # queries and keys, BertViz's own BERT
+    neuron_view = page.frame_locator("iframe").nth(2)
+    neuron_view.locator("svg text").filter(has_text="gripping").first.wait_for(state="attached", timeout=60_000)
+    assert neuron_view.locator("svg text").count() > 10
+    screenshot(page, "3-attention-neuron-view")
     page.get_by_role("tab", name="Attention rollout").click()
     plots(page, 1)
     screenshot(page, "3-attention-rollout")

@@ -88,23 +88,25 @@ def _scored_span(text: str, score: float, scale: float, signed: bool, label: str
     return _span(text, f"{label}: {score:+.3g}{share}", style, score)
 
 
-def _container(inner: str) -> str:
+def _container(inner: str, font_size: str = "1.05rem") -> str:
     style = (
-        f"font-family:{FONT};font-size:1.05rem;line-height:2.1;white-space:pre-wrap;"
+        f"font-family:{FONT};font-size:{font_size};line-height:2.1;white-space:pre-wrap;"
         f"overflow-wrap:anywhere;color:{TEXT_DARK};background:#ffffff;padding:0.6rem 0.9rem;"
         "border:1px solid #e4e4e7;border-radius:0.5rem"
     )
     return f'<div class="whybox-heatmap" style="{style}">{inner}</div>'
 
 
-def heatmap_html(exp: Explanation, level: str = "word", *, scale: float | None = None) -> str:
+def heatmap_html(
+    exp: Explanation, level: str = "word", *, scale: float | None = None, font_size: str = "1.05rem"
+) -> str:
     """The text with each word ("word") or subword piece ("token") tinted by its score."""
     if level not in ("word", "token"):
         raise ValueError(f"level must be 'word' or 'token', not {level!r}")
     scale = default_scale(exp, level) if scale is None else float(scale)
     signed = exp.signed
     body = _word_spans(exp, scale, signed) if level == "word" else _token_spans(exp, scale, signed)
-    return _container(body)
+    return _container(body, font_size)
 
 
 def _word_spans(exp: Explanation, scale: float, signed: bool) -> str:

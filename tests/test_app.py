@@ -480,3 +480,15 @@ def test_the_neuron_view_says_why_it_cannot_show_a_model(app, tiny_gpt2_dir):
     assert not app.exception and not errors(app)
     assert len(app.get("iframe")) == 2  # head and model views only
     assert "exists for BERT only" in " ".join(i.value for i in app.info)
+
+
+def test_presentation_mode_shows_the_finished_explanations_large(app):
+    set_text(app, "a gripping , funny film <b>bold</b> .")
+    app.sidebar.multiselect(key="w_methods").set_value(["occlusion", "leave_one_out"]).run()
+    click(app, "Explain")
+    app.switch_page("app_pages/present.py").run()
+    assert not app.exception and not errors(app)
+    bodies = [h.proto.body for h in app.get("html")]
+    assert any("font-size:2rem" in b and "gripping" in b for b in bodies)  # the text, large
+    assert all("<b>" not in b for b in bodies) and any("&lt;" in b for b in bodies)  # user text escaped
+    assert any("Trust:" in b for b in bodies)  # the verdict, two methods compared

@@ -492,3 +492,18 @@ def test_presentation_mode_shows_the_finished_explanations_large(app):
     assert any("font-size:2rem" in b and "gripping" in b for b in bodies)  # the text, large
     assert all("<b>" not in b for b in bodies) and any("&lt;" in b for b in bodies)  # user text escaped
     assert any("Trust:" in b for b in bodies)  # the verdict, two methods compared
+
+
+def test_the_guide_loads_a_teaching_example_into_explain_and_compare(app):
+    from dashboard.examples import EXAMPLES
+
+    text, edited = list(EXAMPLES.items())[1]
+    app.switch_page("app_pages/guide.py").run()
+    assert not app.exception and any("Which method when" in m.value for m in app.markdown)
+    next(b for b in app.button if b.key == "learn_explain_1").click().run()
+    assert not app.exception
+    assert app.text_area(key="w_text").value == text
+    app.switch_page("app_pages/guide.py").run()
+    next(b for b in app.button if b.key == "learn_compare_1").click().run()
+    assert not app.exception
+    assert app.text_area(key="w_cmp_a").value == text and app.text_area(key="w_cmp_b").value == edited

@@ -161,8 +161,10 @@ def test_every_page_renders_offline(page, server):
 
     # ---- Guide ---------------------------------------------------------------------------------------
     go_to(page, "Guide")
-    page.get_by_text("Averages gradients along a straight path").wait_for()
+    page.get_by_text("Which method when").wait_for()  # the lesson comes first
     screenshot(page, "5-guide")
+    page.get_by_role("tab", name="Methods").click()
+    page.get_by_text("Averages gradients along a straight path").wait_for()
     page.get_by_role("tab", name="Caveats").click()
     page.get_by_text("Attention is not explanation.").wait_for()
     screenshot(page, "5-guide-caveats")

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.examples import EXAMPLES
+from dashboard.widgets import plain
 from explainers.conventions import conventions
 from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
 from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
@@ -16,7 +18,21 @@ st.markdown(
     "word matters. Then it checks which answers the model itself agrees with."
 )
 
-methods_tab, metrics_tab, conventions_tab, caveats_tab = st.tabs(["Methods", "Metrics", "Conventions", "Caveats"])
+learn_tab, methods_tab, metrics_tab, conventions_tab, caveats_tab = st.tabs(
+    ["Learn", "Methods", "Metrics", "Conventions", "Caveats"]
+)
+with learn_tab:
+    st.caption("Lesson material: load an example with one click, then follow the walkthrough.")
+    for i, (text, edited) in enumerate(EXAMPLES.items()):
+        left, middle, right = st.columns([6, 1.3, 1.3], vertical_alignment="center")
+        left.markdown(f"“{plain(text)}”")
+        if middle.button("Explain it", key=f"learn_explain_{i}", icon=":material/lightbulb:"):
+            st.session_state.text = text
+            st.switch_page("app_pages/explain.py")
+        if right.button("Compare", key=f"learn_compare_{i}", icon=":material/compare_arrows:"):
+            st.session_state.w_cmp_a, st.session_state.w_cmp_b = text, edited
+            st.switch_page("app_pages/compare.py")
+    st.markdown((Path(__file__).resolve().parent.parent / "teaching.md").read_text(encoding="utf-8"))
 with methods_tab:
     for family, description in FAMILIES.items():
         st.subheader(family.capitalize())

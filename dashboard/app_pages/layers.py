@@ -44,12 +44,8 @@ except WhyboxError as exc:
     views.show_error("Layers", exc)
     st.stop()
 st.markdown(
-    f"Following **{plain(repr(lens.target) if lens.method == 'logit_lens' else lens.target)}**"
-    + (
-        f" and **{plain(repr(lens.contrast) if lens.method == 'logit_lens' else lens.contrast)}**"
-        if lens.contrast
-        else ""
-    )
+    f"Following **{plain(repr(lens.target) if lens.predicts_tokens else lens.target)}**"
+    + (f" and **{plain(repr(lens.contrast) if lens.predicts_tokens else lens.contrast)}**" if lens.contrast else "")
     + f" across {len(lens.layers)} layers."
 )
 render_lens(lens)

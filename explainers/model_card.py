@@ -355,6 +355,8 @@ def _metrics_and_data(card, build, audit, texts_from, audit_dir) -> None:
         )
     elif audit:
         data = _find(audit, "data", "dataset", "data_set")
+        if isinstance(data, dict):  # whybox's audit summary: {"source": ..., "rows": ...}
+            data = data.get("source")
         n = _find(audit, "n_texts", "rows", "n_rows", "texts")
         card.add(
             "Evaluation data",
@@ -398,6 +400,8 @@ def _audit_parts(card, audit: dict) -> None:
         )
     best = _find(audit, "most_faithful", "best_method", "winner")
     ranking = _find(audit, "ranking", "method_ranking")
+    if isinstance(ranking, dict):  # whybox's audit summary: {"order": [{method, mean_rank, ...}], "winner": ...}
+        ranking = ranking.get("order")
     if best:
         card.add(
             "Quantitative analyses", Item(f"Most faithful explanation method on this model (audit): {_cell(best)}.")
@@ -408,7 +412,7 @@ def _audit_parts(card, audit: dict) -> None:
             for r in ranking
         ]
         card.add("Quantitative analyses", Table(["Method", "Mean rank"], rows, "Audit: faithfulness ranking"))
-    words = _find(audit, "top_words", "words_per_label", "label_words", "drivers")
+    words = _find(audit, "top_words", "words_per_label", "label_words", "drivers", "consensus")
     if isinstance(words, dict):
         card.add(
             "Quantitative analyses",

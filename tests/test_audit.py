@@ -241,6 +241,23 @@ def test_outputs_are_strict_json_csv_and_escaped_html(audited):
     assert "http" not in html.replace("http-equiv", "")  # self-contained: nothing fetched
 
 
+def test_the_model_card_reads_the_audit_summary_whybox_writes(audited, tiny_bert):
+    from explainers.model_card import build_model_card
+
+    _, result, _ = audited
+    s = result.summary
+    card = build_model_card(tiny_bert, audit_dir=result.out_dir, probe_texts=[])
+    items = [p.text for part in card.sections.values() for p in part if hasattr(p, "text")]
+    tables = {p.caption: p.rows for part in card.sections.values() for p in part if hasattr(p, "rows")}
+    assert f"Audit accuracy: {s['prediction']['accuracy']:.4f}." in items
+    assert f"Most faithful explanation method on this model (audit): {s['ranking']['winner']}." in items
+    assert tables["Audit: faithfulness ranking"] == [[r["method"], r["mean_rank"]] for r in s["ranking"]["order"]]
+    words = dict(tables["Audit: words driving each label"])
+    for label, entries in s["words"]["consensus"].items():
+        assert words[label] == ", ".join(e["word"] for e in entries[:10])
+    assert f"Audit data: {s['data']['source']}, {len(TEXTS)} texts." in items
+
+
 def test_stop_resume_and_reuse_without_duplicates(tiny_bert, tiny_bert_dir, tmp_path):
     data = read_data(str(_csv(tmp_path)), label_column="label")
     settings = _settings(tiny_bert_dir, seed=1)

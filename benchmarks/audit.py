@@ -153,10 +153,17 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=8, help="texts per chunk (the CLI's default)")
     parser.add_argument("--memory", default=None, help="comma-separated N for the memory runs, e.g. 200,10000")
     parser.add_argument("--memory-methods", default="attention", help="methods of the memory runs")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads per process (0: torch's choice; 1 on a busy machine)"
+    )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--methods", default=",".join(METHODS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         print(json.dumps(one(args.one, args.n, tuple(args.methods.split(",")), args.chunk_size)))
         return
     if args.memory:
@@ -166,7 +173,10 @@ def main() -> None:
         runs = [(c, args.n, ",".join(METHODS)) for c in args.configs.split(",")]
         methods = "integrated_gradients (50 steps), lime (1,000 samples), occlusion"
     print(f"audit benchmark: default model 'sentiment', held-out sentences; {os.cpu_count()} cores")
-    print(f"methods: {methods}, + the full faithfulness suite on every explanation; chunk {args.chunk_size}")
+    print(
+        f"methods: {methods}, + the full faithfulness suite on every explanation; chunk {args.chunk_size}; "
+        f"torch threads {args.threads or 'default'}"
+    )
     print(f"before: {_uptime()}")
     print(
         f"{'configuration':<34} {'texts':>6} {'seconds':>8} {'texts/s':>8} {'CPU s':>8} {'texts/CPU s':>11} "
@@ -176,7 +186,7 @@ def main() -> None:
     for config, n, run_methods in runs:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.audit", "--one", config, "--n", str(n), "--methods", run_methods]
-            + ["--chunk-size", str(args.chunk_size)],
+            + ["--chunk-size", str(args.chunk_size), "--threads", str(args.threads)],
             capture_output=True,
             text=True,
         )

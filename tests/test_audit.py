@@ -102,8 +102,11 @@ def test_builtin_heldout_is_the_models_heldout_split():
 
     train, heldout = sentiment_splits()
     data = read_data("builtin:rt-heldout", label_column=None)
-    assert [(r.text, r.label) for r in data.rows] == [(t, LABELS[y]) for t, y in heldout]
+    assert sorted((r.text, r.label) for r in data.rows) == sorted((t, LABELS[y]) for t, y in heldout)
     assert len(data.rows) == 1000 and sum(r.label == "positive" for r in data.rows) == 500
+    # labels alternate, so that a --limit audits both in equal parts
+    first = read_data("builtin:rt-heldout", limit=10)
+    assert [r.label for r in first.rows].count("positive") == 5 and first.rows[0].label != first.rows[1].label
     assert not {r.text for r in data.rows} & {t for t, _ in train} - {t for t, _ in heldout}
     with pytest.raises(InputError, match="Unknown built-in data set"):
         read_data("builtin:imdb")

@@ -157,7 +157,9 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch threads per process (0: torch's choice; 1 on a busy machine)"
     )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--methods", default=",".join(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help="methods of the speed runs (default: the issue's mix)"
+    )
     args = parser.parse_args()
     if args.one:
         if args.threads:
@@ -170,8 +172,12 @@ def main() -> None:
         runs = [("local", int(n), args.memory_methods) for n in args.memory.split(",")]
         methods = args.memory_methods.replace(",", ", ")
     else:
-        runs = [(c, args.n, ",".join(METHODS)) for c in args.configs.split(",")]
-        methods = "integrated_gradients (50 steps), lime (1,000 samples), occlusion"
+        runs = [(c, args.n, args.methods) for c in args.configs.split(",")]
+        methods = (
+            "integrated_gradients (50 steps), lime (1,000 samples), occlusion"
+            if args.methods == ",".join(METHODS)
+            else args.methods.replace(",", ", ")
+        )
     print(f"audit benchmark: default model 'sentiment', held-out sentences; {os.cpu_count()} cores")
     print(
         f"methods: {methods}, + the full faithfulness suite on every explanation; chunk {args.chunk_size}; "

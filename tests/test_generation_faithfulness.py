@@ -54,7 +54,7 @@ def test_each_generated_token_and_the_continuation_against_a_hand_computation(lm
     assert not any(gen.special)  # this tokenizer adds no special tokens: every input is a candidate
     model = lm.model
     base = _logps(model, full, [(n + j, t) for j, t in enumerate(gen.generated_ids)])
-    for j, token in enumerate(gen.generated_ids):
+    for j in range(len(gen.generated_ids)):
         scores = {i: matrix[j, i] for i in range(n + j)}  # t_j's inputs: the prompt and t_<j
         top = _top(scores, 0.2)
         ids, reads, which = _delete(full, top, n, lm.baseline_token_id())

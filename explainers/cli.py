@@ -173,6 +173,7 @@ def _explain_generation(handle, args) -> int:
     import numpy as np
 
     from .generation import explain_generation
+    from .generation_faithfulness import evaluate_generation
 
     params = _parse_params(args.param)
     results = [
@@ -187,16 +188,21 @@ def _explain_generation(handle, args) -> int:
         )
         for method in args.method
     ]
+    reports = [evaluate_generation(handle, g, mode=args.mode) for g in results]
     if args.json:
-        print(strict_json.dumps({"model": handle.describe(), "generations": [g.to_dict() for g in results]}, indent=2))
+        gens = [{**g.to_dict(), "faithfulness": r.to_dict()} for g, r in zip(results, reports)]
+        print(strict_json.dumps({"model": handle.describe(), "generations": gens}, indent=2))
         return 0
-    for g in results:
+    for g, r in zip(results, reports):
         print(f"{g.method}: {''.join(g.generated)!r}  ({g.seconds:.2f}s)  {g.score_note}")
         width = max(len(t) for t in g.tokens) + 2
         for j, token in enumerate(g.generated):
             row = g.scores[j]
             cells = " ".join("     ." if np.isnan(v) else f"{v:+.3f}" for v in row[: g.n_prompt + j])
-            print(f"  {token!r:<{width}} p={g.probabilities[j]:.3f} H={g.entropies[j]:.2f}  {cells}")
+            faith = " ".join(f"{m[:4]}={r.token_values[m][j]:+.3f}" for m in r.metrics)
+            print(f"  {token!r:<{width}} p={g.probabilities[j]:.3f} H={g.entropies[j]:.2f} {faith}  {cells}")
+        whole = " ".join(f"{m}={v:+.3f}" for m, v in r.continuation_values.items())
+        print(f"  continuation: log p={r.continuation_base:.3f}  {whole}  ({r.mode} mode, drops in log-probability)")
     return 0
 
 
@@ -337,8 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="causal LM: generate N tokens greedily and explain each",
             )
             p.add_argument("--continuation", default=None, help="causal LM: explain each token of this continuation")
-        if name == "evaluate":
-            p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed")
+        p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed (metrics)")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 

@@ -110,3 +110,23 @@ def test_metrics_that_cannot_judge_generated_text_are_refused(tiny_gpt2):
         evaluate_generation(tiny_gpt2, gen, metrics=["kendall_tau_loo"])
     with pytest.raises(InputError, match="perturbation mode"):
         evaluate_generation(tiny_gpt2, gen, mode="blur")
+
+
+def test_cli_generate_carries_the_faithfulness_of_each_token_and_the_continuation(capsys, tiny_gpt2_dir, tiny_gpt2):
+    from explainers import strict_json
+    from explainers.cli import main
+
+    argv = ["explain", "--model", str(tiny_gpt2_dir), "--text", PROMPT, "--continuation", CONTINUATION]
+    code = main(argv + ["--method", "occlusion", "--mode", "mask", "--json"])
+    (gen,) = strict_json.loads(capsys.readouterr().out)["generations"]
+    direct = evaluate_generation(
+        tiny_gpt2, explain_generation(tiny_gpt2, PROMPT, "occlusion", continuation=CONTINUATION), "mask"
+    )
+    faith = gen["faithfulness"]
+    assert code == 0 and faith["mode"] == "mask"
+    for name in ("comprehensiveness", "sufficiency"):
+        np.testing.assert_allclose(faith["token_values"][name], direct.token_values[name], atol=1e-6)
+        assert faith["continuation_values"][name] == pytest.approx(direct.continuation_values[name], abs=1e-5)
+    assert main(argv + ["--method", "occlusion"]) == 0
+    out = capsys.readouterr().out
+    assert "continuation: log p=" in out and "comprehensiveness=" in out

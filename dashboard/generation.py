@@ -8,7 +8,9 @@ import streamlit as st
 
 from components.generation_view import generation_report_html, render_generation
 from dashboard import results, views
+from explainers import strict_json
 from explainers.errors import WhyboxError
+from explainers.faithfulness import MODES
 from explainers.generation import (
     GENERATION_METHODS,
     MAX_NEW_TOKENS,
@@ -16,6 +18,7 @@ from explainers.generation import (
     explain_generation,
     generation_cost,
 )
+from explainers.generation_faithfulness import evaluate_generation
 from explainers.methods import METHODS
 from explainers.model import ModelHandle
 
@@ -28,14 +31,28 @@ def _run(model: str, prompt: str, method: str, params: str, n: int, continuation
     return {"gen": gen}
 
 
+@st.cache_data(show_spinner=False, max_entries=200)
+def _faithfulness(
+    model: str, prompt: str, method: str, params: str, n: int, continuation: str, mode: str, _gen, _handle
+):
+    """The generation's metrics (keyed like its run, plus the mode): one batched pass."""
+    return evaluate_generation(_handle, _gen, mode=mode)
+
+
 def generate_and_explain(handle: ModelHandle, text: str) -> bool:
     """The section, for causal LMs when switched on; True when it drew the page's results."""
     if not handle.task.scores_positions or not st.toggle(
         "Generate and explain", key="w_generate", help="Continue the prompt and explain every generated token."
     ):
         return False
-    left, right = st.columns([1, 3])
+    left, middle, right = st.columns([1, 1, 3])
     n = left.number_input("Tokens to generate", 1, MAX_NEW_TOKENS, 10, key="w_generate_n")
+    mode = middle.selectbox(
+        "Faithfulness removes tokens by",
+        list(MODES),
+        key="w_generate_mode",
+        help="How comprehensiveness and sufficiency remove tokens: " + "; ".join(f"{k}: {v}" for k, v in MODES.items()),
+    )
     continuation = right.text_input(
         "…or explain this continuation instead", key="w_generate_text", placeholder="empty = generate greedily"
     )
@@ -55,29 +72,32 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
     if shown is None:
         st.info("Press **Generate and explain** to continue the prompt and explain each generated token.")
         return True
-    gens: list[GenerationExplanation] = []
+    gens: list[tuple[GenerationExplanation, object]] = []
     with st.status(f"Explaining each generated token with {len(methods)} methods…", expanded=pressed) as status:
         for i, method in enumerate(shown[2]):
             status.update(label=f"{METHODS[method].title} ({i + 1} of {len(shown[2])})")
             try:
                 params = json.dumps(json.loads(shown[3]).get(method, {}), sort_keys=True)
-                gens.append(_run(shown[0], shown[1], method, params, shown[4], shown[5], handle)["gen"])
+                run = (shown[0], shown[1], method, params, shown[4], shown[5])
+                gen = _run(*run, handle)["gen"]
+                status.update(label=f"{METHODS[method].title}: faithfulness of each token ({i + 1} of {len(shown[2])})")
+                gens.append((gen, _faithfulness(*run, mode, gen, handle)))
             except WhyboxError as exc:
                 views.show_error(METHODS[method].title, exc)
         status.update(label=f"Explained {len(gens)} of {len(shown[2])} methods", state="complete", expanded=False)
     enc = handle.encode(shown[1])
-    for gen in gens:
+    for gen, report in gens:
         with st.container(border=True):
             st.subheader(gen.title)
             where = "typed" if gen.typed else "generated greedily"
             st.caption(
                 f"{len(gen.generated)} tokens {where}: {''.join(gen.generated)!r} · computed in {gen.seconds:.2f} s"
             )
-            render_generation(gen, enc, gen.method)
+            render_generation(gen, enc, gen.method, report)
             left, right = st.columns(2)
             left.download_button(
                 "Download JSON",
-                data=gen.to_json(indent=2),
+                data=strict_json.dumps({**gen.to_dict(), "faithfulness": report.to_dict()}, indent=2),
                 file_name=f"whybox-generation-{gen.method}.json",
                 mime="application/json",
                 key=f"gen_json_{gen.method}",
@@ -85,7 +105,7 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
             )
             right.download_button(
                 "Download HTML",
-                data=lambda gen=gen: generation_report_html(gen),
+                data=lambda gen=gen, report=report: generation_report_html(gen, report),
                 file_name=f"whybox-generation-{gen.method}.html",
                 mime="text/html",
                 key=f"gen_html_{gen.method}",

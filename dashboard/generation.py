@@ -24,17 +24,15 @@ from explainers.model import ModelHandle
 
 
 @st.cache_data(show_spinner=False, max_entries=200)
-def _run(model: str, prompt: str, method: str, params: str, n: int, continuation: str, _handle) -> dict:
+def _run(model: str, prompt: str, method: str, params: str, n: int, continuation: str, chat: bool, _handle) -> dict:
     gen = explain_generation(
-        _handle, prompt, method, max_new_tokens=n, continuation=continuation or None, **json.loads(params)
+        _handle, prompt, method, max_new_tokens=n, continuation=continuation or None, chat=chat, **json.loads(params)
     )
     return {"gen": gen}
 
 
 @st.cache_data(show_spinner=False, max_entries=200)
-def _faithfulness(
-    model: str, prompt: str, method: str, params: str, n: int, continuation: str, mode: str, _gen, _handle
-):
+def _faithfulness(model, prompt, method, params, n, continuation, chat, mode: str, _gen, _handle):
     """The generation's metrics (keyed like its run, plus the mode): one batched pass."""
     return evaluate_generation(_handle, _gen, mode=mode)
 
@@ -61,13 +59,13 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
     skipped = [METHODS[m].title for m in req.methods if m not in GENERATION_METHODS]
     if skipped:
         st.caption(f"{', '.join(skipped)} explain the continuation as a whole only: switch this off to run them.")
-    n_prompt = handle.encode(text).n_tokens if text.strip() else 0
+    n_prompt = handle.encode(text, chat=req.chat).n_tokens if text.strip() else 0
     costs = [
         f"{METHODS[m].title}: {generation_cost(m, n_prompt, int(n), req.method_params(m)).describe()}" for m in methods
     ]
     st.caption(f"Estimated cost for {n_prompt} prompt tokens and {int(n)} generated: " + "; ".join(costs) + ".")
     pressed = st.button("Generate and explain", type="primary", icon=":material/auto_awesome:")
-    key = (req.model, text, tuple(methods), req.params, int(n), continuation.strip())
+    key = (req.model, text, tuple(methods), req.params, int(n), continuation.strip(), req.chat)
     shown = views.request_to_show("generation_done", key, pressed, lambda k: views.check_text(handle, k[1]))
     if shown is None:
         st.info("Press **Generate and explain** to continue the prompt and explain each generated token.")
@@ -78,14 +76,14 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
             status.update(label=f"{METHODS[method].title} ({i + 1} of {len(shown[2])})")
             try:
                 params = json.dumps(json.loads(shown[3]).get(method, {}), sort_keys=True)
-                run = (shown[0], shown[1], method, params, shown[4], shown[5])
+                run = (shown[0], shown[1], method, params, shown[4], shown[5], shown[6])
                 gen = _run(*run, handle)["gen"]
                 status.update(label=f"{METHODS[method].title}: faithfulness of each token ({i + 1} of {len(shown[2])})")
                 gens.append((gen, _faithfulness(*run, mode, gen, handle)))
             except WhyboxError as exc:
                 views.show_error(METHODS[method].title, exc)
         status.update(label=f"Explained {len(gens)} of {len(shown[2])} methods", state="complete", expanded=False)
-    enc = handle.encode(shown[1])
+    enc = handle.encode(shown[1], chat=shown[6])
     for gen, report in gens:
         with st.container(border=True):
             st.subheader(gen.title)

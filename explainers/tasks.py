@@ -125,7 +125,7 @@ class Task:
         return target.label
 
     # ---- contrastive targets -------------------------------------------------------------------
-    contrast_formula: ClassVar[str]  # what a contrastive target's score is, for people
+    contrast_formula: ClassVar[str] = ""  # what a contrastive target's score is, for people ("" = none)
 
     def with_contrast(self, target: Target, contrast: Target) -> Target:
         if contrast.plain == target.plain:

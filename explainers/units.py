@@ -193,11 +193,16 @@ UNIT_FEATURES = {
 }
 
 
+def features_are_units(spec, units: Units) -> bool:
+    """True when `spec` perturbs the units themselves (it pays per unit); False when it scores tokens."""
+    return spec.name in UNIT_FEATURES and units.name != "token"
+
+
 def explain_units(spec, ctx, units: Units):
     """Run `spec` on the context at this granularity: returns Scores with the unit scores in extras."""
     from .methods import Scores
 
-    if spec.name in UNIT_FEATURES and units.name != "token":
+    if features_are_units(spec, units):
         unit_scores = UNIT_FEATURES[spec.name]()(ctx, units)
         scores = Scores(units.spread(unit_scores, ctx.enc.n_tokens))
     else:
@@ -209,11 +214,15 @@ def explain_units(spec, ctx, units: Units):
 
 def unit_cost(spec, enc: Encoded, units: Units, params: dict | None = None):
     """The cost of `spec` at this granularity: perturbation methods pay per unit, the rest per token."""
-    n = len(units) if spec.name in UNIT_FEATURES and units.name != "token" else enc.n_tokens
-    return spec.estimate(n, params)
+    return spec.estimate(len(units) if features_are_units(spec, units) else enc.n_tokens, params)
+
+
+def features(spec, enc: Encoded, units: Units) -> str:
+    """What the cost counts: "12 sentences" for a perturbation method at sentence level, else tokens."""
+    per = units.name if features_are_units(spec, units) else "token"
+    count = len(units) if per != "token" else enc.n_tokens
+    return f"{count} {per}{'s' if count != 1 else ''}"
 
 
 def describe_unit_cost(spec, enc: Encoded, units: Units, params: dict | None = None) -> str:
-    per = units.name if spec.name in UNIT_FEATURES else "token"
-    count = len(units) if per != "token" else enc.n_tokens
-    return f"{unit_cost(spec, enc, units, params).describe()} ({count} {per}{'s' if count != 1 else ''} as features)"
+    return f"{unit_cost(spec, enc, units, params).describe()} ({features(spec, enc, units)} as features)"

@@ -120,7 +120,7 @@ def framing_picker(handle: ModelHandle) -> None:
 
 def estimate(handle: ModelHandle, method: str, params: dict) -> tuple:
     """(cost, seconds, features) of one method on the current text at the chosen unit: perturbation
-    methods pay per unit, the rest per token (units.unit_cost). `features` says what is counted."""
+    methods pay per unit, the rest per token (units.unit_cost). `features` says what is counted ("" for tokens)."""
     s = settings()
     spec = METHODS[method]
     enc = handle.encode(widgets.current_text(), chat=s["chat"])
@@ -129,4 +129,4 @@ def estimate(handle: ModelHandle, method: str, params: dict) -> tuple:
     token_cost = spec.estimate(enc.n_tokens, params)
     # the rate is per row-token: rows at this unit, each as long as the text
     seconds = estimated_seconds(handle, method, enc.n_tokens, params) * cost.rows / max(token_cost.rows, 1)
-    return cost, seconds, features(spec, enc, units)
+    return cost, seconds, features(spec, enc, units) if units.name != "token" else ""

@@ -175,7 +175,8 @@ def cost_summary(handle: ModelHandle) -> None:
             st.error(f"{method.title}: {plain(str(exc))}")
             continue
         total += seconds
-        lines.append(f"- {method.title}: {_duration(seconds)} ({cost.describe()}; {counted} as features)")
+        counted = f"; {counted} as features" if counted else ""
+        lines.append(f"- {method.title}: {_duration(seconds)} ({cost.describe()}{counted})")
     st.caption(
         f"Estimated time for {n_tokens} tokens on this {_device_name(handle)}:\n"
         + "\n".join(lines)

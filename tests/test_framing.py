@@ -123,3 +123,25 @@ def test_a_classifier_offers_its_labels_to_contrast_with(tiny_bert_dir, monkeypa
     shown = _prediction(at)
     assert shown.value == "positive rather than negative" == tiny_bert.task.display(direct.target)
     assert shown.delta == f"p = {direct.target_prob:.3g}"
+
+
+def test_compare_shows_the_plain_and_the_contrastive_explanation_side_by_side(lm_app, tiny_gpt2):
+    from scipy.stats import spearmanr
+
+    lm_app.text_input(key="w_target_text").input("Rome").run()
+    lm_app.switch_page("app_pages/compare.py").run()
+    lm_app.segmented_control(key="w_cmp_kind").set_value("contrast").run()
+    lm_app.text_input(key="w_cmp_contrast").input("Lyon").run()
+    next(b for b in lm_app.button if b.label == "Compare").click().run()
+    assert not lm_app.exception and not lm_app.error
+    plain = explain(tiny_gpt2, PROMPT, "occlusion", target="Rome")
+    versus = explain(tiny_gpt2, PROMPT, "occlusion", target="Rome", contrast="Lyon")
+    titles = [s.value for s in lm_app.subheader]
+    assert titles[-2:] == [
+        f"Why {tiny_gpt2.task.display(plain.target)}?",
+        f"Why {tiny_gpt2.task.display(versus.target)}?",
+    ]
+    scores = [c.value for c in lm_app.caption if c.value.startswith("score = ")]
+    assert scores == [f"score = {e.target_prob:.3g} · each side on its own colour scale" for e in (plain, versus)]
+    rho = spearmanr(plain.word_scores, versus.word_scores).statistic
+    assert lm_app.metric[-1].value == f"{rho:+.2f}"

@@ -12,11 +12,11 @@ from explainers import strict_json
 from explainers.errors import WhyboxError
 from explainers.faithfulness import MODES
 from explainers.generation import (
-    GENERATION_METHODS,
     MAX_NEW_TOKENS,
     GenerationExplanation,
     explain_generation,
     generation_cost,
+    generation_methods,
 )
 from explainers.generation_faithfulness import evaluate_generation
 from explainers.methods import METHODS
@@ -55,8 +55,9 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
         "…or explain this continuation instead", key="w_generate_text", placeholder="empty = generate greedily"
     )
     req = results.current_request()
-    methods = [m for m in req.methods if m in GENERATION_METHODS] or ["occlusion"]
-    skipped = [METHODS[m].title for m in req.methods if m not in GENERATION_METHODS]
+    can = generation_methods()
+    methods = [m for m in req.methods if m in can] or ["occlusion"]
+    skipped = [METHODS[m].title for m in req.methods if m not in can]
     if skipped:
         st.caption(f"{', '.join(skipped)} explain the continuation as a whole only: switch this off to run them.")
     n_prompt = handle.encode(text, chat=req.chat).n_tokens if text.strip() else 0

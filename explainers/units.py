@@ -85,7 +85,7 @@ def segment(enc: Encoded, unit: str = "token", separator: str | None = None) -> 
     return Units(unit, [enc.text[slice(*pieces[k])].strip() for k in order], [groups[k] for k in order])
 
 
-# ---- perturbation methods over units ----------------------------------------------------------------
+# ---- perturbation methods over units (each named by its method's registry entry: `unit_features`) ---
 def _hide(ids: list[int], positions, fill: list[int]) -> list[int]:
     out = list(ids)
     for i in positions:
@@ -93,7 +93,7 @@ def _hide(ids: list[int], positions, fill: list[int]) -> list[int]:
     return out
 
 
-def _occlusion(ctx, units: Units) -> np.ndarray:
+def unit_occlusion(ctx, units: Units) -> np.ndarray:
     window, stride = ctx.params["window"], ctx.params["stride"]
     n = len(units)
     window = min(window, n)
@@ -110,7 +110,7 @@ def _occlusion(ctx, units: Units) -> np.ndarray:
     return total / np.maximum(count, 1)
 
 
-def _leave_one_out(ctx, units: Units) -> np.ndarray:
+def unit_leave_one_out(ctx, units: Units) -> np.ndarray:
     fill = ctx.handle.baseline_token_id()
     rows = []
     for where in units.positions:
@@ -140,7 +140,7 @@ def _sampled(captum_class):
     return run
 
 
-def _lime(ctx, units: Units) -> np.ndarray:
+def unit_lime(ctx, units: Units) -> np.ndarray:
     from lime.lime_text import LimeTextExplainer
 
     # LIME cuts the text itself: hand it the units' character spans (via their first and last words)
@@ -171,31 +171,21 @@ def _lime(ctx, units: Units) -> np.ndarray:
     return scores
 
 
-def _shapley():
+def unit_shapley_sampling(ctx, units: Units) -> np.ndarray:
     from captum.attr import ShapleyValueSampling
 
-    return _sampled(ShapleyValueSampling)
+    return _sampled(ShapleyValueSampling)(ctx, units)
 
 
-def _kernel():
+def unit_kernel_shap(ctx, units: Units) -> np.ndarray:
     from captum.attr import KernelShap
 
-    return _sampled(KernelShap)
-
-
-# methods whose features become the units (the rest score tokens and sum them)
-UNIT_FEATURES = {
-    "occlusion": lambda: _occlusion,
-    "leave_one_out": lambda: _leave_one_out,
-    "shapley_sampling": _shapley,
-    "kernel_shap": _kernel,
-    "lime": lambda: _lime,
-}
+    return _sampled(KernelShap)(ctx, units)
 
 
 def features_are_units(spec, units: Units) -> bool:
     """True when `spec` perturbs the units themselves (it pays per unit); False when it scores tokens."""
-    return spec.name in UNIT_FEATURES and units.name != "token"
+    return spec.unit_features is not None and units.name != "token"
 
 
 def explain_units(spec, ctx, units: Units):
@@ -203,7 +193,7 @@ def explain_units(spec, ctx, units: Units):
     from .methods import Scores
 
     if features_are_units(spec, units):
-        unit_scores = UNIT_FEATURES[spec.name]()(ctx, units)
+        unit_scores = spec.unit_features(ctx, units)
         scores = Scores(units.spread(unit_scores, ctx.enc.n_tokens))
     else:
         scores = spec.run(ctx)

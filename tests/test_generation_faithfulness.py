@@ -130,3 +130,18 @@ def test_cli_generate_carries_the_faithfulness_of_each_token_and_the_continuatio
     assert main(argv + ["--method", "occlusion"]) == 0
     out = capsys.readouterr().out
     assert "continuation: log p=" in out and "comprehensiveness=" in out
+
+
+def test_the_registry_names_the_functions_that_explain_units_and_generated_tokens():
+    """The capability fields point at functions that exist (they are looked up lazily, by name)."""
+    import explainers.generation as generation
+    import explainers.units as units
+    from explainers.methods import METHODS
+
+    modules = {"generation": generation, "units": units}
+    fields = [(m, f) for m in METHODS.values() for f in (m.unit_features, m.per_output_token) if f is not None]
+    assert {m.name for m, f in fields} >= {"occlusion", "leave_one_out", "lime", "integrated_gradients", "attention"}
+    for method, function in fields:
+        module, name = function.__qualname__.split(".")
+        assert callable(getattr(modules[module], name)), (method.name, name)
+    assert generation.generation_methods() == [m.name for m in METHODS.values() if m.per_output_token_cost]

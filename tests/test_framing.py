@@ -57,7 +57,7 @@ def test_rather_than_reaches_the_prediction_and_the_link(lm_app, tiny_gpt2):
     direct = explain(tiny_gpt2, PROMPT, "occlusion", target="Rome", contrast="Lyon")
     shown = _prediction(lm_app)
     assert shown.value == tiny_gpt2.task.display(direct.target) and "rather than" in shown.value
-    assert shown.delta == f"p = {direct.target_prob:.3g}"  # log p(A) − log p(B)
+    assert shown.delta == f"log p(A) − log p(B) = {direct.target_prob:.3g}"
     assert lm_app.query_params["contrast"] == "Lyon"
 
 
@@ -122,7 +122,7 @@ def test_a_classifier_offers_its_labels_to_contrast_with(tiny_bert_dir, monkeypa
     direct = explain(tiny_bert, "a fine film", "saliency", target="positive", contrast="negative")
     shown = _prediction(at)
     assert shown.value == "positive rather than negative" == tiny_bert.task.display(direct.target)
-    assert shown.delta == f"p = {direct.target_prob:.3g}"
+    assert shown.delta == f"p(A) − p(B) = {direct.target_prob:.3g}"
 
 
 def test_compare_shows_the_plain_and_the_contrastive_explanation_side_by_side(lm_app, tiny_gpt2):

@@ -150,6 +150,8 @@ def cmd_explain(args) -> int:
     handle = _load(args)
     if args.generate or args.continuation:
         return _explain_generation(handle, args)
+    if args.sentences_first:
+        return _sentences_first(handle, args)
     explanations = _explain_all(handle, args)
     if args.json:
         print(
@@ -165,6 +167,33 @@ def cmd_explain(args) -> int:
     else:
         for exp in explanations:
             _print_explanation(exp)
+    return 0
+
+
+def _sentences_first(handle, args) -> int:
+    """`explain --sentences-first K`: the sentences, then the words of the top K sentences (long prompts)."""
+    from .long_inputs import sentences_first
+    from .methods import get_method
+
+    params = _parse_params(args.param)
+    results = []
+    for method in args.method:
+        own = {k: v for k, v in params.items() if k in {p.name for p in get_method(method).params}}
+        framing = {"target": args.target, "seed": args.seed, "contrast": args.contrast, "chat": args.chat}
+        results.append(
+            sentences_first(
+                handle, args.text, method, args.sentences_first, separator=_separator(args.separator), **framing, **own
+            )
+        )
+    if args.json:
+        print(strict_json.dumps({"model": handle.describe(), "sentences_first": [r.to_dict() for r in results]}))
+        return 0
+    for r in results:
+        print(f"{r.sentences.title}: sentences, then the words of the top {len(r.chosen)}")
+        for text, score in zip(r.sentences.extras["units"], r.sentences.extras["unit_scores"]):
+            print(f"  {score:+.4f}  {text}")
+        for text, score in zip(r.words.extras["units"], r.words.extras["unit_scores"]):
+            print(f"      {score:+.4f}  {text}")
     return 0
 
 
@@ -343,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="causal LM: generate N tokens greedily and explain each",
             )
             p.add_argument("--continuation", default=None, help="causal LM: explain each token of this continuation")
+            p.add_argument(
+                "--sentences-first",
+                type=int,
+                default=0,
+                metavar="K",
+                help="long texts: explain the sentences, then the words of the top K sentences",
+            )
         p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed (metrics)")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)

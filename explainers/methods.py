@@ -930,9 +930,12 @@ def explain(
     chat: bool = False,
     unit: str = "token",
     separator: str | None = None,
+    within: list[int] | None = None,
     **params,
 ) -> Explanation:
-    """Explain one prediction with one method (with a contrast: why the target rather than it).
+    """Explain one prediction with one method (with a contrast: why the target rather than it), per
+    `unit` (token, word, sentence, or pieces between `separator`; `within`: only the units inside these
+    token positions, see units.segment).
 
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
@@ -942,10 +945,10 @@ def explain(
     enc = handle.encode(text, chat=chat)
     params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     units = None
-    if unit != "token" or separator:  # granularity: see units.py
+    if unit != "token" or separator or within is not None:  # granularity: see units.py
         from .units import explain_units, segment
 
-        units = segment(enc, unit, separator)
+        units = segment(enc, unit, separator, within)
     started = time.perf_counter()
     try:
         # one forward pass gives the probabilities, the target and (for attention methods) the weights

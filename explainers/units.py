@@ -57,9 +57,14 @@ def _char_pieces(text: str, separator: str | None) -> list[tuple[int, int]]:
     return [m.span() for m in SENTENCE_RE.finditer(text) if m.group().strip()]
 
 
-def segment(enc: Encoded, unit: str = "token", separator: str | None = None) -> Units:
+def segment(enc: Encoded, unit: str = "token", separator: str | None = None, within=None) -> Units:
     """The units of an encoded text. `separator` (any string, e.g. a line break) cuts the text into
-    pieces instead of sentences."""
+    pieces instead of sentences. `within` (token positions) keeps only the units inside them: the rest of
+    the text stays as it is and is not scored (explaining the words of the important sentences only)."""
+    if within is not None:
+        units, inside = segment(enc, unit, separator), set(within)
+        keep = [k for k, where in enumerate(units.positions) if set(where) <= inside]
+        return Units(units.name, [units.texts[k] for k in keep], [units.positions[k] for k in keep])
     content = enc.content_positions
     if separator:
         unit = "piece"

@@ -60,6 +60,11 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
     skipped = [METHODS[m].title for m in req.methods if m not in can]
     if skipped:
         st.caption(f"{', '.join(skipped)} explain the continuation as a whole only: switch this off to run them.")
+    if req.contrast or req.unit != "token" or req.separator:
+        st.caption(
+            "Each generated token is explained per token and on its own: the sidebar's unit and contrast apply "
+            "when this is switched off."
+        )
     n_prompt = handle.encode(text, chat=req.chat).n_tokens if text.strip() else 0
     costs = [
         f"{METHODS[m].title}: {generation_cost(m, n_prompt, int(n), req.method_params(m)).describe()}" for m in methods

@@ -73,7 +73,8 @@ def plain_vs_contrast(method: str) -> None:
     for column, exp in zip(st.columns(2), (plain_exp, contrastive)):
         with column.container(border=True):
             st.subheader(f"Why {plain(handle.task.display(exp.target))}?")
-            st.caption(f"score = {exp.target_prob:.3g} · each side on its own colour scale")
+            score = handle.task.score_name(exp.target)
+            st.caption(f"{score} = {exp.target_prob:.3g} · each side on its own colour scale")
             render_heatmap(exp, "word")
             st.markdown(plain(summarize(exp)))
     rho = word_agreement(plain_exp, contrastive)

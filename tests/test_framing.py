@@ -141,7 +141,9 @@ def test_compare_shows_the_plain_and_the_contrastive_explanation_side_by_side(lm
         f"Why {tiny_gpt2.task.display(plain.target)}?",
         f"Why {tiny_gpt2.task.display(versus.target)}?",
     ]
-    scores = [c.value for c in lm_app.caption if c.value.startswith("score = ")]
-    assert scores == [f"score = {e.target_prob:.3g} · each side on its own colour scale" for e in (plain, versus)]
+    scores = [c.value for c in lm_app.caption if "each side on its own colour scale" in c.value]
+    assert scores == [f"p = {plain.target_prob:.3g} · each side on its own colour scale"] + [
+        f"log p(A) − log p(B) = {versus.target_prob:.3g} · each side on its own colour scale"
+    ]
     rho = spearmanr(plain.word_scores, versus.word_scores).statistic
     assert lm_app.metric[-1].value == f"{rho:+.2f}"

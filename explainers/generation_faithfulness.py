@@ -135,9 +135,9 @@ class GenerationReport:
         return strict_json.clean(asdict(self))
 
 
-def evaluate_generation(handle: ModelHandle, gen, mode: str = "delete", metrics=DEFAULT_METRICS) -> GenerationReport:
-    """The metrics asked for of a GenerationExplanation, per generated token and for the continuation,
-    from one batched pass over every perturbed row they need, de-duplicated."""
+def plan(handle: ModelHandle, gen, mode: str = "delete", metrics=DEFAULT_METRICS):
+    """The shared rows, one view per generated token then the continuation's, and each view's planned
+    (metric, rows): everything before the one scoring pass."""
     known = generation_metrics()
     unknown = [m for m in metrics if m not in known]
     if unknown:
@@ -152,18 +152,22 @@ def evaluate_generation(handle: ModelHandle, gen, mode: str = "delete", metrics=
         views.append(View(rows, matrix[j], candidates, lambda logp, j=j: float(np.exp(logp[j]))))
     column_sums = np.nansum(matrix[:, :n], axis=0)
     prompt = [i for i in content if i < n and np.isfinite(matrix[:, i]).any()]
-    whole = View(rows, column_sums, prompt, lambda logp: float(np.sum(logp)))
-    planned = [[(metric, metric.plan(view)) for metric in chosen] for view in [*views, whole]]
+    views.append(View(rows, column_sums, prompt, lambda logp: float(np.sum(logp))))  # the continuation
+    return rows, views, [[(metric, metric.plan(view)) for metric in chosen] for view in views]
+
+
+def evaluate_generation(handle: ModelHandle, gen, mode: str = "delete", metrics=DEFAULT_METRICS) -> GenerationReport:
+    """The metrics asked for of a GenerationExplanation, per generated token and for the continuation,
+    from one batched pass over every perturbed row they need, de-duplicated."""
+    rows, views, planned = plan(handle, gen, mode, metrics)
     rows.score(handle)
-    values = [
-        {metric.name: metric.value(view, plan) for metric, plan in p} for view, p in zip([*views, whole], planned)
-    ]
+    values = [{metric.name: metric.value(view, p) for metric, p in each} for view, each in zip(views, planned)]
     return GenerationReport(
         mode=mode,
         metrics=list(metrics),
-        token_base=[v.base for v in views],
-        token_values={m.name: [v[m.name] for v in values[:-1]] for m in chosen},
-        continuation_base=whole.base,
+        token_base=[v.base for v in views[:-1]],
+        token_values={name: [v[name] for v in values[:-1]] for name in metrics},
+        continuation_base=views[-1].base,
         continuation_values=values[-1],
         forward_rows=len(rows.index),
     )

@@ -307,9 +307,9 @@ def _factors(card, probes, audit) -> None:
                 + "."
             ),
         )
-    slices = _find(audit, "slices", "accuracy_per_slice", "per_slice")
-    if slices:
-        card.add("Factors", Item(f"The audit reports results per slice: {', '.join(map(str, _keys(slices)))}."))
+    per_label = audit_accuracy_per_label(audit) if audit else {}
+    if per_label:
+        card.add("Factors", Item(f"The audit reports accuracy per true label: {', '.join(per_label)}."))
     card.add(
         "Factors",
         Item(
@@ -354,13 +354,17 @@ def _metrics_and_data(card, build, audit, texts_from, audit_dir) -> None:
             Item(f"No audit summary was found in {audit_dir} (summary.json): the audit parts of this card are empty."),
         )
     elif audit:
-        data = _find(audit, "data", "dataset", "data_set")
-        n = _find(audit, "n_texts", "rows", "n_rows", "texts")
+        data = audit.get("data") or {}
+        settings = audit.get("settings") or {}
+        source = data.get("source") or "not named"
         card.add(
             "Evaluation data",
             Item(
-                f"Audit data: {_cell(data) if data else 'not named'}"
-                + (f", {_cell(n)} texts." if n is not None else ".")
+                f"Audit data: {source}, {audit.get('texts', data.get('rows', '?'))} texts"
+                + (f" ({data['skipped']} rows skipped)" if data.get("skipped") else "")
+                + f", explained with {', '.join(audit.get('methods') or [])}"
+                + (f" (seed {settings['seed']})" if "seed" in settings else "")
+                + "."
             ),
         )
 
@@ -386,51 +390,116 @@ def _analyses(card, build, probes, texts_from, audit) -> None:
 
 
 def _audit_parts(card, audit: dict) -> None:
-    """What an audit's summary holds, read leniently: known keys get their own lines, other scalars a table."""
-    accuracy = _find(audit, "accuracy")
-    if isinstance(accuracy, (int, float)):
-        card.add("Quantitative analyses", Item(f"Audit accuracy: {accuracy:.4f}."))
-    slices = _find(audit, "slices", "accuracy_per_slice", "per_slice")
-    if isinstance(slices, dict):
+    """An audit's summary.json as explainers/audit/summary.py writes it: prediction quality (accuracy, its
+    interval, accuracy per true label from the confusion matrix), the faithfulness ranking and metric means,
+    the consensus words per label and the flagged shortcut words."""
+    prediction = audit.get("prediction") or {}
+    if isinstance(prediction.get("accuracy"), (int, float)):
+        interval = prediction.get("accuracy_interval") or {}
+        ci = (
+            f" (95 % interval {interval['low']:.4f}-{interval['high']:.4f})"
+            if isinstance(interval.get("low"), (int, float)) and isinstance(interval.get("high"), (int, float))
+            else ""
+        )
         card.add(
             "Quantitative analyses",
-            Table(["Slice", "Value"], [[k, _scalar(v)] for k, v in slices.items()], "Audit: accuracy per slice"),
+            Item(
+                f"Audit accuracy: {prediction['accuracy']:.4f}{ci} on {prediction.get('labelled', '?')} labelled texts."
+            ),
         )
-    best = _find(audit, "most_faithful", "best_method", "winner")
-    ranking = _find(audit, "ranking", "method_ranking")
-    if best:
+    per_label = audit_accuracy_per_label(audit)
+    if per_label:
         card.add(
-            "Quantitative analyses", Item(f"Most faithful explanation method on this model (audit): {_cell(best)}.")
+            "Quantitative analyses",
+            Table(
+                ["True label", "Texts", "Accuracy"],
+                [[label, n, acc] for label, (n, acc) in per_label.items()],
+                "Audit: accuracy per slice (texts grouped by their true label)",
+            ),
         )
-    if isinstance(ranking, list) and ranking:
-        rows = [
-            [r.get("method"), _scalar(r.get("mean_rank", r.get("rank")))] if isinstance(r, dict) else [r, None]
-            for r in ranking
-        ]
-        card.add("Quantitative analyses", Table(["Method", "Mean rank"], rows, "Audit: faithfulness ranking"))
-    words = _find(audit, "top_words", "words_per_label", "label_words", "drivers")
-    if isinstance(words, dict):
+    ece = (prediction.get("reliability") or {}).get("ece")
+    if isinstance(ece, (int, float)):
+        card.add("Quantitative analyses", Item(f"Audit expected calibration error: {ece:.4f}."))
+    ranking = audit.get("ranking")
+    if isinstance(ranking, dict) and ranking.get("order"):
+        winner = ranking.get("winner")
+        card.add(
+            "Quantitative analyses",
+            Item(
+                f"Most faithful explanation method on this model (audit): {winner}"
+                + (
+                    ", ahead of the runner-up with a 95 % interval that excludes a tie."
+                    if ranking.get("separated")
+                    else f", though not separated from {ranking.get('runner_up')} (their interval includes a tie)."
+                )
+            ),
+        )
+        card.add(
+            "Quantitative analyses",
+            Table(
+                ["Method", "Mean rank", "Low", "High", "Most faithful on"],
+                [
+                    [
+                        r["method"],
+                        r["mean_rank"],
+                        r["low"],
+                        r["high"],
+                        (ranking.get("most_faithful_share") or {}).get(r["method"]),
+                    ]
+                    for r in ranking["order"]
+                ],
+                f"Audit: faithfulness ranking over {ranking.get('texts', '?')} texts (1 = best; share of texts won)",
+            ),
+        )
+    metrics = audit.get("metrics") or {}
+    methods = audit.get("methods") or []
+    faithful = {name: m for name, m in metrics.items() if isinstance(m, dict) and m.get("faithfulness")}
+    if faithful and methods:
+        card.add(
+            "Quantitative analyses",
+            Table(
+                ["Method", *(m.get("title", name) for name, m in faithful.items())],
+                [
+                    [method, *((m["methods"].get(method) or {}).get("mean") for m in faithful.values())]
+                    for method in methods
+                ],
+                "Audit: faithfulness metrics, mean over texts",
+            ),
+        )
+    consensus = (audit.get("words") or {}).get("consensus") or {}
+    if consensus:
         card.add(
             "Quantitative analyses",
             Table(
                 ["Label", "Words driving it"],
-                [[k, _words(v)] for k, v in words.items()],
-                "Audit: words driving each label",
+                [[label, _words(words)] for label, words in consensus.items()],
+                "Audit: words driving each label (consensus of the methods)",
             ),
         )
-    shortcuts = _find(audit, "shortcuts", "shortcut_words", "flagged_words")
+    shortcuts = (audit.get("words") or {}).get("shortcuts") or []
     if shortcuts:
         card.add(
             "Caveats and recommendations",
             Item(
-                f"The audit flags possible shortcut words: {_words(shortcuts)}. "
-                "Check whether the model should rely on them."
+                "The audit flags possible shortcut words (strong for one label, frequent in the others' texts): "
+                + ", ".join(
+                    f"{s['word']} (for {s['label']})" if isinstance(s, dict) else str(s) for s in shortcuts[:10]
+                )
+                + ". Check whether the model should rely on them."
             ),
         )
-    known = {"accuracy"}
-    scalars = [[k, v] for k, v in audit.items() if isinstance(v, (int, float, str, bool)) and k not in known]
-    if scalars:
-        card.add("Quantitative analyses", Table(["Audit field", "Value"], scalars, "Audit: other figures"))
+
+
+def audit_accuracy_per_label(audit: dict) -> dict[str, tuple[int, float | None]]:
+    """{true label: (texts, share predicted correctly)} from the audit's confusion matrix (rows: true label)."""
+    confusion = (audit.get("prediction") or {}).get("confusion") or {}
+    labels, matrix = confusion.get("labels") or [], confusion.get("matrix") or []
+    out = {}
+    for i, (label, row) in enumerate(zip(labels, matrix)):
+        total = sum(row)
+        if total:
+            out[label] = (int(total), row[i] / total)
+    return out
 
 
 def _ethics(card, probes, sentiment_data: bool) -> None:
@@ -489,34 +558,6 @@ def _ethics(card, probes, sentiment_data: bool) -> None:
             drafted=True,
         ),
     )
-
-
-def _find(data, *keys):
-    """The first of `keys` at the top level of `data` or one level down."""
-    if not isinstance(data, dict):
-        return None
-    for key in keys:
-        if key in data:
-            return data[key]
-    for value in data.values():
-        if isinstance(value, dict):
-            for key in keys:
-                if key in value:
-                    return value[key]
-    return None
-
-
-def _keys(value) -> list:
-    return list(value) if isinstance(value, dict) else [v.get("slice", v) if isinstance(v, dict) else v for v in value]
-
-
-def _scalar(value):
-    if isinstance(value, dict):
-        for key in ("accuracy", "value", "mean"):
-            if key in value:
-                return value[key]
-        return json.dumps(value, sort_keys=True)
-    return value
 
 
 def _words(value) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 
 import pytest
@@ -12,17 +11,35 @@ from explainers.model_card import REVIEW_MARK, SECTIONS, Item, Table, build_mode
 
 TEXTS = ["he said the film was fun .", "she found his jokes flat .", "the plot is thin .", "it was very dull ."]
 PROBES = {"gender terms": "he -> she, she -> he, his -> her", "intensifiers removed": "very -> "}
-AUDIT = {
-    "data": "reviews.csv <b>",
-    "n_texts": 120,
-    "accuracy": 0.8125,
-    "slices": {"short": {"accuracy": 0.9}, "long": 0.7},
-    "ranking": [{"method": "occlusion", "mean_rank": 1.4}, {"method": "lime", "mean_rank": 2.1}],
-    "most_faithful": "occlusion",
-    "top_words": {"positive": [{"word": "fun"}, "great"], "negative": ["<script>alert(1)</script>"]},
-    "shortcuts": ["film"],
-    "seconds": 12.5,
-}
+AUDIT_TEXTS = [
+    ("a gripping , funny and beautifully acted film .", "positive"),
+    ("the plot is thin and the jokes fall flat .", "negative"),
+    ("one of the best movies of the year , full of heart .", "positive"),
+    ("dull , lifeless and far too long .", "negative"),
+    ("<script>alert(1)</script> & a film", "positive"),
+]
+
+
+@pytest.fixture(scope="module")
+def audit_dir(tiny_bert, tiny_bert_dir, tmp_path_factory):
+    """A real audit (explainers.audit) of five texts: its summary.json is what the card reads."""
+    import pandas as pd
+
+    from explainers.audit.data import read_data
+    from explainers.audit.engine import run_audit
+    from explainers.audit.work import AuditSettings
+
+    tmp = tmp_path_factory.mktemp("card_audit")
+    pd.DataFrame(AUDIT_TEXTS, columns=["text", "label"]).to_csv(tmp / "data.csv", index=False)
+    settings = AuditSettings(str(tiny_bert_dir), ("occlusion", "lime"), {"lime": {"n_samples": 30}})
+    run_audit(
+        read_data(str(tmp / "data.csv"), label_column="label"),
+        settings,
+        tmp / "out",
+        handle=tiny_bert,
+        store_dir=tmp / "store",
+    )
+    return tmp / "out"
 
 
 def _parts(card, section):
@@ -58,24 +75,42 @@ def test_card_holds_the_config_the_probes_and_marks_drafts(tiny_bert):
     assert "No audit" not in markdown
 
 
-def test_an_audit_summary_is_used_and_escaped(tiny_bert, tmp_path):
-    (tmp_path / "summary.json").write_text(json.dumps(AUDIT))
-    card = build_model_card(tiny_bert, audit_dir=tmp_path, probe_texts=[])
+def test_a_real_audit_summary_is_read_and_its_figures_shown(tiny_bert, audit_dir):
+    summary = json.loads((audit_dir / "summary.json").read_text())
+    card = build_model_card(tiny_bert, audit_dir=audit_dir, probe_texts=[])
     lines = [i.text for s in card.sections.values() for i in s if isinstance(i, Item)]
-    assert "Audit accuracy: 0.8125." in lines
-    assert "Most faithful explanation method on this model (audit): occlusion." in lines
-    assert _table(card, "Audit: accuracy per slice").rows == [["short", 0.9], ["long", 0.7]]
-    assert _table(card, "Audit: faithfulness ranking").rows == [["occlusion", 1.4], ["lime", 2.1]]
-    assert _table(card, "Audit: words driving each label").rows == [
-        ["positive", "fun, great"],
-        ["negative", "<script>alert(1)</script>"],
+    # accuracy and accuracy per true label, recomputed from the model's own predictions
+    probs = tiny_bert.predict_proba([t for t, _ in AUDIT_TEXTS])
+    predicted = [tiny_bert.labels[i] for i in probs.argmax(axis=1)]
+    gold = [label for _, label in AUDIT_TEXTS]
+    accuracy = sum(p == g for p, g in zip(predicted, gold)) / len(gold)
+    assert summary["prediction"]["accuracy"] == pytest.approx(accuracy)
+    assert any(line.startswith(f"Audit accuracy: {accuracy:.4f} (95 % interval ") for line in lines)
+    per_label = _table(card, "Audit: accuracy per slice").rows
+    expected = []
+    for label in ("negative", "positive"):
+        mine = [p == g for p, g in zip(predicted, gold) if g == label]
+        expected.append([label, len(mine), pytest.approx(sum(mine) / len(mine))])
+    assert per_label == expected
+    # the faithfulness ranking, its metric means and the words, as the summary holds them
+    ranking = summary["ranking"]
+    assert f"Most faithful explanation method on this model (audit): {ranking['winner']}" in " ".join(lines)
+    assert [r[:4] for r in _table(card, "Audit: faithfulness ranking").rows] == [
+        [r["method"], r["mean_rank"], r["low"], r["high"]] for r in ranking["order"]
     ]
-    assert any("shortcut words: film" in i for i in lines)
-    page = card.to_html()
-    assert "<script>" not in page and html.escape("<script>alert(1)</script>") in page
-    assert "reviews.csv &lt;b&gt;" in page
-    markdown = card.to_markdown()
-    assert "<script>" not in markdown and "<b>" not in markdown
+    metrics = _table(card, "Audit: faithfulness metrics")
+    comp = metrics.columns.index(summary["metrics"]["comprehensiveness"]["title"])
+    for row in metrics.rows:
+        assert row[comp] == summary["metrics"]["comprehensiveness"]["methods"][row[0]]["mean"]
+    words = dict(_table(card, "Audit: words driving each label").rows)
+    for label, entries in summary["words"]["consensus"].items():
+        assert words[label] == ", ".join(e["word"] for e in entries[:10])
+    assert any(f"Audit data: {summary['data']['source']}, 5 texts, explained with occlusion, lime" in i for i in lines)
+    # every audit figure is in both downloads, and the user's text is escaped
+    markdown, page = card.to_markdown(), card.to_html()
+    for figure in (f"{accuracy:.4f}", f"{ranking['order'][0]['mean_rank']:.4g}"):
+        assert figure in markdown and figure in page
+    assert "<script>" not in page and "<script>" not in markdown
 
 
 def test_a_missing_or_broken_audit_is_said_not_fatal(tiny_bert, tmp_path):
@@ -106,14 +141,16 @@ def _strict_json(text):
     return json.loads(text, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
 
 
-def test_cli_model_card(tiny_bert_dir, tmp_path, capsys):
+def test_cli_model_card(tiny_bert_dir, audit_dir, tmp_path, capsys):
     from explainers.cli import main
 
+    summary = json.loads((audit_dir / "summary.json").read_text())
     (tmp_path / "audit").mkdir()
-    (tmp_path / "audit" / "summary.json").write_text(json.dumps(AUDIT | {"nan_field": float("nan")}))
+    (tmp_path / "audit" / "summary.json").write_text(json.dumps(summary | {"nan_field": float("nan")}))
     assert main(["model-card", "--model", str(tiny_bert_dir), "--audit", str(tmp_path / "audit"), "--json"]) == 0
     data = _strict_json(capsys.readouterr().out)
-    assert data["facts"]["audit"]["accuracy"] == 0.8125 and data["facts"]["audit"]["nan_field"] is None
+    audit = data["facts"]["audit"]
+    assert audit["prediction"]["accuracy"] == summary["prediction"]["accuracy"] and audit["nan_field"] is None
     out = tmp_path / "card.html"
     assert main(["model-card", "--model", str(tiny_bert_dir), "--out", str(out)]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")

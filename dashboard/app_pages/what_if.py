@@ -8,6 +8,7 @@ import json
 import streamlit as st
 
 from components.charts import comparison_chart, probability_chart
+from components.live_text import live_text_area
 from components.whatif_view import counterfactual_columns, counterfactual_frame, diff_html, verdicts_html
 from dashboard import models, results, views, widgets
 from dashboard.widgets import plain
@@ -116,11 +117,8 @@ live, flips_tab, subs_tab, probe_tab, llm_tab, words_tab, card_tab = st.tabs(
 
 # ---- live edit: cheap (leave-one-out on both texts), so it runs on every change, cached ---------------------
 with live:
-    if ss.get("wi_edit_for") != text:  # a new original text: start the edit from it
-        ss.w_wi_edit, ss.wi_edit_for = text, text
-    edited = st.text_area(
-        "Edit the text (updates when you press Ctrl+Enter or click away)", key="w_wi_edit", height=90
-    ).strip()
+    # Sent to Python 0.3 s after the last keystroke; a new original text starts a new edit from it.
+    edited = live_text_area("Edit the text: the prediction follows as you type", "w_wi_edit", text).strip()
     if edited and edited != text:
         try:
             with st.spinner("Scoring the edit…"):

@@ -81,6 +81,7 @@ export default function (component) {
   box.oninput = () => {
     remember();
     status.textContent = "";
+    box.dataset.synced = "false";
     clearTimeout(box._timer);
     box._timer = setTimeout(send, data.debounce_ms);
   };
@@ -92,7 +93,9 @@ export default function (component) {
   };
   box.onkeyup = box.onclick = box.onselect = box.onfocus = remember;
   box.onblur = () => { send(); memory[data.key].focused = false; };
-  if (!box._timer && box.value === box._sent) status.textContent = data.status || "";
+  // "true" once Python has seen the box's current text (a test waits on it; so could a person's eye)
+  box.dataset.synced = String(!box._timer && (data.value ?? "") === box.value);
+  if (box.dataset.synced === "true") status.textContent = data.status || "";
   return () => clearTimeout(box._timer);
 }
 """

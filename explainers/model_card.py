@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from .claims import SUPPORTED, UNSUPPORTED, CardFacts, Verdict, numbers_in
+
 SECTIONS = (
     "Model details",
     "Intended use",
@@ -48,6 +50,19 @@ PROBE_TEXTS = 1000  # built-in sentiment: its held-out sentences
 class Item:
     text: str
     drafted: bool = False  # prose whybox wrote: a person must review it
+    verdict: Verdict | None = None  # the claim checker's, for drafted prose
+
+    def check_note(self) -> str:
+        """The checker's verdict in words, shown beside a drafted item."""
+        if self.verdict is None:
+            return ""
+        if self.verdict.verdict == SUPPORTED:
+            return "✔ its figures and claims match whybox's results"
+        if self.verdict.verdict == UNSUPPORTED:
+            return "✘ not supported by whybox's results: " + "; ".join(
+                c.reason for c in self.verdict.claims if not c.holds
+            )
+        return "○ no claim whybox can check"
 
 
 @dataclass
@@ -87,7 +102,8 @@ class ModelCard:
                     out += ["| " + " | ".join(_md(_cell(v)) for v in row) + " |" for row in part.rows]
                     out.append("")
                 else:
-                    out += [f"- {_md(part.text)}" + (f" *({REVIEW_MARK})*" if part.drafted else ""), ""]
+                    note = f" · {part.check_note()}" if part.check_note() else ""
+                    out += [f"- {_md(part.text)}" + (f" *({REVIEW_MARK}{_md(note)})*" if part.drafted else ""), ""]
         return "\n".join(out)
 
     def to_html(self) -> str:
@@ -110,7 +126,8 @@ class ModelCard:
                     caption = f"<caption>{html.escape(part.caption)}</caption>" if part.caption else ""
                     body.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
                 else:
-                    mark = f" <span class='review'>{html.escape(REVIEW_MARK)}</span>" if part.drafted else ""
+                    note = f" · {part.check_note()}" if part.check_note() else ""
+                    mark = f" <span class='review'>{html.escape(REVIEW_MARK + note)}</span>" if part.drafted else ""
                     items.append(
                         f"<li class='{'drafted' if part.drafted else 'fact'}'>{html.escape(part.text)}{mark}</li>"
                     )
@@ -129,7 +146,7 @@ class ModelCard:
         def part(p):
             if isinstance(p, Table):
                 return {"table": {"caption": p.caption, "columns": p.columns, "rows": p.rows}}
-            return {"text": p.text, "drafted": p.drafted}
+            return {"text": p.text, "drafted": p.drafted} | ({"check": p.verdict.to_dict()} if p.verdict else {})
 
         return {
             "title": self.title,
@@ -211,8 +228,11 @@ def build_model_card(
     audit_dir: str | Path | None = None,
     probe_texts: Sequence[str] | None = None,
     probes: dict[str, str] | None = None,
+    generator=None,
 ) -> ModelCard:
-    """The card for a loaded model. `probe_texts` None: the built-in held-out set when there is one."""
+    """The card for a loaded model. `probe_texts` None: the built-in held-out set when there is one.
+    `generator` (explainers.llm) drafts the prose sections; None: whybox's templates. Either way every
+    drafted sentence is checked against the card's figures and marked for review."""
     info = handle.describe()
     entry, build = build_info(handle)
     audit = load_audit(audit_dir)
@@ -238,7 +258,83 @@ def build_model_card(
     _metrics_and_data(card, build, audit, texts_from, audit_dir)
     _analyses(card, build, probe_results, texts_from, audit)
     _ethics(card, probe_results, str(handle.name) == "sentiment")
+    _draft_prose(card, generator)
     return card
+
+
+# ---- drafted prose, checked ------------------------------------------------------------------------------
+def figures(card: ModelCard) -> list[float]:
+    """Every number the card shows outside its drafted prose: in fact items (a percentage as its share),
+    table cells, and the probes' raw results."""
+    found: list[float] = []
+
+    for parts in card.sections.values():
+        for part in parts:
+            if isinstance(part, Table):
+                for row in part.rows:
+                    for cell in row:
+                        if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+                            found.append(float(cell))
+                        elif isinstance(cell, str):
+                            found += numbers_in(cell)
+            elif not part.drafted:
+                found += numbers_in(part.text)
+    for p in (card.facts.get("probes") or {}).values():
+        found += [v for v in (p["flip_rate"], p["mean_change"], p["n_changed"], p["n_texts"]) if v is not None]
+    return found
+
+
+def card_facts(card: ModelCard) -> CardFacts:
+    from .methods import METHODS
+
+    audit = card.facts.get("audit") or {}
+    ranking = audit.get("ranking") if isinstance(audit.get("ranking"), dict) else {}
+    consensus = (audit.get("words") or {}).get("consensus") or {}
+    return CardFacts(
+        figures(card),
+        labels=card.facts.get("model", {}).get("labels") or [],
+        probe_flip_rates={name: p["flip_rate"] for name, p in (card.facts.get("probes") or {}).items()},
+        most_faithful=ranking.get("winner"),
+        methods=sorted(set(METHODS) | set(audit.get("methods") or [])),
+        words_by_label={label: [w["word"] for w in words if isinstance(w, dict)] for label, words in consensus.items()},
+    )
+
+
+def fact_lines(card: ModelCard, rows_per_table: int = 6) -> list[str]:
+    """The card's facts as short lines for a drafting prompt (only what whybox measured or read)."""
+    lines = []
+    for parts in card.sections.values():
+        for part in parts:
+            if isinstance(part, Table):
+                for row in part.rows[:rows_per_table]:
+                    cells = ", ".join(f"{c}: {_cell(v)}" for c, v in zip(part.columns, row))
+                    lines.append(f"{part.caption}: {cells}" if part.caption else cells)
+            elif not part.drafted:
+                lines.append(part.text)
+    return lines
+
+
+def _draft_prose(card: ModelCard, generator) -> None:
+    """Each section's drafted items replaced by checked sentences (the language model's, or the templates')."""
+    from .narration import draft_card_prose
+
+    templates = {
+        section: " ".join(p.text for p in parts if isinstance(p, Item) and p.drafted)
+        for section, parts in card.sections.items()
+    }
+    templates = {section: text for section, text in templates.items() if text}
+    drafts, seconds = draft_card_prose(templates, fact_lines(card), card_facts(card), generator)
+    for section, draft in drafts.items():
+        parts = card.sections[section]
+        at = next(i for i, p in enumerate(parts) if isinstance(p, Item) and p.drafted)
+        kept = [p for p in parts if not (isinstance(p, Item) and p.drafted)]
+        at = sum(1 for p in parts[:at] if not (isinstance(p, Item) and p.drafted))
+        card.sections[section] = kept[:at] + [Item(v.sentence, True, v) for v in draft.verdicts] + kept[at:]
+    card.facts["prose"] = {
+        "source": generator.name if generator is not None else "template",
+        "seconds": seconds,
+        "sections": {section: draft.to_dict() for section, draft in drafts.items()},
+    }
 
 
 def _details(card, info, entry, build) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -158,3 +159,112 @@ def test_cli_model_card(tiny_bert_dir, audit_dir, tmp_path, capsys):
     assert main(["model-card", "--model", str(tiny_bert_dir), "--audit", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "not a folder" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- drafted prose: the template by default, a language model's draft when asked, every sentence checked --
+class StubWriter:
+    """A drafting model that answers each section's prompt with planted sentences."""
+
+    name = "stub-llm"
+
+    def __init__(self, replies: dict[str, str]):
+        self.replies, self.prompts = replies, []
+
+    def generate(self, prompts):
+        self.prompts += prompts
+        return [next((r for s, r in self.replies.items() if f"Write the '{s}' section" in p), "") for p in prompts]
+
+
+def _drafted(card):
+    return {s: [p for p in parts if isinstance(p, Item) and p.drafted] for s, parts in card.sections.items()}
+
+
+def test_template_prose_is_checked_and_never_unsupported(tiny_bert):
+    card = build_model_card(tiny_bert, probe_texts=TEXTS, probes=PROBES)
+    drafted = [p for parts in _drafted(card).values() for p in parts]
+    assert drafted and all(p.verdict is not None for p in drafted)
+    assert not [p.text for p in drafted if p.verdict.verdict == "unsupported"]
+    assert card.facts["prose"]["source"] == "template"
+
+
+def test_planted_wrong_claims_in_a_drafted_card_are_marked(tiny_bert, audit_dir):
+    summary = json.loads((audit_dir / "summary.json").read_text())
+    winner = summary["ranking"]["winner"]
+    loser = next(m for m in summary["methods"] if m != winner)
+    positive_words = [w["word"] for w in summary["words"]["consensus"]["positive"]]
+    foreign = next(w for w in ("dull", "lifeless", "thin", "flat", "zebra") if w not in positive_words)
+    gender = cf.probe(tiny_bert, TEXTS, PROBES["gender terms"])
+    true_count = f"Swapping gendered words changed {gender.n_changed} of {len(TEXTS)} probed texts."
+    writer = StubWriter(
+        {
+            "Intended use": "Intended use:\n- The model is 99.7 % accurate on movie reviews.\n- Use it for teaching.",
+            "Factors": f"{true_count} Dialect was not evaluated.",
+            "Ethical considerations": "Swapping gendered words never changes the prediction.",
+            "Caveats and recommendations": f"The method {loser} is the most faithful on this model. "
+            f"The word '{foreign}' drives 'positive'. "
+            f"The method {winner} is the most faithful on this model.",
+        }
+    )
+    card = build_model_card(tiny_bert, audit_dir=audit_dir, probe_texts=TEXTS, probes=PROBES, generator=writer)
+    assert len(writer.prompts) == 4  # one batch: a prompt per prose section, holding the card's own figures
+    assert all("Audit accuracy:" in p for p in writer.prompts)
+    verdicts = {p.text: p.verdict for parts in _drafted(card).values() for p in parts}
+    assert verdicts["The model is 99.7 % accurate on movie reviews."].verdict == "unsupported"
+    assert verdicts["Use it for teaching."].verdict == "not checkable"
+    assert verdicts[true_count].verdict == "supported"
+    never = verdicts["Swapping gendered words never changes the prediction."].verdict
+    assert never == ("supported" if gender.flip_rate == 0 else "unsupported")
+    assert verdicts[f"The method {loser} is the most faithful on this model."].verdict == "unsupported"
+    assert verdicts[f"The method {winner} is the most faithful on this model."].verdict == "supported"
+    assert verdicts[f"The word '{foreign}' drives 'positive'."].verdict == "unsupported"
+    assert card.facts["prose"]["source"] == "stub-llm"
+    # both downloads mark every drafted sentence for review, and say which failed the check and why
+    markdown, page = card.to_markdown(), card.to_html()
+    assert markdown.count(REVIEW_MARK) == len(verdicts) + 1 and page.count(REVIEW_MARK) == len(verdicts) + 1
+    assert "99.7 % is not a figure whybox measured" in markdown
+    assert html.escape(f"the audit's most faithful method is {winner}") in page
+
+
+def test_a_failing_or_silent_writer_falls_back_to_the_template(tiny_bert):
+    class Broken:
+        name = "broken"
+
+        def generate(self, prompts):
+            raise RuntimeError("out of memory")
+
+    template = build_model_card(tiny_bert, probe_texts=TEXTS, probes=PROBES)
+    for writer, reason in ((Broken(), "broken failed: out of memory"), (StubWriter({}), "returned nothing usable")):
+        card = build_model_card(tiny_bert, probe_texts=TEXTS, probes=PROBES, generator=writer)
+        assert [p.text for ps in _drafted(card).values() for p in ps] == [
+            p.text for ps in _drafted(template).values() for p in ps
+        ]
+        assert all(reason in s["fallback_reason"] for s in card.facts["prose"]["sections"].values())
+
+
+def test_card_checker_on_figures_probes_methods_and_words():
+    from explainers.claims import CardFacts, check_card_sentence
+
+    facts = CardFacts(
+        [0.8125, 1000, 0.25, 8],
+        labels=["negative", "positive"],
+        probe_flip_rates={"gender terms": 0.25, "negation": 0.0},
+        most_faithful="occlusion",
+        methods=["occlusion", "lime"],
+        words_by_label={"positive": ["fun", "great"]},
+    )
+
+    def verdict(sentence):
+        return check_card_sentence(sentence, facts).verdict
+
+    assert verdict("Held-out accuracy is 81.25 % on 1,000 sentences.") == "supported"
+    assert verdict("Held-out accuracy is 0.81.") == "supported"  # rounding as written
+    assert verdict("Held-out accuracy is 0.83.") == "unsupported"
+    assert verdict("Gender swaps flipped 25 % of 8 texts.") == "supported"
+    assert verdict("Gender swaps never change the label.") == "unsupported"
+    assert verdict("Negation never changes the label.") == "supported"
+    assert verdict("Intensifiers never change the label.") == "unsupported"  # that probe did not run
+    assert verdict("LIME is the most faithful method.") == "unsupported"
+    assert verdict("'fun' pushes towards 'positive'.") == "supported"
+    assert verdict("'boring' pushes towards 'positive'.") == "unsupported"
+    assert verdict("The word '42' drives 'positive'.") == "unsupported"  # quoted text is not a figure
+    assert verdict("Review the model before use.") == "not checkable"

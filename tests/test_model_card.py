@@ -268,3 +268,16 @@ def test_card_checker_on_figures_probes_methods_and_words():
     assert verdict("'boring' pushes towards 'positive'.") == "unsupported"
     assert verdict("The word '42' drives 'positive'.") == "unsupported"  # quoted text is not a figure
     assert verdict("Review the model before use.") == "not checkable"
+
+
+def test_cli_model_card_llm_drafts_are_checked(tiny_bert_dir, monkeypatch, capsys):
+    import explainers.llm
+    from explainers.cli import main
+
+    writer = StubWriter({"Intended use": "It is 97.3 % accurate."})
+    monkeypatch.setattr(explainers.llm, "default_generator", lambda load=None: writer)
+    assert main(["model-card", "--model", str(tiny_bert_dir), "--llm", "--json"]) == 0
+    data = _strict_json(capsys.readouterr().out)
+    use = data["sections"]["Intended use"]
+    assert use == [{"text": "It is 97.3 % accurate.", "drafted": True, "check": use[0]["check"]}]
+    assert use[0]["check"]["verdict"] == "unsupported" and data["facts"]["prose"]["source"] == "stub-llm"

@@ -101,11 +101,24 @@ def test_minimal_flips_show_the_plan_before_and_the_calls_after(page, tiny_bert)
     assert all(url.startswith("./?") and "model=" in url and "text=" in url for url in table["Open"])
 
 
-def test_checked_narration_and_model_card(page):
+def test_checked_narration_and_model_card(page, tiny_bert):
     click(page, "Explain in words")
     caption = next(c.value for c in page.caption if "checked:" in c.value)
     assert re.search(r"checked: \d+ supported, 0 unsupported", caption)
     click(page, "Build the model card")
+    from explainers.model_card import build_model_card
+
+    verdicts = [
+        p.verdict.verdict
+        for ps in build_model_card(tiny_bert).sections.values()
+        for p in ps
+        if getattr(p, "drafted", 0)
+    ]
+    prose = next(c.value for c in page.caption if c.value.startswith("Prose by template"))
+    assert (
+        f"checked: {verdicts.count('supported')} supported, 0 unsupported, {verdicts.count('not checkable')} not "
+        "checkable" in prose
+    )
     labels = [b.label for b in page.get("download_button")]
     assert "Download the model card (Markdown)" in labels and "Download the model card (HTML)" in labels
 

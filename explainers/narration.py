@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .claims import CardFacts, Facts, Verdict, check_card_prose, check_narrative, summary
+from .claims import CardFacts, Facts, Verdict, check_card_prose, check_narrative, split_sentences, summary
 from .narrative import percent, shown, summarize
 
 AUDIENCES = {
@@ -211,15 +211,19 @@ _HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?[\w ,]{0,40}(?:\*\*)?:\s*$|^\s*#+\s.*
 
 
 def clean_reply(reply: str, section: str) -> str:
-    """A drafted reply as plain sentences: headings, the section's name and list markers dropped."""
+    """A drafted reply as plain sentences: headings, the section's name and list markers dropped, a sentence
+    cut off by the token limit dropped, and a sentence the model repeated kept once."""
     lines = []
     for line in reply.splitlines():
         line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip().replace("**", "")
         if not line or _HEADING.match(line) or line.lower().rstrip(":") == section.lower():
             continue
-        line = re.sub(rf"^{re.escape(section)}\s*:\s*", "", line, flags=re.IGNORECASE)
-        lines.append(line if line.endswith((".", "!", "?")) else line + ".")
-    return " ".join(lines)
+        lines.append(re.sub(rf"^{re.escape(section)}\s*:\s*", "", line, flags=re.IGNORECASE))
+    lines = [line if line.endswith((".", "!", "?")) else line + "." for line in lines[:-1]] + lines[-1:]
+    sentences = split_sentences(" ".join(lines))
+    if sentences and not sentences[-1].endswith((".", "!", "?")):
+        sentences.pop()  # cut off mid-sentence: what it would have said is unknown
+    return " ".join(dict.fromkeys(sentences))
 
 
 def draft_card_prose(

@@ -281,3 +281,11 @@ def test_cli_model_card_llm_drafts_are_checked(tiny_bert_dir, monkeypatch, capsy
     use = data["sections"]["Intended use"]
     assert use == [{"text": "It is 97.3 % accurate.", "drafted": True, "check": use[0]["check"]}]
     assert use[0]["check"]["verdict"] == "unsupported" and data["facts"]["prose"]["source"] == "stub-llm"
+
+
+def test_a_drafted_reply_is_cleaned_before_it_is_checked():
+    from explainers.narration import clean_reply
+
+    reply = "Intended use:\n- It sorts reviews.\n- It is a demo. It is a demo. It was trained on a dataset of"
+    assert clean_reply(reply, "Intended use") == "It sorts reviews. It is a demo."  # heading, repeat, cut-off gone
+    assert clean_reply("**Factors**: length\n1. Domain.", "Factors") == "length. Domain."

@@ -289,3 +289,18 @@ def test_a_drafted_reply_is_cleaned_before_it_is_checked():
     reply = "Intended use:\n- It sorts reviews.\n- It is a demo. It is a demo. It was trained on a dataset of"
     assert clean_reply(reply, "Intended use") == "It sorts reviews. It is a demo."  # heading, repeat, cut-off gone
     assert clean_reply("**Factors**: length\n1. Domain.", "Factors") == "length. Domain."
+
+
+def test_benchmark_card_section_counts_the_checkers_verdicts(tiny_bert, capsys):
+    from benchmarks.counterfactual import card_section, print_report
+
+    writer = StubWriter({"Intended use": "It is 97.3 % accurate. Use it with care.", "Factors": "Length matters."})
+    out = card_section(tiny_bert, writer, TEXTS[:2])
+    drafted = out["stub-llm"]
+    assert drafted["text"]["Intended use"] == ["It is 97.3 % accurate.", "Use it with care."]
+    assert drafted["unsupported"] == 1  # the planted 97.3 %
+    assert drafted["supported"] + drafted["unsupported"] + drafted["not checkable"] == drafted["sentences"]
+    assert drafted["fell_back"] == 2  # the two sections the stub left empty keep the template
+    assert out["template"]["unsupported"] == 0
+    print_report({"card": out})
+    assert "stub-llm" in capsys.readouterr().out

@@ -15,7 +15,7 @@ import json
 
 import streamlit as st
 
-from dashboard import models
+from dashboard import framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
 from explainers.builtin import default_model
@@ -56,6 +56,7 @@ def init() -> None:
     ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
     ss.marks_for = ss.text  # marks belong to one text
     ss.shared_scale = query.get("scale") == "shared"
+    framing.from_query(query)  # contrast, unit, separator, chat (issue 11)
     # A link that carries a text reopens its view, and a first visit shows the example explained: both
     # run without waiting for the button (when cheap enough: take_autorun).
     ss.autorun = "text" in query or not query.to_dict()
@@ -166,5 +167,6 @@ def sync_url() -> None:
         wanted["scale"] = "shared"
     if ss.get("marks") and ss.get("marks_for") == wanted["text"]:
         wanted["marks"] = ",".join(map(str, ss.marks))
+    wanted |= framing.to_query()
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)

@@ -41,6 +41,9 @@ pre.text {{ white-space: pre-wrap; overflow-wrap: anywhere; background: #fff; bo
 .grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(min(420px, 100%), 1fr)); gap: 1rem; }}
 .grid > section.card {{ min-width: 0; margin: 0; }}
 .figure {{ width: 100%; }}
+h4.chart-title {{ font-size: .95rem; font-weight: 600; margin: 0 0 .3rem; }}
+.chart-legend {{ display: flex; flex-wrap: wrap; gap: .2rem 1rem; font-size: .82rem; color: #3f3f46; }}
+.chart-legend svg {{ vertical-align: middle; }}
 mark.rationale {{ background: #fde68a; border-radius: .25rem; padding: 0 .1rem; }}
 @media (max-width: 600px) {{ main {{ padding: 1rem .7rem 2rem; }} section.card {{ padding: .8rem .7rem; }} }}
 details summary {{ cursor: pointer; color: #3f3f46; font-size: .9rem; margin: .5rem 0; }}
@@ -98,9 +101,13 @@ def _settings_table(settings: dict) -> str:
     return _scroll(f"<table class='kv'>{''.join(rows)}</table>")
 
 
+_DASHES = {"dash": "6 3", "dot": "2 3", "dashdot": "6 3 2 3", "longdash": "10 3"}
+
+
 class _Figures:
     """plotly.js goes inline with the first figure only; later figures reuse it. Each figure takes its
-    container's width (a fixed-width figure clipped in a narrow card, or on a phone)."""
+    container's width (a fixed-width figure clipped in a narrow card, or on a phone), and its title and legend
+    become HTML above it, which wrap on a narrow screen where plotly's would be cut or run into each other."""
 
     def __init__(self):
         self.count = 0
@@ -108,14 +115,41 @@ class _Figures:
     def html(self, fig) -> str:
         self.count += 1
         fig = type(fig)(fig)  # a copy: the caller's figure keeps its layout
-        fig.update_layout(width=None, autosize=True)
+        title = fig.layout.title.text
+        entries = [t for t in fig.data if fig.layout.showlegend and t.name and t.showlegend is not False]
+        top = fig.layout.margin.t or 0
+        height = fig.layout.height and fig.layout.height - max(top - 12, 0)  # the same plot area, less the header
+        fig.update_layout(title=None, showlegend=False, width=None, height=height, autosize=True, margin_t=12)
+        fig.for_each_xaxis(self._wrap_title)
         markup = fig.to_html(
             include_plotlyjs=self.count == 1,
             full_html=False,
             default_width="100%",
             config={"displaylogo": False, "responsive": True, "displayModeBar": False},
         )
-        return f"<div class='figure'>{markup}</div>"
+        head = f"<h4 class='chart-title'>{_e(title.replace('<br>', ' '))}</h4>" if title else ""
+        if entries:
+            head += "<div class='chart-legend'>" + "".join(self._entry(t) for t in entries) + "</div>"
+        return f"<div class='figure'>{head}{markup}</div>"
+
+    @staticmethod
+    def _wrap_title(axis) -> None:
+        """A long axis title on two lines: plotly does not wrap it, and a phone cuts it off."""
+        text = axis.title.text or ""
+        if len(text) > 28 and " (" in text and "<br>" not in text:
+            axis.title.text = text.replace(" (", "<br>(", 1)
+
+    @staticmethod
+    def _entry(trace) -> str:
+        line = getattr(trace, "line", None)
+        color = (line.color if line is not None else None) or getattr(getattr(trace, "marker", None), "color", None)
+        color = color if isinstance(color, str) else "#71717a"
+        dash = _DASHES.get(line.dash if line is not None else None, "")
+        sample = (
+            f"<svg width='26' height='10' aria-hidden='true'><line x1='1' y1='5' x2='25' y2='5' stroke='{_e(color)}' "
+            f"stroke-width='2.5' stroke-dasharray='{dash}'/></svg>"
+        )
+        return f"<span>{sample} {_e(trace.name)}</span>"
 
 
 def html_report(

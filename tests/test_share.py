@@ -185,3 +185,60 @@ def test_explain_cards_offer_their_heatmap_as_svg_and_png(app):
     app.sidebar.multiselect(key="w_methods").set_value(["saliency"])
     _click(app, "Explain")
     assert {"SVG", "PNG"} <= _downloads(app)
+
+
+# ---- links carry Compare's inputs -------------------------------------------------------------------
+def _link(at: AppTest) -> dict:
+    return {k: v[0] if isinstance(v, list) else v for k, v in dict(at.query_params).items()}
+
+
+def _fresh(link: dict) -> AppTest:
+    fresh = AppTest.from_file(str(APP), default_timeout=120)
+    fresh.query_params.update(link)
+    fresh.run()
+    assert not fresh.exception
+    fresh.switch_page("app_pages/compare.py").run()
+    assert not fresh.exception
+    return fresh
+
+
+def test_a_link_carries_compares_two_texts_and_method(app):
+    app.sidebar.multiselect(key="w_methods").set_value(["saliency", "occlusion"]).run()
+    app.switch_page("app_pages/compare.py").run()
+    app.selectbox(key="w_cmp_method").select("occlusion").run()
+    app.text_area(key="w_cmp_a").input("the film was <i>great</i> & long").run()
+    app.text_area(key="w_cmp_b").input("the film was dull").run()
+    link = _link(app)
+    assert link["cmp"] == "texts" and link["cmp_method"] == "occlusion"
+    assert link["cmp_a"] == "the film was <i>great</i> & long" and link["cmp_b"] == "the film was dull"
+
+    fresh = _fresh(link)
+    assert fresh.button_group(key="w_cmp_kind").value == "texts"
+    assert fresh.selectbox(key="w_cmp_method").value == "occlusion"
+    assert fresh.text_area(key="w_cmp_a").value == "the film was <i>great</i> & long"
+    assert fresh.text_area(key="w_cmp_b").value == "the film was dull"
+    assert not fresh.warning  # no "value set via the Session State API" warnings on seeded widgets
+
+
+@pytest.mark.parametrize("second", ["smollm2", "own"])
+def test_a_link_carries_compares_second_model(app, tiny_gpt2_dir, second):
+    app.switch_page("app_pages/compare.py").run()
+    app.button_group(key="w_cmp_kind").set_value("models").run()
+    if second == "own":
+        app.selectbox(key="w_cmp_model").select("__custom__").run()
+        app.text_input(key="w_cmp_custom").input(str(tiny_gpt2_dir)).run()
+        name = str(tiny_gpt2_dir)
+    else:
+        app.selectbox(key="w_cmp_model").select(second).run()
+        name = second
+    link = _link(app)
+    assert link["cmp"] == "models" and link["cmp_model"] == name
+
+    fresh = _fresh(link)  # not loaded until Compare is pressed: nothing runs from the link alone
+    assert fresh.button_group(key="w_cmp_kind").value == "models"
+    if second == "own":
+        assert fresh.selectbox(key="w_cmp_model").value == "__custom__"
+        assert fresh.text_input(key="w_cmp_custom").value == name
+    else:
+        assert fresh.selectbox(key="w_cmp_model").value == name
+    assert _link(fresh)["cmp_model"] == name  # and the reopened page's own link is the same

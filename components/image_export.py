@@ -66,7 +66,7 @@ def heatmap_svg(exp: Explanation, level: str = "word", *, scale: float | None = 
     box coloured by its score, and a legend line. Every piece of text is escaped."""
     scale = default_scale(exp, level) if scale is None else float(scale)
     right = WIDTH - MARGIN
-    x, y = MARGIN, MARGIN + (2 * LINE if title else 0) + FONT_SIZE
+    x, y = MARGIN, MARGIN + (LINE + 10 if title else 0) + FONT_SIZE
     marks = []
     for text, score, special in _items(exp, level):
         if text == "\n":

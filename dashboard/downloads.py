@@ -115,7 +115,8 @@ def offer(
     key = key_of(req, exps, mode, marks)
     files = prepared(key)
     if files is None:
-        asked = reports is not None or st.button(
+        slot = st.empty()
+        asked = reports is not None or slot.button(
             "Prepare downloads (JSON and HTML report)",
             icon=":material/description:",
             key="w_prepare_downloads",
@@ -124,6 +125,7 @@ def offer(
         if not asked:
             st.caption("The report adds the faithfulness metrics, the attention rollout and your marked words.")
             return
+        slot.empty()  # pressed: the status below takes its place
         with st.status("Preparing report…", expanded=True) as status:
             bar = st.progress(0.0, text="Starting…")
             files = PREPARED.get_or_compute(
@@ -169,18 +171,21 @@ def offer(
 def image_popover(exp: Explanation, level: str, scale: float | None = None) -> None:
     """One "Image" popover per card: its heatmap as SVG (vector, for papers) and PNG (for slides)."""
     with st.popover("Image", icon=":material/image:"):
+        st.caption("This card's heatmap, with its title and colour legend.")
         svg = image_export.heatmap_svg(exp, level, scale=scale)
         st.download_button(
-            "SVG",
+            "SVG (vector, for papers)",
             svg,
+            icon=":material/download:",
             file_name=f"whybox-{exp.method}.svg",
             mime="image/svg+xml",
             key=f"w_svg_{exp.method}",
             width="stretch",
         )
         st.download_button(
-            "PNG",
+            "PNG (for slides)",
             lambda: image_export.svg_to_png(svg),
+            icon=":material/download:",
             file_name=f"whybox-{exp.method}.png",
             mime="image/png",
             key=f"w_png_{exp.method}",

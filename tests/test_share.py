@@ -167,6 +167,7 @@ def test_downloads_are_prepared_once_then_served_from_memory(app, monkeypatch):
     assert {"Download JSON (explanations + metrics)", "Download HTML report"}.isdisjoint(_downloads(app))
     assert calls == []
     _click(app, "Prepare downloads")
+    assert not [b for b in app.button if b.label.startswith("Prepare downloads")]  # done: the button is gone
     assert {"Download JSON (explanations + metrics)", "Download HTML report"} <= _downloads(app)
     assert calls == ["delete"] and len(downloads.PREPARED) == 1
     report = next(d for d in app.get("download_button") if d.proto.label == "Download HTML report")
@@ -184,7 +185,7 @@ def test_explain_cards_offer_their_heatmap_as_svg_and_png(app):
     app.text_area(key="w_text").input("a gripping , funny film")
     app.sidebar.multiselect(key="w_methods").set_value(["saliency"])
     _click(app, "Explain")
-    assert {"SVG", "PNG"} <= _downloads(app)
+    assert {"SVG (vector, for papers)", "PNG (for slides)"} <= _downloads(app)
 
 
 # ---- links carry Compare's inputs -------------------------------------------------------------------

@@ -56,8 +56,8 @@ def card(exp, level: str, scale: float | None = None) -> None:
     if weak:
         st.warning(plain(weak), icon=":material/blur_on:")
     render_heatmap(exp, level, scale)
-    downloads.image_popover(exp, level, scale)
     st.markdown(plain(summarize(exp)))
+    downloads.image_popover(exp, level, scale)
     if exp.native_unit == "word":  # a word-level method: its own view is the word bars
         st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
 

@@ -159,12 +159,13 @@ def html_report(
     reports: list[Report],
     settings: dict,
     agreement: tuple[list[str], object] | None = None,
-    attention: tuple[list[str], object, str] | None = None,
+    attention: tuple | None = None,
     marks: list[int] | None = None,
 ) -> str:
     """One HTML file with everything the dashboard showed; no external URL, so it opens offline.
-    `attention`: (tokens, T×T matrix, title), drawn as a heatmap; `marks`: indices of the words the user
-    marked as mattering, shown on the text with each method's plausibility against them."""
+    `attention`: (tokens, T×T matrix, title[, the tokens' positions in the text]), drawn as a heatmap;
+    `marks`: indices of the words the user marked as mattering, shown on the text with each method's
+    plausibility against them."""
     figures = _Figures()
     name = model_info.get("name", "model")
     settings = dict(settings)
@@ -195,12 +196,13 @@ def html_report(
     if explanations and marks:
         parts += _plausibility(explanations, marks)
     if attention is not None:
-        tokens, matrix, title = attention
+        tokens, matrix, title, *positions = attention
         parts += [
             "<h2>Attention</h2>",
             "<p class='muted'>A view of the model, not an explanation: attention is blind to the explained "
             "target. Row = the token attending, column = the token attended to.</p>",
-            f"<section class='card'>{figures.html(charts.attention_heatmap(matrix, tokens, title))}</section>",
+            f"<section class='card'>{figures.html(charts.attention_heatmap(matrix, tokens, title, *positions))}"
+            "</section>",
         ]
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(

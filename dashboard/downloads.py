@@ -14,6 +14,7 @@ import time
 import streamlit as st
 
 from components import image_export
+from components.charts import shown_attention
 from components.report import html_report, json_bundle
 from dashboard import results
 from explainers import faithfulness
@@ -39,16 +40,22 @@ def prepared(key: tuple) -> dict | None:
     return PREPARED.get(key)
 
 
-def attention_view(handle: ModelHandle, text: str) -> tuple[list[str], object, str] | None:
-    """The attention rollout over all layers (tokens, T×T matrix, title), or None where the model gives no
-    attention weights."""
+def attention_view(handle: ModelHandle, text: str) -> tuple | None:
+    """The attention rollout over all layers as the Attention page shows it by default: special tokens left out,
+    each row rescaled over the tokens shown. (tokens, matrix, title, positions), or None where the model gives
+    no attention weights or too few tokens are left."""
     try:
         weights = results.attentions(handle, text)
     except WhyboxError:
         return None
-    if not weights:
+    enc = handle.encode(text)
+    keep = [not special for special in enc.special]
+    if not weights or sum(keep) < 2:
         return None
-    return handle.encode(text).tokens, attention_rollout(weights).numpy(), "Attention rollout, all layers"
+    positions = [i for i, kept in enumerate(keep) if kept]
+    title = "Attention rollout, all layers" + ("" if all(keep) else " (special tokens left out, rows rescaled)")
+    matrix = shown_attention(attention_rollout(weights).numpy(), keep)
+    return [enc.tokens[i] for i in positions], matrix, title, positions
 
 
 def prepare(

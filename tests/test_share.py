@@ -243,3 +243,15 @@ def test_a_link_carries_compares_second_model(app, tiny_gpt2_dir, second):
     else:
         assert fresh.selectbox(key="w_cmp_model").value == name
     assert _link(fresh)["cmp_model"] == name  # and the reopened page's own link is the same
+
+
+def test_the_reports_attention_leaves_out_special_tokens_and_rescales_rows(tiny_bert):
+    from dashboard.downloads import attention_view
+    from explainers.methods import attention_rollout
+
+    tokens, matrix, title, positions = attention_view(tiny_bert, TEXT)
+    enc = tiny_bert.encode(TEXT)
+    inner = attention_rollout(tiny_bert.attentions(enc)).numpy()[1:-1, 1:-1]  # [CLS] … [SEP]
+    np.testing.assert_allclose(matrix, inner / inner.sum(axis=1, keepdims=True), rtol=1e-6)
+    assert tokens == enc.tokens[1:-1] and positions == list(range(1, len(enc.tokens) - 1))
+    assert "special tokens left out" in title

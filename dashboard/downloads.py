@@ -163,6 +163,7 @@ def offer(
         icon=":material/download:",
         width="stretch",
         key="w_download_json",
+        on_click="ignore",  # a download reruns nothing
     )
     right.download_button(
         "Download HTML report",
@@ -172,6 +173,7 @@ def offer(
         icon=":material/description:",
         width="stretch",
         key="w_download_html",
+        on_click="ignore",
     )
 
 
@@ -187,6 +189,7 @@ def image_popover(exp: Explanation, level: str, scale: float | None = None) -> N
             file_name=f"whybox-{exp.method}.svg",
             mime="image/svg+xml",
             key=f"w_svg_{exp.method}",
+            on_click="ignore",
             width="stretch",
         )
         st.download_button(
@@ -196,5 +199,6 @@ def image_popover(exp: Explanation, level: str, scale: float | None = None) -> N
             file_name=f"whybox-{exp.method}.png",
             mime="image/png",
             key=f"w_png_{exp.method}",
+            on_click="ignore",
             width="stretch",
         )

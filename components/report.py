@@ -34,8 +34,8 @@ th {{ background: #f4f4f5; font-weight: 600; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 table.wide {{ width: 100%; }}
 table.metrics {{ font-size: .8rem; }}
-table.metrics th {{ font-weight: 600; white-space: nowrap; }}
-table.metrics tr > th:first-child {{ white-space: nowrap; }}
+table.metrics th {{ font-weight: 600; overflow-wrap: normal; hyphens: none; }}
+table.metrics td {{ white-space: nowrap; }}
 pre.text {{ white-space: pre-wrap; overflow-wrap: anywhere; background: #fff; border: 1px solid #e4e4e7; border-radius: .5rem; padding: .6rem .9rem; font-family: {FONT}; font-size: 1rem; margin: 0; }}
 .verdict {{ background: #fff7ed; border-left: 4px solid #c2410c; padding: .7rem 1rem; border-radius: .3rem; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(min(420px, 100%), 1fr)); gap: 1rem; }}
@@ -275,7 +275,12 @@ def metrics_table_html(reports: list[Report]) -> str:
     """The metrics as a plain HTML table, coloured like the dashboard's (green = better)."""
     frame = metrics_frame(reports)
     css = metric_backgrounds(frame)
-    head = "<tr><th>Method</th>" + "".join(f"<th>{_e(c)}</th>" for c in frame.columns) + "</tr>"
+    # a header may wrap at its spaces, but its ↑/↓ stays with the last word
+    head = (
+        "<tr><th>Method</th>"
+        + "".join(f"<th>{_e(c).replace(' ↑', '&nbsp;↑').replace(' ↓', '&nbsp;↓')}</th>" for c in frame.columns)
+        + "</tr>"
+    )
     rows = []
     for method, values in frame.iterrows():
         cells = "".join(

@@ -15,7 +15,7 @@ import json
 
 import streamlit as st
 
-from dashboard import models
+from dashboard import framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
 from explainers.builtin import default_model
@@ -56,6 +56,7 @@ def init() -> None:
     ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
     ss.marks_for = ss.text  # marks belong to one text
     ss.shared_scale = query.get("scale") == "shared"
+    framing.from_query(query)  # contrast, unit, separator, chat (issue 11)
     for parameter, setting in COMPARE.items():  # Compare's inputs; its page seeds its widgets from them
         if query.get(parameter):
             ss[setting] = query[parameter]
@@ -68,13 +69,13 @@ def init() -> None:
 COMPARE = {"cmp": "cmp_kind", "cmp_method": "cmp_method", "cmp_a": "cmp_a", "cmp_b": "cmp_b", "cmp_model": "cmp_model"}
 
 
-def seed_compare(methods: list[str], models_offered: list[str]) -> None:
+def seed_compare(kinds: list[str], methods: list[str], models_offered: list[str]) -> None:
     """Seed Compare's widgets from its settings (a link, or the page's last visit) when the page draws them anew,
     each only with a value the widget offers. A second model that is not offered goes into the "your own model"
     box when custom models are allowed: it loads only when the visitor presses Compare."""
     ss = st.session_state
     offered = {
-        "cmp_kind": ("texts", "models"),
+        "cmp_kind": kinds,
         "cmp_method": methods,
         "cmp_model": models_offered,
     }
@@ -200,6 +201,7 @@ def sync_url() -> None:
         wanted["scale"] = "shared"
     if ss.get("marks") and ss.get("marks_for") == wanted["text"]:
         wanted["marks"] = ",".join(map(str, ss.marks))
+    wanted |= framing.to_query()
     wanted |= _compare_link()
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
@@ -217,9 +219,11 @@ def _compare_link() -> dict:
         custom = ss.w_cmp_model == "__custom__"
         ss.cmp_model = ss.get("w_cmp_custom", "").strip() if custom else ss.w_cmp_model
     kind = ss.get("cmp_kind")
-    if kind not in ("texts", "models"):
+    if not kind:
         return {}
     link = {"cmp": kind} | ({"cmp_method": ss.cmp_method} if ss.get("cmp_method") else {})
     if kind == "texts":
         return link | {k: ss[k] for k in ("cmp_a", "cmp_b") if ss.get(k)}
-    return link | ({"cmp_model": ss.cmp_model} if ss.get("cmp_model") else {})
+    if kind == "models" and ss.get("cmp_model"):
+        return link | {"cmp_model": ss.cmp_model}
+    return link

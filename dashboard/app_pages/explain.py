@@ -37,7 +37,7 @@ with left:
     st.metric(
         handle.task.target_title,
         handle.task.display(predicted["target"]),
-        f"p = {predicted['target_prob']:.3g}",
+        f"{handle.task.score_name(predicted['target'])} = {predicted['target_prob']:.3g}",
         delta_color="off",
         delta_arrow="off",
     )

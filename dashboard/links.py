@@ -15,7 +15,7 @@ import json
 
 import streamlit as st
 
-from dashboard import framing, models
+from dashboard import contrast_compare, framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
 from explainers.builtin import default_model
@@ -66,7 +66,14 @@ def init() -> None:
 
 
 # Compare's inputs: URL parameter -> setting (its widget's key is "w_" + the setting).
-COMPARE = {"cmp": "cmp_kind", "cmp_method": "cmp_method", "cmp_a": "cmp_a", "cmp_b": "cmp_b", "cmp_model": "cmp_model"}
+COMPARE = {
+    "cmp": "cmp_kind",
+    "cmp_method": "cmp_method",
+    "cmp_a": "cmp_a",
+    "cmp_b": "cmp_b",
+    "cmp_model": "cmp_model",
+    "cmp_contrast": "cmp_contrast",
+}
 
 
 def seed_compare(kinds: list[str], methods: list[str], models_offered: list[str]) -> None:
@@ -212,7 +219,7 @@ def _compare_link() -> dict:
     second model (a model of one's own by its folder or hub id). The settings follow the widgets here: Streamlit
     forgets a widget off its page."""
     ss = st.session_state
-    for setting in ("cmp_kind", "cmp_method", "cmp_a", "cmp_b"):
+    for setting in ("cmp_kind", "cmp_method", "cmp_a", "cmp_b", "cmp_contrast"):
         if "w_" + setting in ss:
             ss[setting] = ss["w_" + setting]
     if "w_cmp_model" in ss:
@@ -226,4 +233,6 @@ def _compare_link() -> dict:
         return link | {k: ss[k] for k in ("cmp_a", "cmp_b") if ss.get(k)}
     if kind == "models" and ss.get("cmp_model"):
         return link | {"cmp_model": ss.cmp_model}
+    if kind == contrast_compare.KIND and ss.get("cmp_contrast"):
+        return link | {"cmp_contrast": ss.cmp_contrast}
     return link

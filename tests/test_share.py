@@ -255,3 +255,15 @@ def test_the_reports_attention_leaves_out_special_tokens_and_rescales_rows(tiny_
     np.testing.assert_allclose(matrix, inner / inner.sum(axis=1, keepdims=True), rtol=1e-6)
     assert tokens == enc.tokens[1:-1] and positions == list(range(1, len(enc.tokens) - 1))
     assert "special tokens left out" in title
+
+
+def test_a_link_carries_compares_contrast(app):
+    app.switch_page("app_pages/compare.py").run()
+    app.button_group(key="w_cmp_kind").set_value("contrast").run()
+    app.selectbox(key="w_cmp_contrast").select("negative").run()
+    link = _link(app)
+    assert link["cmp"] == "contrast" and link["cmp_contrast"] == "negative"
+
+    fresh = _fresh(link)
+    assert fresh.button_group(key="w_cmp_kind").value == "contrast"
+    assert fresh.selectbox(key="w_cmp_contrast").value == "negative"

@@ -37,7 +37,7 @@ def plain_vs_contrast(method: str) -> None:
         return
     text = widgets.text_box("compare", "Text")
     if "w_cmp_contrast" not in ss:
-        ss.w_cmp_contrast = ss.get("contrast", "")
+        ss.w_cmp_contrast = ss.get("cmp_contrast") or ss.get("contrast", "")  # a link's, else the sidebar's
     if handle.task.free_text_target:
         contrast = st.text_input("…rather than", key="w_cmp_contrast", placeholder="a continuation, e.g. Lyon")
     else:

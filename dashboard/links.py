@@ -56,6 +56,7 @@ def init() -> None:
     ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
     ss.marks_for = ss.text  # marks belong to one text
     ss.shared_scale = query.get("scale") == "shared"
+    ss.colour_by_class = query.get("colour") == "class"
     # A link that carries a text reopens its view, and a first visit shows the example explained: both
     # run without waiting for the button (when cheap enough: take_autorun).
     ss.autorun = "text" in query or not query.to_dict()
@@ -164,6 +165,8 @@ def sync_url() -> None:
         wanted["level"] = level
     if ss.get("w_shared_scale", ss.get("shared_scale")):
         wanted["scale"] = "shared"
+    if ss.get("w_colour_by_class", ss.get("colour_by_class")):
+        wanted["colour"] = "class"
     if ss.get("marks") and ss.get("marks_for") == wanted["text"]:
         wanted["marks"] = ",".join(map(str, ss.marks))
     if st.query_params.to_dict() != wanted:

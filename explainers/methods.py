@@ -23,6 +23,8 @@ import torch
 from .errors import InputError, InternalError, WhyboxError
 from .explanation import Explanation, tokens_from_words
 from .gateway import Prediction
+from .length_defaults import describe as length_rule
+from .length_defaults import params_for_length
 from .limits import check_seed, fit_to_budget, token_row_budget
 from .model import ModelHandle
 from .tasks import Target
@@ -159,16 +161,20 @@ class Method:
     caveat: str = ""  # what a reader must keep in mind, always
     scores_note: str = ""  # how the per-token and per-word scores are made, when not obvious
 
-    def validate(self, params: dict) -> dict:
+    def validate(self, params: dict, n_features: int | None = None) -> dict:
+        """Checked parameters, the unset ones at their defaults; a default of None is chosen by the input's
+        length (`n_features`, in the method's native unit: see length_defaults.py)."""
         known = {p.name: p for p in self.params}
         unknown = set(params) - set(known)
         if unknown:
             names = ", ".join(known) or "none"
             raise InputError(f"{self.name} has no parameter {', '.join(sorted(unknown))} (its parameters: {names}).")
-        return {name: p.validate(params.get(name)) for name, p in known.items()}
+        checked = {name: p.validate(params.get(name)) for name, p in known.items()}
+        by_length = params_for_length(self.name, n_features)
+        return {name: by_length[name] if v is None and name in by_length else v for name, v in checked.items()}
 
     def estimate(self, n_tokens: int, params: dict | None = None) -> Cost:
-        return self.cost(n_tokens, self.validate(params or {}))
+        return self.cost(n_tokens, self.validate(params or {}, n_tokens))
 
     def to_dict(self) -> dict:
         return {
@@ -369,6 +375,11 @@ PRESETS = {
 def preset_params(method: str, preset: str) -> dict:
     """The parameters of `method` that preset `preset` sets (only those that differ from the defaults)."""
     return {p.name: p.preset(preset) for p in get_method(method).params if p.preset(preset) != p.default}
+
+
+def n_features(spec: Method, enc) -> int:
+    """How many features `spec` perturbs on this input: words for a word-level method, else tokens."""
+    return len(enc.words) if spec.native_unit == "word" else enc.n_tokens
 
 
 def estimated_seconds(handle: ModelHandle, method: str, n_tokens: int, params: dict | None = None) -> float:
@@ -579,6 +590,7 @@ def _lime(ctx: Context) -> Scores:
         split_expression=lambda s: [s[a:b] for a, b in enc.word_spans],
         bow=False,
         mask_string=mask_string,
+        kernel_width=ctx.params["kernel_width"],
         random_state=ctx.seed or 0,
     )
     # Only the text up to the last word the model reads: LIME copies its text into every sample
@@ -767,7 +779,7 @@ register(
         _occlusion,
         lambda n, p: Cost(len(occlusion_windows(n, p["window"], p["stride"]))),
         (
-            Param("window", 3, "int", "Tokens hidden at once.", 1, 32),
+            Param("window", None, "int", "Tokens hidden at once. " + length_rule("occlusion", "window"), 1, 32),
             Param("stride", 1, "int", "Step between windows.", 1, 32),
             BASELINE,
         ),
@@ -836,6 +848,15 @@ register(
                 "Remove sampled-out words, or replace them with the mask token.",
                 choices=("delete", "mask"),
             ),
+            Param(
+                "kernel_width",
+                None,
+                "float",
+                "Width of LIME's proximity kernel (distance = 100 × cosine distance of the kept-word masks): "
+                "narrower weighs samples close to the text more. " + length_rule("lime", "kernel_width"),
+                1.0,
+                200.0,
+            ),
         ),
         random=True,
         native_unit="word",
@@ -900,9 +921,10 @@ def explain(
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
-    params = spec.validate(params)
+    spec.validate(params)  # a bad parameter is reported before the text is encoded
     seed = check_seed(seed)
     enc = handle.encode(text, chat=chat)
+    params = spec.validate(params, n_features(spec, enc))
     params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     units = None
     if unit != "token" or separator:  # granularity: see units.py

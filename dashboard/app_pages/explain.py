@@ -49,16 +49,29 @@ with right:
     )
 
 
-def card(exp, level: str, scale: float | None = None) -> None:
+def card(exp, level: str, scale: float | None = None, by_class: bool = False) -> None:
     st.subheader(exp.title)
     st.caption(views.method_caption(exp))
     weak = views.weak_signal(exp)
     if weak:
         st.warning(plain(weak), icon=":material/blur_on:")
-    render_heatmap(exp, level, scale)
+    render_heatmap(exp, level, scale, by_class)
     st.markdown(plain(summarize(exp)))
     if exp.native_unit == "word":  # a word-level method: its own view is the word bars
         st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
+
+
+def colour_by_class() -> bool:
+    """The colour-by-class option, where the task's targets are a fixed set of labels."""
+    if handle.task.free_text_target:
+        return False
+    return st.toggle(
+        "Colour by class",
+        key=widgets.bound("w_colour_by_class", "colour_by_class"),
+        help="Off: red pushes towards the explained label, blue away from it (the meaning of a colour follows "
+        "the label). On: each label keeps one colour, as in LIME's own view, so two texts explained for "
+        "different labels read alike.",
+    )
 
 
 def cards(run_id: int | None) -> list:
@@ -79,11 +92,18 @@ def cards(run_id: int | None) -> list:
         help="Off: each card is scaled to its own largest score, so a weak method looks as strong as a strong one. "
         "On: equal colours mean equal scores across the signed methods (scores in probability units).",
     )
+    by_class = colour_by_class()
     target_label = predicted["target"].label.strip() or repr(predicted["target"].label)
-    st.markdown(
-        f"Colours are relative to **{plain(target_label)}**, the explained {handle.task.target_noun}: "
-        f":red[red] pushes towards it, :blue[blue] away from it."
-    )
+    if by_class:
+        st.markdown(
+            f"Colours are fixed per {handle.task.target_noun}, as in LIME's own view: each {handle.task.target_noun} "
+            f"keeps its colour whichever is explained (**{plain(target_label)}** here); unsigned methods stay violet."
+        )
+    else:
+        st.markdown(
+            f"Colours are relative to **{plain(target_label)}**, the explained {handle.task.target_noun}: "
+            f":red[red] pushes towards it, :blue[blue] away from it."
+        )
     progress_area = st.container()
     slots = {}
     for row in range(0, len(req.methods), 2):
@@ -98,14 +118,14 @@ def cards(run_id: int | None) -> list:
             elif isinstance(outcome, WhyboxError):
                 views.show_error(views.method_title(method), outcome)
             else:
-                card(outcome, level)
+                card(outcome, level, by_class=by_class)
 
     exps = views.explanations(req, run_id, draw=draw, progress_area=progress_area)
     if shared and exps:  # the scale needs every card: redraw them on it
         scale = shared_scale([e for e in exps if e.signed], level)
         for exp in exps:
             with slots[exp.method].container(border=True):
-                card(exp, level, scale if exp.signed else None)
+                card(exp, level, scale if exp.signed else None, by_class)
     return exps
 
 

@@ -118,6 +118,8 @@ class Diagnostic:
     threshold: float
     good: str  # "below" or "above" the threshold
     advice: str  # what to do when it is poor
+    # One-click re-runs offered when it is poor: (parameter, "times" or "set", amount); see remedies.py
+    remedies: tuple[tuple[str, str, float], ...] = ()
 
 
 CONVERGENCE_DELTA = Diagnostic(
@@ -127,6 +129,7 @@ CONVERGENCE_DELTA = Diagnostic(
     0.01,
     "below",
     "more steps may help",
+    (("n_steps", "times", 2),),
 )
 SURROGATE_R2 = Diagnostic(
     "surrogate_r2",
@@ -134,7 +137,9 @@ SURROGATE_R2 = Diagnostic(
     "How much of the model's behaviour around this text LIME's linear fit explains (1 = all).",
     0.5,
     "above",
-    "more samples may help",
+    "another kernel width, or more samples for a steadier fit, may help (benchmarks/lime_kernel.py)",
+    # R² moves with the kernel width, not monotonically (measured): offer the other of the two defaults.
+    (("kernel_width", "set", 5.0), ("kernel_width", "set", 25.0), ("n_samples", "times", 3)),
 )
 
 

@@ -9,6 +9,7 @@ from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
 from explainers.narrative import summarize
+from explainers.remedies import remedies
 
 st.title("Why did the model say that?")
 st.caption(
@@ -22,6 +23,7 @@ if generate_and_explain(views.model(), widgets.current_text()):  # issue 11: gen
     st.stop()
 explain_column, stop_column = st.columns([1, 7], gap="small")
 pressed = explain_column.button("Explain", type="primary", icon=":material/lightbulb:")
+pressed = pressed or st.session_state.pop("remedy_run", False)  # a card's "Re-run with ..." button
 stop_area = stop_column.empty()
 req, run_id = views.plan(
     pressed,
@@ -49,9 +51,26 @@ with right:
     )
 
 
-def card(exp, level: str, scale: float | None = None, by_class: bool = False) -> None:
+def apply_remedy(remedy) -> None:
+    """Set the parameter (the sidebar's box follows) and run again."""
+    ss = st.session_state
+    ss.params.setdefault(remedy.method, {})[remedy.param] = remedy.value
+    ss[f"w_p_{remedy.method}_{remedy.param}"] = remedy.value
+    ss.remedy_run = True
+
+
+def card(exp, level: str, scale: float | None = None, by_class: bool = False, actions: bool = True) -> None:
     st.subheader(exp.title)
     st.caption(views.method_caption(exp))
+    for remedy in remedies(exp) if actions else ():  # a poor diagnostic's own suggestions, one click each
+        st.button(
+            remedy.label,
+            key=f"remedy_{exp.method}_{remedy.param}_{remedy.value}",
+            icon=":material/refresh:",
+            on_click=apply_remedy,
+            args=(remedy,),
+            help=f"The {remedy.diagnostic} is poor. This sets {remedy.param} in the sidebar and explains again.",
+        )
     weak = views.weak_signal(exp)
     if weak:
         st.warning(plain(weak), icon=":material/blur_on:")
@@ -118,7 +137,7 @@ def cards(run_id: int | None) -> list:
             elif isinstance(outcome, WhyboxError):
                 views.show_error(views.method_title(method), outcome)
             else:
-                card(outcome, level, by_class=by_class)
+                card(outcome, level, by_class=by_class, actions=not shared)  # shared: drawn again below
 
     exps = views.explanations(req, run_id, draw=draw, progress_area=progress_area)
     if shared and exps:  # the scale needs every card: redraw them on it

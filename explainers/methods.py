@@ -121,6 +121,10 @@ class Diagnostic:
     # One-click re-runs offered when it is poor: (parameter, "times" or "set", amount); see remedies.py
     remedies: tuple[tuple[str, str, float], ...] = ()
 
+    def to_dict(self) -> dict:
+        """As an Explanation carries it: JSON-shaped, so that it survives a JSON round trip unchanged."""
+        return {**vars(self), "remedies": [list(r) for r in self.remedies]}
+
 
 CONVERGENCE_DELTA = Diagnostic(
     "convergence_delta",
@@ -192,7 +196,7 @@ class Method:
             "native_unit": self.native_unit,
             "random": self.random,
             "signed": self.signed,
-            "diagnostics": [{k: v for k, v in vars(d).items()} for d in self.diagnostics],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
             "experimental": self.experimental,
             "caveat": self.caveat,
             "scores_note": self.scores_note,
@@ -213,7 +217,7 @@ class Method:
             "experimental": self.experimental,
             "caveat": self.caveat,
             "scores_note": self.scores_note,
-            "diagnostics": [vars(d) for d in self.diagnostics],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 
 

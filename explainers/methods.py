@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import import_module
 from typing import Any
 
 import numpy as np
@@ -169,6 +170,10 @@ class Method:
     experimental: str = ""  # why results may mislead, when they may
     caveat: str = ""  # what a reader must keep in mind, always
     scores_note: str = ""  # how the per-token and per-word scores are made, when not obvious
+    # beyond one prediction's tokens (issue 11): the function that does it, None when the method cannot
+    unit_features: Callable | None = None  # perturbs whole units: a sentence-level run pays per sentence
+    per_output_token: Callable | None = None  # explains every generated token in one go (generation.py)
+    per_output_token_cost: Callable[[int, int, dict], Cost] | None = None  # (inputs, generated tokens, params)
 
     def validate(self, params: dict, n_features: int | None = None) -> dict:
         """Checked parameters, the unset ones at their defaults; a default of None is chosen by the input's
@@ -200,6 +205,8 @@ class Method:
             "experimental": self.experimental,
             "caveat": self.caveat,
             "scores_note": self.scores_note,
+            "unit_features": self.unit_features is not None,
+            "per_output_token": self.per_output_token is not None,
             "params": [p.to_dict() for p in self.params],
             "cost_20_tokens": vars(self.estimate(20)),
         }
@@ -660,6 +667,22 @@ def _attention_rollout(ctx: Context) -> Scores:
 
 
 # ---- the registry ---------------------------------------------------------------------------------
+def elsewhere(module: str, name: str) -> Callable:
+    """A function of an engine module that imports this one (units.py, generation.py), looked up when
+    first called: the registry names it without an import cycle."""
+
+    def call(*args):
+        return getattr(import_module(f"{__package__}.{module}"), name)(*args)
+
+    call.__qualname__ = f"{module}.{name}"
+    return call
+
+
+def _per_token(function: str, cost: Callable[[int, int, dict], Cost]) -> dict:
+    """The registry fields of a method that explains every generated token (generation.py's `function`)."""
+    return {"per_output_token": elsewhere("generation", function), "per_output_token_cost": cost}
+
+
 ATTENTION_CAVEAT = "Attention is a view of what the model looks at, not an explanation of why it decided."
 _one_pass = lambda n, p: Cost(1, 1)  # noqa: E731
 
@@ -687,6 +710,7 @@ register(
         ),
         needs_gradients=True,
         diagnostics=(CONVERGENCE_DELTA,),
+        **_per_token("per_token_integrated_gradients", lambda i, g, p: Cost(p["n_steps"] + 2, p["n_steps"] * g)),
     )
 )
 register(
@@ -701,6 +725,7 @@ register(
         needs_gradients=True,
         signed=False,
         scores_note="A token's score is the L1 norm of the gradient over its embedding dimensions.",
+        **_per_token("per_token_saliency", lambda i, g, p: Cost(2, g)),
     )
 )
 register(
@@ -712,6 +737,7 @@ register(
         _input_x_gradient,
         _one_pass,
         needs_gradients=True,
+        **_per_token("per_token_input_x_gradient", lambda i, g, p: Cost(2, g)),
     )
 )
 register(
@@ -792,6 +818,10 @@ register(
             Param("stride", 1, "int", "Step between windows.", 1, 32),
             BASELINE,
         ),
+        unit_features=elsewhere("units", "unit_occlusion"),
+        **_per_token(
+            "per_token_occlusion", lambda i, g, p: Cost(len(occlusion_windows(i, p["window"], p["stride"])) + 1)
+        ),
     )
 )
 register(
@@ -811,6 +841,8 @@ register(
                 choices=("delete", "mask"),
             ),
         ),
+        unit_features=elsewhere("units", "unit_leave_one_out"),
+        **_per_token("per_token_leave_one_out", lambda i, g, p: Cost(i + 1)),
     )
 )
 register(
@@ -824,6 +856,7 @@ register(
         lambda n, p: Cost(p["n_samples"] * n + 1),
         (_samples(10, quick=4, thorough=25, high=200), BASELINE),
         random=True,
+        unit_features=elsewhere("units", "unit_shapley_sampling"),
     )
 )
 register(
@@ -837,6 +870,7 @@ register(
         lambda n, p: Cost(p["n_samples"]),
         (_samples(200, quick=80, thorough=500), BASELINE),
         random=True,
+        unit_features=elsewhere("units", "unit_kernel_shap"),
     )
 )
 register(
@@ -872,6 +906,7 @@ register(
         diagnostics=(SURROGATE_R2,),
         scores_note="LIME scores words; a word's weight is divided evenly over its subword tokens for the token view "
         "(other methods score tokens and add them up into words).",
+        unit_features=elsewhere("units", "unit_lime"),
     )
 )
 register(
@@ -891,6 +926,7 @@ register(
         signed=False,
         needs_attention=True,
         caveat=ATTENTION_CAVEAT,
+        **_per_token("per_token_attention", lambda i, g, p: Cost(2)),
     )
 )
 register(
@@ -906,6 +942,7 @@ register(
         signed=False,
         needs_attention=True,
         caveat=ATTENTION_CAVEAT,
+        **_per_token("per_token_rollout", lambda i, g, p: Cost(2)),
     )
 )
 
@@ -923,9 +960,12 @@ def explain(
     chat: bool = False,
     unit: str = "token",
     separator: str | None = None,
+    within: list[int] | None = None,
     **params,
 ) -> Explanation:
-    """Explain one prediction with one method (with a contrast: why the target rather than it).
+    """Explain one prediction with one method (with a contrast: why the target rather than it), per
+    `unit` (token, word, sentence, or pieces between `separator`; `within`: only the units inside these
+    token positions, see units.segment).
 
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
@@ -936,10 +976,10 @@ def explain(
     params = spec.validate(params, n_features(spec, enc))
     params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     units = None
-    if unit != "token" or separator:  # granularity: see units.py
+    if unit != "token" or separator or within is not None:  # granularity: see units.py
         from .units import explain_units, segment
 
-        units = segment(enc, unit, separator)
+        units = segment(enc, unit, separator, within)
     started = time.perf_counter()
     try:
         # one forward pass gives the probabilities, the target and (for attention methods) the weights

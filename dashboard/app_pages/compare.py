@@ -6,7 +6,7 @@ import streamlit as st
 
 from components.charts import comparison_chart, probability_chart
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import examples, models, results, views, widgets
+from dashboard import contrast_compare, examples, links, models, results, views, widgets
 from dashboard.widgets import plain
 from explainers.compare import align_words
 from explainers.errors import WhyboxError
@@ -60,13 +60,18 @@ st.title("Compare")
 st.caption("Change one thing and see how the explanation moves: edit the text, or ask another model.")
 
 handle = views.model()
+catalog = models.builtin_catalog()
+options = list(catalog) + (["__custom__"] if models.custom_models_allowed() else [])
+kinds = ["texts", "models", contrast_compare.KIND]
+links.seed_compare(kinds, ss.methods or list(METHODS), options)  # from a link, or the last visit
 kind = st.segmented_control(
     "Compare",
-    ["texts", "models"],
-    default="texts",
+    kinds,
     key="w_cmp_kind",
     required=True,
-    format_func=lambda k: "Two texts, one model" if k == "texts" else "One text, two models",
+    format_func=lambda k: {"texts": "Two texts, one model", contrast_compare.KIND: contrast_compare.TITLE}.get(
+        k, "One text, two models"
+    ),
 )
 method = st.selectbox(
     "Method",
@@ -75,6 +80,9 @@ method = st.selectbox(
     format_func=lambda m: METHODS[m].title,
     help="The methods chosen in the sidebar. Both sides use the same method and parameters.",
 )
+if kind == contrast_compare.KIND:  # issue 11: plain vs contrastive, its own inputs and view
+    contrast_compare.plain_vs_contrast(method)
+    st.stop()
 
 if kind == "texts":
     left, right = st.columns(2)
@@ -87,13 +95,10 @@ if kind == "texts":
     sides = [(ss.model, text_a), (ss.model, text_b)]
 else:
     text = widgets.text_box("compare", "Text")
-    catalog = models.builtin_catalog()
-    options = list(catalog) + (["__custom__"] if models.custom_models_allowed() else [])
     other = st.selectbox(
         "Second model",
         options,
         key="w_cmp_model",
-        index=next((i for i, n in enumerate(options) if n != ss.model), 0),
         format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model",
     )
     if other == "__custom__":

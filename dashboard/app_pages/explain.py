@@ -4,7 +4,7 @@ import streamlit as st
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import models, results, views, widgets
+from dashboard import downloads, models, results, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
@@ -39,7 +39,7 @@ with left:
     st.metric(
         handle.task.target_title,
         handle.task.display(predicted["target"]),
-        f"p = {predicted['target_prob']:.3g}",
+        f"{handle.task.score_name(predicted['target'])} = {predicted['target_prob']:.3g}",
         delta_color="off",
         delta_arrow="off",
     )
@@ -76,6 +76,7 @@ def card(exp, level: str, scale: float | None = None, by_class: bool = False, ac
         st.warning(plain(weak), icon=":material/blur_on:")
     render_heatmap(exp, level, scale, by_class)
     st.markdown(plain(summarize(exp)))
+    downloads.image_popover(exp, level, scale)
     if exp.native_unit == "word":  # a word-level method: its own view is the word bars
         st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
 
@@ -151,4 +152,4 @@ def cards(run_id: int | None) -> list:
 exps = cards(run_id)
 stop_area.empty()  # finished: nothing left to stop
 st.divider()
-views.downloads(handle, req, exps)
+downloads.offer(handle, req, exps)

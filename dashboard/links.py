@@ -56,6 +56,7 @@ def init() -> None:
     ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
     ss.marks_for = ss.text  # marks belong to one text
     ss.shared_scale = query.get("scale") == "shared"
+    ss.colour_by_class = query.get("colour") == "class"
     framing.from_query(query)  # contrast, unit, separator, chat (issue 11)
     for parameter, setting in COMPARE.items():  # Compare's inputs; its page seeds its widgets from them
         if query.get(parameter):
@@ -206,6 +207,8 @@ def sync_url() -> None:
         wanted["level"] = level
     if ss.get("w_shared_scale", ss.get("shared_scale")):
         wanted["scale"] = "shared"
+    if ss.get("w_colour_by_class", ss.get("colour_by_class")):
+        wanted["colour"] = "class"
     if ss.get("marks") and ss.get("marks_for") == wanted["text"]:
         wanted["marks"] = ",".join(map(str, ss.marks))
     wanted |= framing.to_query()

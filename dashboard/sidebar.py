@@ -152,9 +152,11 @@ def param_input(method: str, p: Param):
         p.name,
         min_value=cast(p.low),
         max_value=cast(p.high),
+        value=None if p.default is None else "min",  # None: chosen by the input's length (empty = auto)
         step=cast(1 if cast is int else 0.05),
         key=key,
         help=p.help,
+        placeholder="auto (by length)" if p.default is None else None,
     )
 
 

@@ -24,6 +24,8 @@ import torch
 from .errors import InputError, InternalError, WhyboxError
 from .explanation import Explanation, tokens_from_words
 from .gateway import Prediction
+from .length_defaults import describe as length_rule
+from .length_defaults import params_for_length
 from .limits import check_seed, fit_to_budget, token_row_budget
 from .model import ModelHandle
 from .tasks import Target
@@ -117,6 +119,12 @@ class Diagnostic:
     threshold: float
     good: str  # "below" or "above" the threshold
     advice: str  # what to do when it is poor
+    # One-click re-runs offered when it is poor: (parameter, "times" or "set", amount); see remedies.py
+    remedies: tuple[tuple[str, str, float], ...] = ()
+
+    def to_dict(self) -> dict:
+        """As an Explanation carries it: JSON-shaped, so that it survives a JSON round trip unchanged."""
+        return {**vars(self), "remedies": [list(r) for r in self.remedies]}
 
 
 CONVERGENCE_DELTA = Diagnostic(
@@ -126,6 +134,7 @@ CONVERGENCE_DELTA = Diagnostic(
     0.01,
     "below",
     "more steps may help",
+    (("n_steps", "times", 2),),
 )
 SURROGATE_R2 = Diagnostic(
     "surrogate_r2",
@@ -133,7 +142,9 @@ SURROGATE_R2 = Diagnostic(
     "How much of the model's behaviour around this text LIME's linear fit explains (1 = all).",
     0.5,
     "above",
-    "more samples may help",
+    "another kernel width, or more samples for a steadier fit, may help (benchmarks/lime_kernel.py)",
+    # R² moves with the kernel width, not monotonically (measured): offer the other of the two defaults.
+    (("kernel_width", "set", 5.0), ("kernel_width", "set", 25.0), ("n_samples", "times", 3)),
 )
 
 
@@ -164,16 +175,20 @@ class Method:
     per_output_token: Callable | None = None  # explains every generated token in one go (generation.py)
     per_output_token_cost: Callable[[int, int, dict], Cost] | None = None  # (inputs, generated tokens, params)
 
-    def validate(self, params: dict) -> dict:
+    def validate(self, params: dict, n_features: int | None = None) -> dict:
+        """Checked parameters, the unset ones at their defaults; a default of None is chosen by the input's
+        length (`n_features`, in the method's native unit: see length_defaults.py)."""
         known = {p.name: p for p in self.params}
         unknown = set(params) - set(known)
         if unknown:
             names = ", ".join(known) or "none"
             raise InputError(f"{self.name} has no parameter {', '.join(sorted(unknown))} (its parameters: {names}).")
-        return {name: p.validate(params.get(name)) for name, p in known.items()}
+        checked = {name: p.validate(params.get(name)) for name, p in known.items()}
+        by_length = params_for_length(self.name, n_features)
+        return {name: by_length[name] if v is None and name in by_length else v for name, v in checked.items()}
 
     def estimate(self, n_tokens: int, params: dict | None = None) -> Cost:
-        return self.cost(n_tokens, self.validate(params or {}))
+        return self.cost(n_tokens, self.validate(params or {}, n_tokens))
 
     def to_dict(self) -> dict:
         return {
@@ -186,7 +201,7 @@ class Method:
             "native_unit": self.native_unit,
             "random": self.random,
             "signed": self.signed,
-            "diagnostics": [{k: v for k, v in vars(d).items()} for d in self.diagnostics],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
             "experimental": self.experimental,
             "caveat": self.caveat,
             "scores_note": self.scores_note,
@@ -209,7 +224,7 @@ class Method:
             "experimental": self.experimental,
             "caveat": self.caveat,
             "scores_note": self.scores_note,
-            "diagnostics": [vars(d) for d in self.diagnostics],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 
 
@@ -376,6 +391,11 @@ PRESETS = {
 def preset_params(method: str, preset: str) -> dict:
     """The parameters of `method` that preset `preset` sets (only those that differ from the defaults)."""
     return {p.name: p.preset(preset) for p in get_method(method).params if p.preset(preset) != p.default}
+
+
+def n_features(spec: Method, enc) -> int:
+    """How many features `spec` perturbs on this input: words for a word-level method, else tokens."""
+    return len(enc.words) if spec.native_unit == "word" else enc.n_tokens
 
 
 def estimated_seconds(handle: ModelHandle, method: str, n_tokens: int, params: dict | None = None) -> float:
@@ -586,6 +606,7 @@ def _lime(ctx: Context) -> Scores:
         split_expression=lambda s: [s[a:b] for a, b in enc.word_spans],
         bow=False,
         mask_string=mask_string,
+        kernel_width=ctx.params["kernel_width"],
         random_state=ctx.seed or 0,
     )
     # Only the text up to the last word the model reads: LIME copies its text into every sample
@@ -793,7 +814,7 @@ register(
         _occlusion,
         lambda n, p: Cost(len(occlusion_windows(n, p["window"], p["stride"]))),
         (
-            Param("window", 3, "int", "Tokens hidden at once.", 1, 32),
+            Param("window", None, "int", "Tokens hidden at once. " + length_rule("occlusion", "window"), 1, 32),
             Param("stride", 1, "int", "Step between windows.", 1, 32),
             BASELINE,
         ),
@@ -870,6 +891,15 @@ register(
                 "Remove sampled-out words, or replace them with the mask token.",
                 choices=("delete", "mask"),
             ),
+            Param(
+                "kernel_width",
+                None,
+                "float",
+                "Width of LIME's proximity kernel (distance = 100 × cosine distance of the kept-word masks): "
+                "narrower weighs samples close to the text more. " + length_rule("lime", "kernel_width"),
+                1.0,
+                200.0,
+            ),
         ),
         random=True,
         native_unit="word",
@@ -940,9 +970,10 @@ def explain(
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
-    params = spec.validate(params)
+    spec.validate(params)  # a bad parameter is reported before the text is encoded
     seed = check_seed(seed)
     enc = handle.encode(text, chat=chat)
+    params = spec.validate(params, n_features(spec, enc))
     params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     units = None
     if unit != "token" or separator or within is not None:  # granularity: see units.py

@@ -74,6 +74,7 @@ COMPARE = {
     "cmp_b": "cmp_b",
     "cmp_model": "cmp_model",
     "cmp_contrast": "cmp_contrast",
+    "cmp_target_b": "cmp_target_b",  # side B's picker seeds itself, once B's model is loaded
 }
 
 
@@ -92,7 +93,7 @@ def seed_compare(kinds: list[str], methods: list[str], models_offered: list[str]
         ss.cmp_model = next((n for n in models_offered if n not in (ss.model, "__custom__")), models_offered[0])
     for setting in COMPARE.values():
         widget = "w_" + setting
-        if widget in ss or setting not in ss:
+        if widget in ss or setting not in ss or setting == "cmp_target_b":
             continue
         value = ss[setting]
         if setting == "cmp_model" and value not in models_offered:
@@ -225,6 +226,9 @@ def _compare_link() -> dict:
     for setting in ("cmp_kind", "cmp_method", "cmp_a", "cmp_b", "cmp_contrast"):
         if "w_" + setting in ss:
             ss[setting] = ss["w_" + setting]
+    for widget in ("w_cmp_target_b_text", "w_cmp_target_b_label"):  # side B's picker, by B's task
+        if widget in ss:
+            ss.cmp_target_b = ss[widget]
     if "w_cmp_model" in ss:
         custom = ss.w_cmp_model == "__custom__"
         ss.cmp_model = ss.get("w_cmp_custom", "").strip() if custom else ss.w_cmp_model
@@ -235,7 +239,8 @@ def _compare_link() -> dict:
     if kind == "texts":
         return link | {k: ss[k] for k in ("cmp_a", "cmp_b") if ss.get(k)}
     if kind == "models" and ss.get("cmp_model"):
-        return link | {"cmp_model": ss.cmp_model}
+        target_b = {"cmp_target_b": ss.cmp_target_b} if ss.get("cmp_target_b") else {}
+        return link | {"cmp_model": ss.cmp_model} | target_b
     if kind == contrast_compare.KIND and ss.get("cmp_contrast"):
         return link | {"cmp_contrast": ss.cmp_contrast}
     return link

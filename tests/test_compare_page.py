@@ -29,7 +29,8 @@ def two_models(at: AppTest, model_b) -> AppTest:
     return at
 
 
-def test_side_b_sets_its_own_continuation(app, tiny_gpt2_dir):
+def test_side_b_sets_its_own_continuation(app, tiny_gpt2_dir, monkeypatch):
+    monkeypatch.setenv("WHYBOX_ALLOWED_MODELS", str(tiny_gpt2_dir))  # the operator's: loads on sight
     two_models(app, tiny_gpt2_dir)
     warning = " ".join(w.value for w in app.warning)
     assert "Side B is a causal language model, side A a classifier" in warning  # said before running
@@ -45,7 +46,7 @@ def test_side_b_sets_its_own_continuation(app, tiny_gpt2_dir):
 
 
 def test_side_b_label_picker_lists_b_labels(app, tiny_bert_dir):
-    two_models(app, tiny_bert_dir)
+    two_models(app, tiny_bert_dir)  # the default model: allowed
     picker = app.selectbox(key="w_cmp_target_b_label")
     assert picker.options[0].startswith("same as side A") and len(picker.options) == 3
     assert not [w for w in app.warning if "Side B is" in w.value]  # same task: no warning
@@ -83,3 +84,25 @@ def test_colour_by_class_goes_into_the_link(app, tiny_bert_dir, monkeypatch):
     fresh.query_params.update(link)
     fresh.run()
     assert fresh.session_state.colour_by_class and fresh.toggle(key="w_colour_by_class").value
+
+
+def test_an_own_model_loads_for_side_b_only_when_compare_is_pressed(app, tiny_gpt2_dir, monkeypatch):
+    from dashboard import models
+
+    loaded = []
+    real = models.get_model
+    monkeypatch.setattr(models, "get_model", lambda name: loaded.append(name) or real(name))
+    two_models(app, tiny_gpt2_dir)
+    assert str(tiny_gpt2_dir) not in loaded  # typed (or from a link), not yet loaded
+    assert "press Compare" in " ".join(c.value for c in app.caption)
+    click(app, "Compare")
+    assert not errors(app) and str(tiny_gpt2_dir) in loaded
+    app.text_input(key="w_cmp_target_b_text").input("Paris").run()  # now B's own picker is there
+
+    from tests.test_share import _fresh, _link
+
+    link = _link(app)
+    assert link["cmp_target_b"] == "Paris"
+    monkeypatch.setenv("WHYBOX_ALLOWED_MODELS", str(tiny_gpt2_dir))
+    fresh = _fresh(link)
+    assert fresh.text_input(key="w_cmp_target_b_text").value == "Paris"  # side B's target from the link

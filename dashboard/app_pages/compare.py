@@ -21,15 +21,27 @@ def side_b_target(handle_a, model_b: str) -> str:
     B's prediction), with a warning when the two models do different tasks."""
     if not model_b:
         return ""
+    if ss.get("w_cmp_go"):  # the button is drawn below, but its press is known from the start of the run
+        ss.setdefault("cmp_pressed_for", set()).add(model_b)
+    if not models.operator_allowed(model_b) and model_b not in ss.get("cmp_pressed_for", ()):
+        # A model of one's own (perhaps from a link) loads only when Compare is pressed, never on sight.
+        st.caption("Side B's target can be picked once its model is loaded: press Compare.")
+        return ss.get("cmp_target_b", "")
     try:
         handle_b = models.get_model(model_b)
     except WhyboxError:
         return ""  # said when Compare is pressed, with the rest of side B's errors
     if ss.get("cmp_target_b_for") != model_b:  # a label or continuation of another model
+        if "cmp_target_b_for" in ss:  # a switch, not a link's first visit: the old target means nothing here
+            ss.pop("cmp_target_b", None)
         ss.cmp_target_b_for = model_b
         for key in ("w_cmp_target_b_label", "w_cmp_target_b_text"):
             ss.pop(key, None)
     task_b = handle_b.task
+    key = "w_cmp_target_b_text" if task_b.free_text_target else "w_cmp_target_b_label"
+    asked = ss.get("cmp_target_b")  # from a link, or this page's last visit
+    if key not in ss and asked and (task_b.free_text_target or asked in handle_b.labels):
+        ss[key] = asked
     same_task = type(task_b) is type(handle_a.task)
     if not same_task:
         st.warning(
@@ -41,19 +53,21 @@ def side_b_target(handle_a, model_b: str) -> str:
     automatic = f"same as side A's {handle_a.task.target_noun}" if same_task else "B's own prediction"
     label = f"Side B: {task_b.target_title.lower()}"
     if task_b.free_text_target:
-        return st.text_input(
+        ss.cmp_target_b = st.text_input(
             label,
-            key="w_cmp_target_b_text",
+            key=key,
             placeholder=f"empty = {automatic}" if same_task else "empty = B's most likely next token",
             help=task_b.target_help,
         )
-    return st.selectbox(
-        label,
-        [""] + list(handle_b.labels),
-        key="w_cmp_target_b_label",
-        format_func=lambda choice: choice or automatic,
-        help=task_b.target_help,
-    )
+    else:
+        ss.cmp_target_b = st.selectbox(
+            label,
+            [""] + list(handle_b.labels),
+            key=key,
+            format_func=lambda choice: choice or automatic,
+            help=task_b.target_help,
+        )
+    return ss.cmp_target_b
 
 
 st.title("Compare")
@@ -106,7 +120,7 @@ else:
     sides = [(ss.model, text), (other, text)]
     target_b = side_b_target(handle, other)
 
-pressed = st.button("Compare", type="primary", icon=":material/compare_arrows:")
+pressed = st.button("Compare", type="primary", icon=":material/compare_arrows:", key="w_cmp_go")
 target_b = target_b if kind == "models" else ""
 request = (
     kind,

@@ -39,12 +39,14 @@ import torch
 
 from explainers.faithfulness import AOPC_BINS, RATIONALE_FRACTION, evaluate
 from explainers.methods import explain
+from explainers.precision import forward_precision
 
 from . import naive
 from .naive import NaiveModel
 from .run import ForwardCounter, Limit, load_classifier, log, review_words, table, target_id, text_of_length
 
 ERASER = ("comprehensiveness", "sufficiency", "aopc_comprehensiveness", "aopc_sufficiency")
+EXPLAINED = ("integrated_gradients", "lime", "leave_one_out")
 EVALUATED = ("integrated_gradients", "lime")  # the explanations whose ERASER metrics W1 asks for
 LENGTHS = (16, 44, 142, 512)
 QUICK_LENGTHS = (16, 44)
@@ -231,6 +233,16 @@ def w1_at(handle, nm, text: str, args, threads: int) -> dict:
     sides = {"whybox": lambda: whybox_w1(handle, text, args.ig_steps, args.lime_samples), "limit": limit}
     if not args.no_naive:
         sides["naive"] = lambda: naive_w1(nm, text, exps, args.ig_steps, args.lime_samples)
+    if args.bf16:  # whybox with its forward-only rows in bf16 (gradients float32), and how far its figures move
+        with forward_precision(handle, "bf16"):
+            reduced = whybox_w1(handle, text, args.ig_steps, args.lime_samples)
+        bf16_dp = _max_difference(exps, reduced)
+
+        def whybox_bf16():
+            with forward_precision(handle, "bf16"):
+                whybox_w1(handle, text, args.ig_steps, args.lime_samples)
+
+        sides["whybox_bf16"] = whybox_bf16
     timed = interleaved(sides, args.repeats)
     # evaluate() for the ERASER metrics alone, against its own needed rows
     ig = exps["integrated_gradients"]
@@ -261,8 +273,22 @@ def w1_at(handle, nm, text: str, args, threads: int) -> dict:
             "ratio_to_limit": eval_timed["whybox"]["cpu_s"] / eval_timed["limit"]["cpu_s"],
         },
     }
+    if args.bf16:
+        out["bf16"] = {
+            "max_abs_difference": bf16_dp,
+            "ratio_to_float32": timed["whybox_bf16"]["cpu_s"] / timed["whybox"]["cpu_s"],
+        }
+        if "naive" in timed:
+            out["bf16"]["speedup_vs_naive"] = timed["naive"]["cpu_s"] / timed["whybox_bf16"]["cpu_s"]
     if "naive" in timed:
         out["speedup_vs_naive"] = timed["naive"]["cpu_s"] / timed["whybox"]["cpu_s"]
+    return out
+
+
+def _max_difference(a: dict, b: dict) -> dict:
+    """Largest |difference| between two W1 runs: per method's token scores, and over the ERASER values."""
+    out = {m: float(np.max(np.abs(np.asarray(a[m].token_scores) - np.asarray(b[m].token_scores)))) for m in EXPLAINED}
+    out["eraser"] = max(abs(ra.values[k] - rb.values[k]) for ra, rb in zip(a["reports"], b["reports"]) for k in ERASER)
     return out
 
 
@@ -315,6 +341,7 @@ def parse_args(argv):
     p.add_argument("--model", default="sentiment", help="classifier (built-in name or folder)")
     p.add_argument("--no-naive", action="store_true", help="skip the tutorial-code side (slow at 512 tokens)")
     p.add_argument("--no-startup", action="store_true", help="skip the CLI start-up probe")
+    p.add_argument("--bf16", action="store_true", help="also time whybox with bf16 forward-only rows")
     p.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     args = p.parse_args(argv)
     args.threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
@@ -407,6 +434,22 @@ def print_report(r: dict) -> None:
             rows,
         )
     )
+    if any("bf16" in w for w in r["w1"]):
+        print(
+            "\nwhybox with bf16 forward-only rows (gradients float32): CPU time vs float32, vs naive, largest |change|"
+        )
+        print(
+            table(
+                ["threads", "tokens", "bf16 / float32", "vs naive", "max |Δ| IG", "LIME", "leave-one-out", "ERASER"],
+                [
+                    [w["threads"], w["n_tokens"], f"{b['ratio_to_float32']:.2f}x"]
+                    + [f"{b['speedup_vs_naive']:.2f}x" if "speedup_vs_naive" in b else "-"]
+                    + [f"{b['max_abs_difference'][k]:.4f}" for k in EXPLAINED + ("eraser",)]
+                    for w in r["w1"]
+                    if (b := w.get("bf16"))
+                ],
+            )
+        )
     print("\nneeded rows by part (before de-duplication across parts)")
     parts = list(r["w1"][0]["rows_needed_by_part"]) if r["w1"] else []
     print(
@@ -443,7 +486,22 @@ def print_report(r: dict) -> None:
     if r.get("precision_probe"):
         p = r["precision_probe"]
         print("\nreduced precision probe at load (forward-only rows; gradients stay float32)")
-        print(table(list(p), [[str(v) for v in p.values()]]))
+        print(
+            table(
+                ["rows x tokens", "float32 ms CPU", "bf16 ms CPU", "speedup", "max |Δp|", "tolerance", "chosen"],
+                [
+                    [
+                        f"{p['rows']} x {p['tokens']}",
+                        f"{p['float32_ms']:.1f}",
+                        f"{p['bf16_ms']:.1f}",
+                        f"{p['speedup']:.2f}x",
+                        f"{p['max_abs_dp']:.4f}",
+                        p["tolerance"],
+                        p["chosen"],
+                    ]
+                ],
+            )
+        )
     if r.get("startup"):
         print("\nCLI start-up before the engine (fresh process, wall seconds)")
         print(

@@ -72,9 +72,9 @@ def test_w1_limit_counts_the_rows_the_requested_work_needs(tiny_bert_dir, capsys
     assert max(parts.values()) <= w["rows_needed"]["forward"] <= w["rows_needed_without_sharing"]
     assert w["whybox_rows_run"]["gradient"] == 4
     assert w["evaluate_eraser"]["rows_run"] == w["evaluate_eraser"]["rows_needed"]
-    assert perf.main(argv + [str(tiny_bert_dir), "--no-naive"]) == 0
+    assert perf.main(argv + [str(tiny_bert_dir), "--no-naive", "--bf16"]) == 0
     out = capsys.readouterr().out
-    assert "rows needed" in out and "evaluate(metrics=ERASER)" in out and "ferret" in out
+    assert "rows needed" in out and "evaluate(metrics=ERASER)" in out and "ferret" in out and "bf16" in out
 
 
 def test_eraser_rows_by_hand():

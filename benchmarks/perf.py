@@ -292,6 +292,28 @@ def _max_difference(a: dict, b: dict) -> dict:
     return out
 
 
+def adaptive_ig(handle, texts: dict, most: int, tolerances=(0.05, 0.01)) -> list[dict]:
+    """Adaptive IG against fixed steps: rows tried and the convergence delta (share of |p(x) - p(baseline)|)."""
+    out = []
+    for text in texts.values():
+        fixed = explain(handle, text, "integrated_gradients", n_steps=most)
+        gap = abs(fixed.target_prob - fixed.extras["p_baseline"]) or 1e-12
+        for tolerance in tolerances:
+            got = explain(handle, text, "integrated_gradients", n_steps=most, tolerance=tolerance)
+            out.append(
+                {
+                    "n_tokens": len(fixed.token_ids),
+                    "tolerance": tolerance,
+                    "steps_used": got.extras["n_steps_used"],
+                    "rows_tried": got.extras["n_steps_tried"],
+                    "fixed_steps": most,
+                    "delta_share": got.extras["convergence_delta"] / gap,
+                    "fixed_delta_share": fixed.extras["convergence_delta"] / gap,
+                }
+            )
+    return out
+
+
 # ---- start-up and precision ---------------------------------------------------------------------
 def startup() -> dict:
     """Wall seconds of fresh `python -m explainers.cli` processes that never reach the engine, and
@@ -341,6 +363,7 @@ def parse_args(argv):
     p.add_argument("--model", default="sentiment", help="classifier (built-in name or folder)")
     p.add_argument("--no-naive", action="store_true", help="skip the tutorial-code side (slow at 512 tokens)")
     p.add_argument("--no-startup", action="store_true", help="skip the CLI start-up probe")
+    p.add_argument("--no-adaptive", action="store_true", help="skip adaptive IG vs fixed steps")
     p.add_argument("--bf16", action="store_true", help="also time whybox with bf16 forward-only rows")
     p.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     args = p.parse_args(argv)
@@ -373,6 +396,9 @@ def run(args) -> dict:
         for n, text in texts.items():
             log(f"W1 at {n} tokens, {threads} thread(s) ...")
             result["w1"].append(w1_at(handle, nm, text, args, threads) | {"load_average": os.getloadavg()[0]})
+    if not args.no_adaptive:
+        log("adaptive IG ...")
+        result["adaptive_ig"] = adaptive_ig(handle, texts, args.ig_steps)
     if not args.no_startup:
         result["startup"] = startup()
     result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
@@ -499,6 +525,26 @@ def print_report(r: dict) -> None:
                         p["tolerance"],
                         p["chosen"],
                     ]
+                ],
+            )
+        )
+    if r.get("adaptive_ig"):
+        print("\nadaptive integrated gradients vs fixed steps (delta as a share of |p(x) - p(baseline)|)")
+        print(
+            table(
+                ["tokens", "tolerance", "steps used", "rows tried", "fixed steps", "delta", "fixed delta", "meets"],
+                [
+                    [
+                        a["n_tokens"],
+                        a["tolerance"],
+                        a["steps_used"],
+                        a["rows_tried"],
+                        a["fixed_steps"],
+                        f"{a['delta_share']:.4f}",
+                        f"{a['fixed_delta_share']:.4f}",
+                        "yes" if a["delta_share"] <= a["tolerance"] else "no",
+                    ]
+                    for a in r["adaptive_ig"]
                 ],
             )
         )

@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.perf            # 16, 44, 142, 512 tokens, one and two threads
     .venv/bin/python -m benchmarks.perf --quick    # smoke run: 16 and 44 tokens, small IG/LIME, one thread
+    .venv/bin/python -m benchmarks.perf --lengths 512 --threads 1 --json > a.json   # one piece at a time
+    .venv/bin/python -m benchmarks.perf print a.json b.json                          # their tables together
 
 W1 = integrated gradients (50 steps) + LIME (1,000 samples) + leave-one-out + comprehensiveness,
 sufficiency and both AOPCs of the IG and the LIME explanations, as a user calls them
@@ -558,7 +560,25 @@ def print_report(r: dict) -> None:
         )
 
 
+def merge(paths: list[str]) -> dict:
+    """Several runs' JSON (e.g. one length at a time on a busy machine) as one result to print."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    merged = dict(runs[0])
+    merged["w1"] = [w for r in runs for w in r["w1"]]
+    merged["adaptive_ig"] = [a for r in runs for a in r.get("adaptive_ig", [])]
+    merged["notes"] = list(dict.fromkeys(n for r in runs for n in r["notes"]))
+    merged["load_average_end"] = runs[-1]["load_average_end"]
+    for key in ("startup", "precision_probe"):
+        merged[key] = next((r[key] for r in runs if r.get(key)), None)
+    return merged
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "print":  # python -m benchmarks.perf print a.json b.json
+        print_report(merge(argv[1:]))
+        return 0
     args = parse_args(argv)
     threads_before = torch.get_num_threads()
     try:

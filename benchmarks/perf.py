@@ -358,12 +358,13 @@ def startup(model: str) -> dict:
     return out
 
 
-def precision_probe(handle) -> dict | None:
-    try:
-        from explainers.precision import probe
-    except ImportError:
-        return None
-    return probe(handle).to_dict()
+def precision_probe(handle, threads: int) -> dict:
+    """The probe `--precision auto` runs at load, with the threads the tables use (two threads that
+    wait on a busy machine's other processes would time the waiting)."""
+    from explainers.precision import probe
+
+    torch.set_num_threads(threads)
+    return probe(handle).to_dict() | {"threads": threads}
 
 
 # ---- entry point --------------------------------------------------------------------------------
@@ -404,7 +405,7 @@ def run(args) -> dict:
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "load_average_start": [round(v, 2) for v in load_start],
         "notes": notes,
-        "precision_probe": precision_probe(handle),
+        "precision_probe": precision_probe(handle, args.threads[0]),
         "w1": [],
     }
     for threads in args.threads:
@@ -555,8 +556,8 @@ def print_report(r: dict) -> None:
                         a["steps_used"],
                         a["rows_tried"],
                         a["fixed_steps"],
-                        f"{a['delta_share']:.4f}",
-                        f"{a['fixed_delta_share']:.4f}",
+                        f"{a['delta_share']:.1e}",
+                        f"{a['fixed_delta_share']:.1e}",
                         "yes" if a["delta_share"] <= a["tolerance"] else "no",
                     ]
                     for a in r["adaptive_ig"]

@@ -389,9 +389,10 @@ def _integrated_gradients(ctx: Context) -> Scores:
         return _path_integral(ctx, method, ctx.embeds.clone().requires_grad_())
     # Adaptive: Gauss-Legendre at 8 steps; while the convergence delta is above `tolerance` of
     # |p(input) - p(baseline)|, predict the steps that meet it (the delta taken to fall as 1/steps², slower
-    # than Gauss-Legendre falls on a smooth path, so the guess errs high) and run once there; if that
-    # still misses, run n_steps. Every attempt is a whole IG, so the result equals fixed-step IG at the
-    # steps used, and meets the tolerance whenever n_steps would.
+    # than Gauss-Legendre usually falls, so the guess errs high) and run once there; if that still misses,
+    # or the guess is past half of n_steps, run n_steps: at most 8 + n_steps/2 + n_steps rows. Every attempt
+    # is a whole IG, so the result equals fixed-step IG at the steps used, and meets the tolerance whenever
+    # n_steps would.
     steps, tried, p_baseline = min(ADAPTIVE_FIRST_STEPS, most), 0, None
     while True:
         scores = _path_integral(ctx, method, ctx.embeds.clone().requires_grad_(), n_steps=steps, p_baseline=p_baseline)
@@ -402,8 +403,9 @@ def _integrated_gradients(ctx: Context) -> Scores:
         if delta <= goal or steps >= most:
             scores.extras.update({"n_steps_used": steps, "n_steps_tried": tried})
             return scores
-        predicted = math.ceil(ADAPTIVE_MARGIN * steps * math.sqrt(delta / goal))
-        steps = most if tried > steps else min(max(predicted, steps + 1), most)
+        predicted = max(steps + 1, math.ceil(ADAPTIVE_MARGIN * steps * math.sqrt(delta / goal)))
+        # a second miss, or a guess past half of n_steps (a miss there would cost more than n_steps): n_steps
+        steps = most if tried > steps or predicted > most // 2 else predicted
 
 
 ADAPTIVE_FIRST_STEPS = 8

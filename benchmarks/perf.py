@@ -583,7 +583,7 @@ def merge(paths: list[str]) -> dict:
     merged["notes"] = list(dict.fromkeys(n for r in runs for n in r["notes"]))
     merged["load_average_end"] = runs[-1]["load_average_end"]
     for key in ("startup", "precision_probe"):
-        merged[key] = next((r[key] for r in runs if r.get(key)), None)
+        merged[key] = next((r[key] for r in reversed(runs) if r.get(key)), None)  # the newest
     return merged
 
 

@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the reposi
 
 import streamlit as st  # noqa: E402
 
-from dashboard import links, views  # noqa: E402
+from dashboard import links, phone, views  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
 from dashboard.widgets import plain  # noqa: E402
 from explainers.errors import InternalError  # noqa: E402
@@ -39,6 +39,7 @@ page = st.navigation(PAGES)
 views.first_visit()  # while the default model builds, say what whybox is and show the build's progress
 with st.sidebar:
     sidebar()
+phone.collapse_sidebar_after_navigation(page)  # on a narrow screen the sidebar would stay over the new page
 links.sync_url()  # before the page: a page's st.stop() would drop later URL changes
 try:
     page.run()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import models, widgets
+from dashboard import framing, models, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.methods import METHODS, PRESETS, Param, estimated_seconds
+from explainers.methods import METHODS, PRESETS, Param
 from explainers.model import ModelHandle
 
 CUSTOM = "__custom__"
@@ -21,6 +21,9 @@ def sidebar() -> None:
     model_card(handle)
     method_picker(handle)
     target_picker(handle)
+    framing.framing_picker(handle)  # issue 11: rather than…, unit, chat template
+    if st.session_state.methods:
+        cost_summary(handle)  # after every setting that changes the cost (the unit, the chat template)
 
 
 # ---- model ----------------------------------------------------------------------------------------
@@ -112,7 +115,6 @@ def method_picker(handle: ModelHandle) -> None:
                 st.markdown(f"**{method.title}**")
                 values = {p.name: param_input(name, p) for p in method.params}
                 ss.params[name] = {k: v for k, v in values.items() if v != _param(name, k).default}
-    cost_summary(handle)
 
 
 def _apply_preset() -> None:
@@ -150,9 +152,11 @@ def param_input(method: str, p: Param):
         p.name,
         min_value=cast(p.low),
         max_value=cast(p.high),
+        value=None if p.default is None else "min",  # None: chosen by the input's length (empty = auto)
         step=cast(1 if cast is int else 0.05),
         key=key,
         help=p.help,
+        placeholder="auto (by length)" if p.default is None else None,
     )
 
 
@@ -161,21 +165,20 @@ def cost_summary(handle: ModelHandle) -> None:
     model times the rate measured on this model and device."""
     ss = st.session_state
     try:
-        n_tokens = handle.encode(widgets.current_text()).n_tokens
+        n_tokens = handle.encode(widgets.current_text(), chat=framing.settings()["chat"]).n_tokens
     except WhyboxError:
         return
     lines, total = [], 0.0
     for name in ss.methods:
         method = METHODS[name]
         try:
-            params = ss.params.get(name, {})
-            cost = method.estimate(n_tokens, params)
-            seconds = estimated_seconds(handle, name, n_tokens, params)
+            cost, seconds, counted = framing.estimate(handle, name, ss.params.get(name, {}))  # at the chosen unit
         except WhyboxError as exc:
             st.error(f"{method.title}: {plain(str(exc))}")
             continue
         total += seconds
-        lines.append(f"- {method.title}: {_duration(seconds)} ({cost.describe()})")
+        counted = f"; {counted} as features" if counted else ""
+        lines.append(f"- {method.title}: {_duration(seconds)} ({cost.describe()}{counted})")
     st.caption(
         f"Estimated time for {n_tokens} tokens on this {_device_name(handle)}:\n"
         + "\n".join(lines)
@@ -183,8 +186,7 @@ def cost_summary(handle: ModelHandle) -> None:
     )
     if total > SLOW_SECONDS:
         st.warning(
-            f"This will take about {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text "
-            "for a demo."
+            f"This will take {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text for a demo."
         )
 
 

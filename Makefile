@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: setup run test test-fast browser-deps benchmark benchmark-dashboard clean
+.PHONY: setup run test test-fast browser-deps benchmark benchmark-quick benchmark-dashboard clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -40,7 +40,12 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 benchmark: setup
+	$(PY) -m benchmarks.perf
 	$(PY) -m benchmarks.run
+
+benchmark-quick: setup
+	$(PY) -m benchmarks.perf --quick
+	$(PY) -m benchmarks.run --quick
 
 benchmark-dashboard: setup browser-deps
 	$(PY) -m benchmarks.dashboard

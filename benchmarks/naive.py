@@ -165,3 +165,40 @@ def faithfulness(nm: NaiveModel, token_ids: list[int], special: list[bool], scor
         "insertion_auc": float(np.trapezoid(insertion, x)),
         "kendall_tau_loo": float(kendalltau(np.array(scores)[content], loo).statistic),
     }
+
+
+def _prob_without(nm: NaiveModel, token_ids: list[int], drop, target: int) -> float:
+    """A tutorial's perturbation: delete tokens, decode to text, re-tokenize, one forward."""
+    drop = set(drop)
+    kept = [t for i, t in enumerate(token_ids) if i not in drop]
+    return nm.prob_of_text(nm.tokenizer.decode(kept, skip_special_tokens=True), target)
+
+
+def leave_one_out(nm: NaiveModel, token_ids: list[int], special: list[bool], target: int) -> np.ndarray:
+    """p(x) - p(x without token i), one forward per token (delete mode)."""
+    base = _prob_without(nm, token_ids, [], target)
+    content = [i for i, s in enumerate(special) if not s]
+    return np.array([base - _prob_without(nm, token_ids, [i], target) for i in content])
+
+
+def eraser(nm: NaiveModel, token_ids: list[int], special: list[bool], scores: list[float], target: int) -> dict:
+    """Comprehensiveness, sufficiency and both AOPCs only, tutorial style (one forward per perturbation)."""
+    content = [i for i, s in enumerate(special) if not s]
+    ranked = sorted(content, key=lambda i: (-scores[i], i))
+    n = len(ranked)
+
+    def top(fraction):
+        return ranked[: min(n, max(1, math.ceil(fraction * n)))]
+
+    def without(drop):
+        return _prob_without(nm, token_ids, drop, target)
+
+    base = without([])
+    comp = {f: base - without(top(f)) for f in AOPC_BINS + (RATIONALE_FRACTION,)}
+    suff = {f: base - without([i for i in content if i not in set(top(f))]) for f in AOPC_BINS + (RATIONALE_FRACTION,)}
+    return {
+        "comprehensiveness": comp[RATIONALE_FRACTION],
+        "sufficiency": suff[RATIONALE_FRACTION],
+        "aopc_comprehensiveness": float(np.mean([comp[f] for f in AOPC_BINS])),
+        "aopc_sufficiency": float(np.mean([suff[f] for f in AOPC_BINS])),
+    }

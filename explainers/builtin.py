@@ -16,7 +16,6 @@ import csv
 import fcntl
 import functools
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import math
@@ -227,6 +226,8 @@ def _package_dir(module: str, distribution: str) -> Path:
 
 
 def _recipe_hash(name: str, recipe: dict) -> str:
+    import importlib.metadata  # here, not at import: it costs the CLI's --help a third of a second
+
     packages = {d: importlib.metadata.version(d) for d in _PACKAGES[name]}
     blob = json.dumps({"recipe": recipe, "packages": packages}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -70,7 +70,14 @@ def _load(args):
 
     apply_thread_policy()  # no more torch threads than idle cores (see threads.py)
 
-    return load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
+    handle = load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
+    if getattr(args, "precision", "float32") != "float32":
+        from .precision import set_precision
+
+        probe = set_precision(handle, args.precision)
+        if probe is not None:  # auto: say once what it measured and chose
+            print(f"whybox: precision {probe.chosen}: {probe.reason}", file=sys.stderr)
+    return handle
 
 
 def _explain_all(handle, args) -> list:
@@ -358,6 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
         p.add_argument("--dtype", default="auto", help="auto (float32), float16 or bfloat16")
+        p.add_argument(
+            "--precision",
+            default="float32",
+            choices=["auto", "float32", "bf16"],
+            help="forward-only rows (LIME, occlusion, leave-one-out, metrics); gradients stay float32. "
+            "auto: bf16 only where a probe finds it faster and within 0.01 of float32's probabilities",
+        )
         p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help="override task detection")
         p.add_argument("--param", action="append", metavar="NAME=VALUE", help="method parameter, e.g. n_steps=100")
         p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")

@@ -24,6 +24,7 @@ import torch
 
 from .batching import CALL_OVERHEAD_TOKENS, DEFAULT_TOKEN_BUDGET, plan_batches
 from .errors import CancelledError, InputError
+from .precision import autocast
 from .tasks import Target, Task
 
 T = TypeVar("T")
@@ -91,6 +92,7 @@ class InferenceGateway:
         self.token_budget = DEFAULT_TOKEN_BUDGET.get(device.type, 4096)
         self.call_overhead = CALL_OVERHEAD_TOKENS.get(device.type, 32)
         self._memo: OrderedDict = OrderedDict()
+        self.precision = "float32"  # of forward-only rows: "bf16" autocasts them (see precision.py)
         self._seconds_per_row_token: dict[str, float] = {}  # per method, refined as runs finish
         self._keeps_logit_positions = (
             task.scores_positions and "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -223,7 +225,7 @@ class InferenceGateway:
         out: list[np.ndarray | None] = [None] * len(sequences)
         extra = len(self.task.appended(target))
         batches = plan_batches([len(s) + extra for s in sequences], self.batch_tokens, self.call_overhead)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self):
             for chunk in batches:
                 ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)
                 logits = self._logits(
@@ -257,7 +259,7 @@ class InferenceGateway:
         if k == 0:
             return out
         batches = plan_batches([len(s) for s in sequences], self.batch_tokens, self.call_overhead)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self):
             for chunk in batches:
                 ids, mask, _ = self._assemble([sequences[i] for i in chunk], None)
                 # rows with fewer reads repeat their first read (ignored): the head wants (B, k)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-
-import numpy as np
+import sys
 
 
 def clean(value):
@@ -19,9 +18,10 @@ def clean(value):
         return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [clean(v) for v in value]
-    if isinstance(value, np.ndarray):
+    np = sys.modules.get("numpy")  # no numpy value can exist before numpy is imported: the CLI starts without it
+    if np is not None and isinstance(value, np.ndarray):
         return clean(value.tolist())
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
+    if np is not None and isinstance(value, (np.floating, np.integer, np.bool_)):
         value = value.item()
     elif hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
         value = value.item()  # 0-d torch tensors

@@ -211,20 +211,3 @@ def test_out_of_memory_inside_a_method_retries_with_smaller_batches(tiny_bert, m
     got = explain(tiny_bert, TEXT, method, **params)
     assert tiny_bert.rows_per_batch(len(got.token_ids)) <= 2  # halved until the batches fit
     np.testing.assert_allclose(got.token_scores, expected.token_scores, atol=1e-5)
-
-
-def test_adaptive_integrated_gradients_stops_at_the_tolerance_and_equals_fixed_steps(tiny_bert):
-    """Doubling from 8 steps until the convergence delta is within the tolerance: the result is fixed-step
-    IG at the steps used, meets the tolerance, and never uses more than n_steps."""
-    tolerance = 0.01
-    adaptive = explain(tiny_bert, TEXT, "integrated_gradients", tolerance=tolerance, n_steps=64)
-    used = adaptive.extras["n_steps_used"]
-    assert used in (8, 16, 32, 64) and adaptive.extras["n_steps_tried"] >= used
-    fixed = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=used)
-    np.testing.assert_allclose(adaptive.token_scores, fixed.token_scores, rtol=1e-6, atol=1e-9)
-    gap = abs(adaptive.target_prob - adaptive.extras["p_baseline"])
-    if used < 64:
-        assert adaptive.extras["convergence_delta"] <= tolerance * gap
-    if used > 8:  # the step before did not meet it
-        before = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=used // 2)
-        assert before.extras["convergence_delta"] > tolerance * gap

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..memo import release_free_memory
 from .work import AuditSettings, explain_items
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the explainers package
@@ -35,7 +36,10 @@ class _AuditWorker:
         for item in items:
             item["rationale"] = tuple(item["rationale"]) if item.get("rationale") else None
         records = explain_items(self.handle, self.settings, items)
-        return {"record": np.array([json.dumps(r, ensure_ascii=False) for r in records], dtype=object)}
+        out = {"record": np.array([json.dumps(r, ensure_ascii=False) for r in records], dtype=object)}
+        del records
+        release_free_memory()  # as the local engine does after each chunk (see engine.py)
+        return out
 
 
 def _connect(address: str | None, workers: int | None) -> bool:

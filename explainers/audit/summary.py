@@ -234,7 +234,11 @@ def _word_pass(results: Path, methods, labels, texts):
     """Stream words and scores once: per (method, target label, word) sums; per text the agreement
     between methods (Spearman over word scores)."""
     stats = defaultdict(lambda: np.zeros(4))  # (method, label, word) -> count, sum, sum of squares, normalised sum
-    texts_with = defaultdict(lambda: defaultdict(set))  # word -> class of the text -> row ids
+    # word -> class of the text -> texts containing it. Counts, not sets of row ids: those would hold every
+    # word of every text (memory growing with the data set). A text's words are the same for every method
+    # (they come from its encoding), so its first record counts them, once per distinct word.
+    texts_with = defaultdict(lambda: defaultdict(int))
+    counted: set[int] = set()
     class_of = texts["label"].where(texts["label"].notna(), texts["predicted"]).to_dict()
     pending: dict[int, dict[str, list[float]]] = {}
     pair_values = defaultdict(list)
@@ -251,7 +255,10 @@ def _word_pass(results: Path, methods, labels, texts):
             for word, score in zip(r["words"], scores):
                 key = (r["method"], r["target_label"], word.lower())
                 stats[key] += (1.0, score, score * score, score / top if top > 0 else 0.0)
-                texts_with[word.lower()][class_of[r["row_id"]]].add(r["row_id"])
+            if r["row_id"] not in counted:
+                counted.add(r["row_id"])
+                for word in {w.lower() for w in r["words"]}:
+                    texts_with[word][class_of[r["row_id"]]] += 1
             seen = pending.setdefault(r["row_id"], {})
             seen[r["method"]] = scores
             if len(seen) == len(methods):  # every method of this text is in: score agreement, then forget it
@@ -295,8 +302,8 @@ def _top_words(stats, texts_with, methods, labels, n_texts) -> dict:
     for (label, word), by_method in normalised.items():
         if len(by_method) == len(methods):  # agreed: every method saw it often enough
             classes = texts_with[word]
-            total_texts = sum(len(ids) for ids in classes.values())
-            other = sum(len(ids) for cls, ids in classes.items() if cls != label)
+            total_texts = sum(classes.values())
+            other = sum(count for cls, count in classes.items() if cls != label)
             consensus[label].append(
                 {
                     "word": word,

@@ -76,7 +76,7 @@ def _data(n: int, folder: str):
     return read_data(path)
 
 
-def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int) -> dict:
+def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int, rss_every: int = 0) -> dict:
     from explainers.audit.engine import run_audit
     from explainers.audit.work import AuditSettings
     from explainers.loading import load_model
@@ -87,6 +87,15 @@ def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int) -> dict:
     stop, seen = threading.Event(), {}
     watcher = threading.Thread(target=_watch, args=(stop, seen), daemon=True)
     handle = load_model("sentiment") if not config.startswith("ray") else None  # Ray's workers load their own
+    curve = []  # (texts done, resident MB of this process) every `rss_every` texts: flat or growing?
+
+    def progress(p) -> None:
+        if rss_every and (p.done >= (curve[-1][0] if curve else 0) + rss_every or p.done == p.total):
+            import psutil
+
+            curve.append((p.done, round(psutil.Process().memory_info().rss / 2**20)))
+            print(json.dumps({"rss_curve": curve[-1]}), file=sys.stderr, flush=True)  # visible while it runs
+
     watcher.start()  # after loading: CPU seconds count the audit's work (memory stays resident anyway)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -103,6 +112,7 @@ def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int) -> dict:
                 engine=engine,
                 workers=workers,
                 chunk_size=chunk_size,
+                progress=progress,
             )
         seconds = time.perf_counter() - started
     stop.set()
@@ -117,6 +127,7 @@ def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int) -> dict:
         "cpu_seconds": round(seen["cpu"], 1),
         "texts_per_cpu_second": round(n / seen["cpu"], 3),
         "peak_mb": round(seen["peak"] / 2**20),
+        "rss_curve": curve,
     }
 
 
@@ -156,6 +167,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads per process (0: torch's choice; 1 on a busy machine)"
     )
+    parser.add_argument("--rss-every", type=int, default=0, help="memory runs: print resident MB every N texts")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--methods", default=",".join(METHODS), help="methods of the speed runs (default: the issue's mix)"
@@ -166,7 +178,7 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.threads)
-        print(json.dumps(one(args.one, args.n, tuple(args.methods.split(",")), args.chunk_size)))
+        print(json.dumps(one(args.one, args.n, tuple(args.methods.split(",")), args.chunk_size, args.rss_every)))
         return
     if args.memory:
         runs = [("local", int(n), args.memory_methods) for n in args.memory.split(",")]
@@ -192,7 +204,8 @@ def main() -> None:
     for config, n, run_methods in runs:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.audit", "--one", config, "--n", str(n), "--methods", run_methods]
-            + ["--chunk-size", str(args.chunk_size), "--threads", str(args.threads)],
+            + ["--chunk-size", str(args.chunk_size), "--threads", str(args.threads)]
+            + ["--rss-every", str(args.rss_every)],
             capture_output=True,
             text=True,
         )
@@ -207,6 +220,8 @@ def main() -> None:
             f"{r['cpu_seconds']:>8.1f} {r['texts_per_cpu_second']:>11.3f} {r['peak_mb']:>8} {r['load']:>5}",
             flush=True,
         )
+        if r["rss_curve"]:
+            print("  resident MB by texts done: " + ", ".join(f"{d}: {mb}" for d, mb in r["rss_curve"]), flush=True)
     if "local" in rates and "loop" in rates:
         wall, cpu = (rates["local"][k] / rates["loop"][k] for k in (0, 1))
         print(f"local / per-text loop: {wall:.2f}x by wall time, {cpu:.2f}x by CPU time (target: at least 3x)")

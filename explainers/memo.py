@@ -93,3 +93,17 @@ def release_free_memory() -> None:
 
 
 _trim = None
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+LARGE_BLOCK_BYTES = 256 << 10
+
+
+def map_large_blocks() -> None:
+    """Serve allocations of 256 KB and more (tensors) from their own mappings, handed back when freed.
+    glibc raises this threshold as large blocks are freed (up to 32 MB), after which tensors come from
+    the heap, where freed blocks of every shape pile up: over an audit, its free space grew ~2.5 MB a
+    text and each chunk's peak with it (1.0 -> 1.27 GB over 192 texts); with the threshold fixed the
+    heap's free space stays ~3 MB. Process-wide; does nothing where libc is not glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
+    except (OSError, AttributeError):
+        pass

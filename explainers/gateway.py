@@ -160,12 +160,14 @@ class InferenceGateway:
         target = _NEXT_TOKEN if self.task.scores_positions else None
         # Outside any watch: a watch's batch size needs this very rate (and its stop is not for us).
         unwatched = _WATCH.set(None)
+        shares, self.prefix_cache = self.prefix_cache, False  # identical rows would time the cache, not a row
         try:
             self._score_ids_batched([sequence] * rows, target)  # warm-up: the first call pays for allocations
             started = time.perf_counter()
             self._score_ids_batched([sequence] * rows, target)
         finally:
             _WATCH.reset(unwatched)
+            self.prefix_cache = shares
         self._seconds_per_row_token["forward"] = (time.perf_counter() - started) / (rows * tokens)
 
     @property

@@ -15,6 +15,7 @@ model's cache is not the plain per-layer key/value kind it knows how to copy.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -92,7 +93,8 @@ def cached_logits(
     """Logits (B, k, V) of `rows` (full token lists) at `positions` (N, k), batch by batch as
     (row indices, logits), running each row's shared prefix once; None where the plain path should
     run instead. Call inside the gateway's inference mode."""
-    if len(rows) < 2:
+    accepted = inspect.signature(gateway.model.forward).parameters
+    if len(rows) < 2 or "past_key_values" not in accepted or "position_ids" not in accepted:
         return None
     lengths = np.array([len(r) for r in rows])
     if positions.min() < 0 or (positions.max(dim=1).values.numpy() >= lengths).any():
@@ -129,7 +131,9 @@ def _run(gateway, rows, positions, shared, layers) -> Iterator[tuple[list[int], 
             ids[j, :s] = torch.tensor(list(rows[i][p:]), dtype=torch.long)
             mask[j, :p] = 1  # the row's own part of the cached prefix; the rest of the cache is masked
             mask[j, width_prefix : width_prefix + s] = 1
-            position_ids[j] = p + torch.arange(width_suffix)
+            # padding repeats the last real position: the widest prefix plus the widest suffix may pass
+            # the model's last position (GPT-2's table ends there)
+            position_ids[j] = p + torch.arange(width_suffix).clamp(max=s - 1)
         pred = positions[chunk] - torch.as_tensor(shared[chunk], dtype=torch.long)[:, None]
         inputs = {
             "input_ids": ids.to(gateway.device),

@@ -124,3 +124,15 @@ def test_shared_prefixes_picks_the_reference_that_shares_most():
     reference, shared = prefix_cache.shared_prefixes(rows, np.array([3, 3, 3, 3]))
     assert reference in (0, 3)
     assert shared.tolist() == [3, 0, 2, 3]  # capped at 3: the scored position must run
+
+
+def test_a_long_prompt_in_one_batch_keeps_padding_positions_inside_the_model(lm, count_cached):
+    # 80 of the 128 positions: the widest shared prefix plus the widest suffix of one batch exceed 128
+    enc = lm.encode(" ".join([PROMPT] * 6))
+    ids = enc.ids[:80]
+    assert len(ids) == 80
+    t = lm.task.resolve_target(enc, "Paris")
+    rows = [ids[:i] + ids[i + 1 :] for i in range(len(ids))]
+    cached = lm.score_ids(rows, t)
+    assert count_cached
+    np.testing.assert_allclose(cached, _direct(lm.model, rows, t.token_ids), rtol=1e-4)

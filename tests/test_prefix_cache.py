@@ -136,3 +136,22 @@ def test_a_long_prompt_in_one_batch_keeps_padding_positions_inside_the_model(lm,
     cached = lm.score_ids(rows, t)
     assert count_cached
     np.testing.assert_allclose(cached, _direct(lm.model, rows, t.token_ids), rtol=1e-4)
+
+
+def test_the_benchmark_counts_the_tokens_each_side_runs(tiny_gpt2_dir, capsys):
+    import json
+
+    from benchmarks import prefix_cache as bench
+
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--model", str(tiny_gpt2_dir), "--prompt-tokens", "30", "--repeats", "1", "--json"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(capsys.readouterr().out)
+    assert result["rows"] == result["prompt_tokens"] == 30
+    assert result["plain"]["tokens_run"] == 30 * 29  # 30 rows of 29 tokens (a one-token target)
+    # row i shares its first i tokens (at most 28: the last token of a row always runs): the 28-token
+    # prefix once, then 29 - min(i, 28) tokens per row
+    assert result["cached"]["tokens_run"] == 28 + sum(29 - min(i, 28) for i in range(30))
+    assert result["max_abs_dp"] < 1e-5

@@ -24,6 +24,9 @@ import torch
 # Run the cached path only when it skips at least this share of the row tokens: below it, the prefix
 # pass and the wider attention masks eat most of the gain.
 MIN_SAVED_SHARE = 0.25
+# A cached position a row attends to costs about this share of a token run (its attention only, no
+# projections or MLP); it keeps rows with similar prefixes together.
+PREFIX_WEIGHT = 1 / 16
 CANDIDATES = 16  # reference rows tried (evenly spaced, plus the longest); the best shares the most tokens
 
 
@@ -71,20 +74,34 @@ def _copy_cache(layers, rows: int, length: int):
     )
 
 
-def _batches(order: list[int], shared: np.ndarray, suffix: np.ndarray, token_budget: int) -> list[list[int]]:
-    """Consecutive runs of `order` (rows sorted by shared length) whose padded tokens, the widest
-    shared prefix plus the widest suffix per row, fit the budget: the cache copied per row counts too."""
-    batches, current, width = [], [], 0
-    for i in order:
-        grown = max(width, int(shared[i]) + int(suffix[i]))
-        if current and grown * (len(current) + 1) > token_budget:
-            batches.append(current)
-            current, grown = [], int(shared[i]) + int(suffix[i])
-        current.append(i)
-        width = grown
-    if current:
-        batches.append(current)
-    return batches
+def plan_cached_batches(
+    shared: np.ndarray, suffix: np.ndarray, token_budget: int, call_overhead: int
+) -> list[list[int]]:
+    """Batches of rows (indices) for the cached path, cheapest first-fit by dynamic programming.
+
+    Rows are ordered by suffix length (longest first), then shared length; a batch is a run of that
+    order. Its cost is what runs: every row padded to the batch's longest suffix, plus a little per
+    cached position each row attends to (PREFIX_WEIGHT), plus `call_overhead` per call. Memory caps
+    each batch: rows x (widest shared prefix + widest suffix) within `token_budget`, as the cache is
+    copied per row."""
+    order = sorted(range(len(suffix)), key=lambda i: (-int(suffix[i]), int(shared[i])))
+    best = [0.0] + [np.inf] * len(order)  # best[j]: cheapest plan for the first j rows of `order`
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        widest_prefix = 0
+        for i in range(j - 1, -1, -1):  # the run order[i:j]; its longest suffix is order[i]'s
+            widest_prefix = max(widest_prefix, int(shared[order[i]]))
+            rows, widest_suffix = j - i, int(suffix[order[i]])
+            if rows > 1 and rows * (widest_prefix + widest_suffix) > token_budget:
+                break
+            cost = best[i] + call_overhead + rows * (widest_suffix + PREFIX_WEIGHT * widest_prefix)
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    batches, j = [], len(order)
+    while j > 0:
+        batches.append(order[cut[j] : j])
+        j = cut[j]
+    return batches[::-1]
 
 
 def cached_logits(
@@ -118,9 +135,8 @@ def cached_logits(
 
 def _run(gateway, rows, positions, shared, layers) -> Iterator[tuple[list[int], torch.Tensor]]:
     suffix = np.array([len(r) for r in rows]) - shared
-    order = sorted(range(len(rows)), key=lambda i: (int(shared[i]), int(suffix[i])))
     pad = gateway.tokenizer.pad_token_id or 0
-    for chunk in _batches(order, shared, suffix, gateway.batch_tokens):
+    for chunk in plan_cached_batches(shared, suffix, gateway.batch_tokens, gateway.call_overhead):
         width_prefix = int(max(shared[i] for i in chunk))
         width_suffix = int(max(suffix[i] for i in chunk))
         ids = torch.full((len(chunk), width_suffix), pad, dtype=torch.long)

@@ -155,3 +155,16 @@ def test_the_benchmark_counts_the_tokens_each_side_runs(tiny_gpt2_dir, capsys):
     # prefix once, then 29 - min(i, 28) tokens per row
     assert result["cached"]["tokens_run"] == 28 + sum(29 - min(i, 28) for i in range(30))
     assert result["max_abs_dp"] < 1e-5
+
+
+def test_cached_batches_cover_every_row_once_within_the_budget():
+    n = 60  # leave-one-out's shape: row i shares i tokens, its suffix is the rest
+    shared = np.minimum(np.arange(n), n - 2)
+    suffix = (n - 1) - shared
+    batches = prefix_cache.plan_cached_batches(shared, suffix, token_budget=500, call_overhead=32)
+    assert sorted(i for b in batches for i in b) == list(range(n))
+    for b in batches:
+        assert len(b) * (max(shared[b]) + max(suffix[b])) <= 500
+    # rows of like suffixes go together: padding adds under 10 % to the suffix tokens
+    padded = sum(len(b) * max(suffix[b]) for b in batches)
+    assert padded < 1.1 * suffix.sum()

@@ -14,7 +14,7 @@ from explainers import admission, faithfulness
 from explainers.errors import CancelledError, InternalError, WhyboxError
 from explainers.explanation import Explanation
 from explainers.gateway import watching
-from explainers.methods import METHODS, estimated_seconds
+from explainers.methods import METHODS, budgeted_params, estimated_seconds
 from explainers.model import ModelHandle
 
 
@@ -254,11 +254,12 @@ def _run_methods(handle, req, todo, seconds, n_tokens, done, errors, draw, ticke
     bar = st.progress(0.0)
     for i, name in enumerate(todo):
         title = METHODS[name].title
-        rows = max(1, METHODS[name].estimate(n_tokens, req.method_params(name)).forward_rows)
-        after = sum(seconds[m] for m in todo[i + 1 :])
-        on_rows = _BatchProgress(bar, title, rows, (i, len(todo)), seconds[name], after)
         bar.progress(i / len(todo), text=f"{title} (about {seconds[name]:.1f} s)")
         try:
+            used = budgeted_params(handle, name, n_tokens, req.method_params(name))[1]  # as the run will scale it
+            rows = max(1, METHODS[name].cost(n_tokens, used).forward_rows)
+            after = sum(seconds[m] for m in todo[i + 1 :])
+            on_rows = _BatchProgress(bar, title, rows, (i, len(todo)), seconds[name], after)
             with watching(on_rows=on_rows, should_stop=lambda: ticket.cancelled, batch_seconds=STOP_WITHIN_SECONDS / 2):
                 done[name] = results.explain_one(handle, req, name)
             draw(name, done[name])

@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from components.report import html_report, json_bundle
-from dashboard import links, models, results
+from dashboard import cold_start, links, models, results
 from dashboard.widgets import plain
 from explainers import admission, faithfulness
 from explainers.errors import CancelledError, InternalError, WhyboxError
@@ -26,11 +26,9 @@ def first_visit() -> None:
     name = st.session_state.model
     if not is_builtin(name) or is_built(name):
         return
-    st.title("whybox: why did the model say that?")
+    st.title(cold_start.TITLE)
     st.markdown(
-        "whybox explains a text model's predictions: type a sentence, and attribution methods colour each word "
-        "by how much it pushed the model towards its answer (:red[red]) or away from it (:blue[blue]); "
-        "faithfulness checks then say which explanation the model itself agrees with.\n\n"
+        f"{cold_start.INTRO}\n\n"
         f"The built-in model **{plain(name)}** is being prepared for its first use on this machine. It is "
         "cached afterwards, and an example explanation appears as soon as it is ready."
     )

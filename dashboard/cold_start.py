@@ -1,0 +1,69 @@
+"""A server's first moments: content at once for the first visitor, and a heap that reruns do not pay for.
+
+This module imports only streamlit (already loaded when a page runs), so that the app can draw the title
+before it imports torch and the pages' modules, which take ~10 s on a busy 2-core machine while the
+model preloads beside them (explainers/preload.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import streamlit as st
+
+TITLE = "whybox: why did the model say that?"
+INTRO = (
+    "whybox explains a text model's predictions: type a sentence, and attribution methods colour each word "
+    "by how much it pushed the model towards its answer (:red[red]) or away from it (:blue[blue]); "
+    "faithfulness checks then say which explanation the model itself agrees with."
+)
+
+
+def starting() -> bool:
+    """True while this process has not yet imported the pages' modules or taken its preloaded model."""
+    from explainers import preload
+
+    return "dashboard.views" not in sys.modules or preload.pending()
+
+
+def intro_while_starting():
+    """On a process that is still starting, the title and what whybox does, drawn at once in the main area;
+    the placeholder to hand to `model_ready` (None when started: nothing drawn)."""
+    if not starting():
+        return None
+    slot = st.empty()
+    with slot.container():
+        st.title(TITLE)
+        st.markdown(INTRO)
+        st.caption("Starting up: loading the model (once per server)…")
+    return slot
+
+
+def model_ready(slot, name: str) -> None:
+    """Load the model under the intro (a built-in still to be built is left to views.first_visit, which
+    shows the build), then clear the intro."""
+    if slot is None:
+        return
+    from dashboard import models
+    from explainers.builtin import is_built, is_builtin
+    from explainers.errors import WhyboxError
+
+    try:
+        if not is_builtin(name) or is_built(name):
+            with slot.container():
+                st.title(TITLE)
+                st.markdown(INTRO)
+                models.get_model(name)
+    except WhyboxError:
+        pass  # the sidebar says what went wrong
+    slot.empty()
+
+
+def settle_heap() -> None:
+    """Take what is alive now (imported modules, the loaded model) out of the cyclic garbage collector's
+    view. Streamlit collects all generations after every script run (runner.postScriptGC): with torch and
+    a model loaded that walks ~460,000 objects, 0.8-1 s per run on a busy 2-core machine, paid by every
+    rerun, a Stop's included. Frozen objects are still freed by reference counting when dropped."""
+    gc.collect()
+    gc.freeze()

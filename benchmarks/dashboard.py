@@ -9,8 +9,9 @@ session with a new seed (nothing cached):
 - first visit: a new visitor's page shows content (the title), then the example's cards; with the
   model built, and with none (WHYBOX_CACHE at an empty folder: the build, ~80 s, unless --skip-cold-build);
 - with --reviews N: fresh and cached Explain on longer reviews, and the word/token switch.
-The load average is printed beside every figure (the machine may be shared), and the torch threads each
-run was given on admission (its status line).
+The load average is printed beside every figure (the machine may be shared), with the server process's
+CPU seconds over the same interval (the work behind the figure, which load stretches less than wall
+time), and the torch threads each run was given on admission (its status line).
 
 Times of script runs are taken in the browser from Streamlit's own "script running" flag, and card
 times from the number of heatmaps on the page, both watched by MutationObservers, so that no polling
@@ -123,6 +124,29 @@ TARGETS_S = {
 }
 
 
+class ServerCPU:
+    """CPU seconds the server process has used (all its threads): the work behind a figure, which the
+    machine's load does not stretch the way it stretches wall time."""
+
+    pid: int | None = None
+
+    @classmethod
+    def now(cls) -> float:
+        if cls.pid is None:
+            return float("nan")
+        with open(f"/proc/{cls.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def record(results: dict, name: str, seconds: float, cpu: float) -> None:
+    results.setdefault(name, []).append(seconds)
+    CPU.setdefault(name, []).append(cpu)
+
+
 def fresh_session(browser, url: str, seed: int, preset: str):
     """A new tab (a new session) on the Explain page with the first example, seed `seed` (so that nothing
     is cached) and the preset chosen in the sidebar; no run yet (a link without text does not autorun)."""
@@ -138,15 +162,25 @@ def fresh_session(browser, url: str, seed: int, preset: str):
     return page
 
 
-def explain_timed(page, n_cards: int) -> dict[str, float]:
-    """Seconds from pressing Explain to the first card, to all `n_cards` cards, and to the run's end."""
-    t0 = page.evaluate("() => performance.now()")
+def explain_timed(page, n_cards: int) -> dict[str, tuple[float, float]]:
+    """(seconds, server CPU seconds) from pressing Explain to the first card, to all `n_cards` cards, and
+    to the run's end."""
+    t0, cpu0 = page.evaluate("() => performance.now()"), ServerCPU.now()
     page.get_by_role("button", name="Explain", exact=True).click()
+    page.wait_for_function(CARDS_AT_LEAST, arg=[1, t0], timeout=600_000)
+    cpu_first = ServerCPU.now()
     page.wait_for_function(CARDS_AT_LEAST, arg=[n_cards, t0], timeout=600_000)
+    cpu_all = ServerCPU.now()
     page.wait_for_function(RUN_FINISHED_AFTER, arg=[t0, False], timeout=600_000)
+    cpu_end = ServerCPU.now()
     first = page.evaluate(FIRST_AT_LEAST, [1, t0])
     every = page.evaluate(FIRST_AT_LEAST, [n_cards, t0])
-    return {"first": (first - t0) / 1000, "all": (every - t0) / 1000, "idle": (page.evaluate(LAST_FINISH) - t0) / 1000}
+    end = page.evaluate(LAST_FINISH)
+    return {
+        "first": ((first - t0) / 1000, cpu_first - cpu0),
+        "all": ((every - t0) / 1000, cpu_all - cpu0),
+        "idle": ((end - t0) / 1000, cpu_end - cpu0),
+    }
 
 
 def threads_said(page) -> str:
@@ -155,28 +189,28 @@ def threads_said(page) -> str:
     return label.inner_text() if label.count() else "?"
 
 
-def stop_timed(page) -> float:
-    """Seconds from pressing Stop, during a long run, until no script runs."""
+def stop_timed(page) -> tuple[float, float]:
+    """(seconds, server CPU seconds) from pressing Stop, during a long run, until no script runs."""
     page.get_by_role("button", name="Explain", exact=True).click()
     page.wait_for_function(CARDS_AT_LEAST, arg=[1, 0], timeout=600_000)  # stopped mid-run, after a card
     stop = page.get_by_role("button", name="Stop")
     stop.wait_for()
-    t0 = page.evaluate("() => performance.now()")
+    t0, cpu0 = page.evaluate("() => performance.now()"), ServerCPU.now()
     stop.click()
     page.wait_for_function(RUN_FINISHED_AFTER, arg=[t0, True], timeout=600_000)
-    return (page.evaluate(LAST_FINISH) - t0) / 1000
+    return (page.evaluate(LAST_FINISH) - t0) / 1000, ServerCPU.now() - cpu0
 
 
 def first_visit(browser, url: str, results: dict, label: str, wait_cards: bool, content: str) -> None:
     """A new visitor (no link): seconds until the page shows content, and until the example's cards."""
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), ServerCPU.now()
     page.goto(url)
     page.get_by_text(content, exact=True).first.wait_for(timeout=600_000)
-    results[f"first visit, {label}: content"].append(time.perf_counter() - started)
+    record(results, f"first visit, {label}: content", time.perf_counter() - started, ServerCPU.now() - cpu0)
     if wait_cards:
         page.locator(".whybox-heatmap").nth(len(DEFAULT_METHODS) - 1).wait_for(timeout=900_000)
-        results[f"first visit, {label}: example cards"].append(time.perf_counter() - started)
+        record(results, f"first visit, {label}: example cards", time.perf_counter() - started, ServerCPU.now() - cpu0)
     page.close()
 
 
@@ -192,8 +226,9 @@ def measure(repeats: int, cold_build: bool, reviews: int) -> tuple[dict[str, lis
     seed = int(time.time()) % 100_000  # new seeds: nothing comes from the server's cache
     with chromium() as browser:
         launched = time.perf_counter()
-        with dashboard_server() as (url, _):
-            results["server launch -> health"].append(time.perf_counter() - launched)
+        with dashboard_server() as (url, server):
+            ServerCPU.pid = server.pid
+            record(results, "server launch -> health", time.perf_counter() - launched, ServerCPU.now())
             first_visit(browser, url, results, "model built", True, CONTENT)
             for preset in ("quick", "default", "thorough"):
                 for _ in range(repeats):
@@ -203,9 +238,9 @@ def measure(repeats: int, cold_build: bool, reviews: int) -> tuple[dict[str, lis
                     threads.append(threads_said(page))
                     names = {"first": "first card", "all": "all cards", "idle": "run ended"}
                     for key, what in names.items():
-                        results[f"{preset}: Explain -> {what}"].append(t[key])
+                        record(results, f"{preset}: Explain -> {what}", *t[key])
                     print(
-                        f"  {preset}: first {t['first']:.2f} s, all {t['all']:.2f} s, ended {t['idle']:.2f} s "
+                        f"  {preset}: first {t['first'][0]:.2f} s, all {t['all'][0]:.2f} s, ended {t['idle'][0]:.2f} s "
                         f"[{threads[-1]}]; {uptime()}",
                         file=sys.stderr,
                     )
@@ -213,7 +248,7 @@ def measure(repeats: int, cold_build: bool, reviews: int) -> tuple[dict[str, lis
             for _ in range(repeats):
                 seed += 1
                 page = fresh_session(browser, url, seed, "thorough")
-                results["Stop -> idle"].append(stop_timed(page))
+                record(results, "Stop -> idle", *stop_timed(page))
                 print(f"  stop -> idle {results['Stop -> idle'][-1]:.2f} s; {uptime()}", file=sys.stderr)
                 page.close()
             if reviews:
@@ -221,7 +256,8 @@ def measure(repeats: int, cold_build: bool, reviews: int) -> tuple[dict[str, lis
                 explain_runs(page, reviews, results)
                 page.close()
         with tempfile.TemporaryDirectory(prefix="whybox-empty-cache-") as empty:
-            with dashboard_server({"WHYBOX_CACHE": empty}) as (url, _):
+            with dashboard_server({"WHYBOX_CACHE": empty}) as (url, server):
+                ServerCPU.pid = server.pid
                 first_visit(browser, url, results, "no model", cold_build, BUILDING_CONTENT)
     return dict(results), threads
 
@@ -240,6 +276,7 @@ def summary(results: dict[str, list[float]]) -> dict:
             "min_s": round(min(runs), 3),
             "max_s": round(max(runs), 3),
             "runs_s": [round(r, 3) for r in runs],
+            "server_cpu_s": round(statistics.median(CPU[name]), 3) if CPU.get(name) else None,
             "target_s": target,
             "pass": None if target is None else median <= target,
         }
@@ -273,10 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{machine['cores']} cores; {machine['load_before']} before, {machine['load_after']} after"
     )
     print(f"runs' status lines: {'; '.join(machine['torch_threads_said'])}")
-    print(f"{'what':40} {'median s':>9} {'min s':>7} {'max s':>7}  target")
+    print(f"{'what':40} {'median s':>9} {'min s':>7} {'max s':>7} {'server CPU s':>12}  target")
     for name, row in table.items():
         verdict = "" if row["target_s"] is None else f"<= {row['target_s']} s {'PASS' if row['pass'] else 'MISS'}"
-        print(f"{name:40} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['max_s']:7.3f}  {verdict}")
+        cpu = "" if row["server_cpu_s"] is None else f"{row['server_cpu_s']:.3f}"
+        print(f"{name:40} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['max_s']:7.3f} {cpu:>12}  {verdict}")
     return 0
 
 

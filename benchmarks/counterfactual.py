@@ -160,11 +160,47 @@ def drafts_section(handle, generator, texts: list[str]) -> dict:
     }
 
 
+def card_section(handle, generator, probe_texts: list[str]) -> dict:
+    """The built-in model's card with its prose by the templates and by the language model: drafting time
+    (the prose step alone: the probes are the same for both) and the checker's verdicts on each."""
+    from explainers.model_card import build_model_card
+
+    out = {"probe_texts": len(probe_texts)}
+    for name, gen in (("template", None), (generator.name, generator)):
+        card = build_model_card(handle, probe_texts=probe_texts, generator=gen)
+        prose = card.facts["prose"]
+        counts = [s["counts"] for s in prose["sections"].values()]
+        out[name] = {
+            "seconds": prose["seconds"],
+            "sentences": sum(sum(c.values()) for c in counts),
+            **{k: sum(c[k] for c in counts) for k in ("supported", "unsupported", "not checkable")},
+            "fell_back": sum(bool(s["fallback_reason"]) for s in prose["sections"].values()),
+            "text": {s: [v["sentence"] for v in d["sentences"]] for s, d in prose["sections"].items()},
+        }
+        log(f"  card prose by {name}: {prose['seconds']:.1f} s")
+    return out
+
+
 def _fmt(value, spec=".2f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
 def print_report(result: dict) -> None:
+    if "flips" in result:
+        print_flips(result)
+    if "card" in result:
+        c = result["card"]
+        print(f"\nModel card prose (probes on {c['probe_texts']} held-out sentences):")
+        for name, r in c.items():
+            if isinstance(r, dict):
+                print(
+                    f"  {name:<10} {r['seconds']:>7.2f} s  {r['sentences']} sentences: {r['supported']} supported, "
+                    f"{r['unsupported']} unsupported, {r['not checkable']} not checkable, "
+                    f"{r['fell_back']} section(s) fell back"
+                )
+
+
+def print_flips(result: dict) -> None:
     f = result["flips"]
     print(
         f"Minimal flips on {f['sentences']} held-out sentences (mean {f['mean_words']:.1f} words), "
@@ -213,6 +249,7 @@ def main(argv=None) -> int:
     parser.add_argument("--audience", default="analyst", choices=["stakeholder", "analyst", "teaching"])
     parser.add_argument("--drafts", type=int, default=0, help="sentences given to smollm2 for counterfactuals")
     parser.add_argument("--max-words", type=int, default=40, help="skip longer sentences (brute force is quadratic)")
+    parser.add_argument("--card", type=int, default=0, metavar="N", help="model card prose, probes on N sentences")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -221,10 +258,11 @@ def main(argv=None) -> int:
     handle = load_model("sentiment", device="cpu")
     texts = [t for t, _ in sentiment_splits()[1] if len(cf.word_spans(t)) <= args.max_words]
     result = {"model": "sentiment", "threads": torch.get_num_threads()}
-    log(f"flip search on {args.n} sentences")
-    cf.minimal_flips(handle, texts[0])  # warm-up, untimed
-    result["flips"] = flips_section(handle, texts[: args.n])
-    if args.narrations or args.drafts:
+    if args.n:
+        log(f"flip search on {args.n} sentences")
+        cf.minimal_flips(handle, texts[0])  # warm-up, untimed
+        result["flips"] = flips_section(handle, texts[: args.n])
+    if args.narrations or args.drafts or args.card:
         from explainers.llm import LocalGenerator
 
         generator = LocalGenerator(load_model("smollm2", device="cpu"))
@@ -234,6 +272,9 @@ def main(argv=None) -> int:
         if args.drafts:
             log(f"language-model counterfactuals for {args.drafts} sentences")
             result["drafts"] = drafts_section(handle, generator, texts[: args.drafts])
+        if args.card:
+            log(f"model card prose, probes on {args.card} sentences")
+            result["card"] = card_section(handle, generator, texts[: args.card])
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:

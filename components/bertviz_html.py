@@ -36,6 +36,19 @@ _ASSETS = {
 _CDN_REQUIRE_TAG = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/[^"]*/require\.min\.js"></script>')
 _CDN_REQUIRE_CONFIG = re.compile(r"require\.config\(\{\s*paths:\s*\{[^{}]*\}\s*\}\);")
 _AMD_SHIM = "define('d3', [], function () { return d3; });\ndefine('jquery', [], function () { return jQuery; });"
+# BertViz draws its SVGs at a fixed pixel width (970 px for the model view). Giving each a viewBox lets
+# it shrink to the frame's width instead of hiding its right-hand columns behind a scroll bar.
+_FIT_WIDTH = """<style>#vis svg { max-width: 100%; height: auto; }</style>
+<script>
+new MutationObserver(function () {
+  document.querySelectorAll('#vis svg').forEach(function (svg) {
+    var w = svg.getAttribute('width'), h = svg.getAttribute('height');
+    if (w && h && !svg.getAttribute('viewBox'))
+      svg.setAttribute('viewBox', '0 0 ' + parseFloat(w) + ' ' + parseFloat(h));
+  });
+}).observe(document.documentElement, {childList: true, subtree: true});
+</script>
+"""
 
 
 class MissingAssetsError(Exception):
@@ -75,7 +88,7 @@ def _safe_json(obj) -> str:
     return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _offline_document(bertviz_html: str, params_marker: str, max_height: int | None) -> str:
+def _offline_document(bertviz_html: str, params_marker: str, max_height: int | None, fit_width: bool = False) -> str:
     """Rewrite BertViz's HTML (`params_marker` precedes its params JSON) into an offline document."""
     start = bertviz_html.index(params_marker) + len(params_marker)
     params, end = json.JSONDecoder().raw_decode(bertviz_html, start)
@@ -89,6 +102,7 @@ def _offline_document(bertviz_html: str, params_marker: str, max_height: int | N
         raise RuntimeError("Unexpected BertViz HTML (CDN references changed); update components/bertviz_html.py")
     # Only the drawing scrolls, so BertViz's layer/head selectors stay in sight.
     style = f"<style>#vis {{ max-height: {max_height}px; overflow: auto; }}</style>\n" if max_height else ""
+    style += _FIT_WIDTH if fit_width else ""
     body = code.replace("\0", _safe_json(params))
     return (
         '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
@@ -105,6 +119,7 @@ def attention_html(
     heads: list[int] | None = None,
     include_layers: list[int] | None = None,
     height: int | None = None,
+    fit_width: bool = False,
 ) -> str:
     """BertViz head or model view as a self-contained HTML document.
 
@@ -112,7 +127,8 @@ def attention_html(
     returns with output_attentions=True; tokens: the T token strings. `layer` (head view only) is
     the layer shown first; `heads` the heads shown (head view) or included (model view);
     `include_layers` the layers included. `height` caps the drawing's height in pixels (it then
-    scrolls); None leaves it at its natural size.
+    scrolls); None leaves it at its natural size. `fit_width` scales the drawing down to the frame's
+    width, keeping its proportions.
     """
     from bertviz import head_view, model_view
 
@@ -134,7 +150,7 @@ def attention_html(
         )
     else:
         raise ValueError(f"view must be 'head' or 'model', not {view!r}")
-    return _offline_document(html.data, "const params = ", height)
+    return _offline_document(html.data, "const params = ", height, fit_width)
 
 
 def _vocab_file(model_dir: Path) -> Path:

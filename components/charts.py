@@ -213,18 +213,42 @@ def agreement_heatmap(names: list[str], matrix: np.ndarray) -> go.Figure:
     return _style(fig, title="Agreement between methods (Spearman ρ of token scores)", height=150 + 48 * len(names))
 
 
-def attention_heatmap(matrix: np.ndarray, tokens: list[str], title: str) -> go.Figure:
-    """A T×T attention (or rollout) matrix: row = the token attending, column = the token attended to."""
+def shown_attention(matrix: np.ndarray, keep: list[bool]) -> np.ndarray:
+    """The rows and columns of `keep` only, each row renormalised to sum to 1 over what is shown.
+
+    Special tokens and the first token soak up most attention ("attention sinks"); leaving them out
+    of the picture, not out of the model, lets the rest of the matrix be read."""
+    keep = np.asarray(keep, dtype=bool)
+    shown = np.asarray(matrix, dtype=float)[np.ix_(keep, keep)]
+    totals = shown.sum(axis=1, keepdims=True)
+    return np.divide(shown, totals, out=np.zeros_like(shown), where=totals > 0)
+
+
+# White to deep violet through a lighter violet: small shares stay visible, large ones stand out.
+ATTENTION_SCALE = [[0.0, "#ffffff"], [0.15, "#ede9fe"], [0.5, "#a78bfa"], [1.0, "#3b0764"]]
+
+
+def attention_heatmap(
+    matrix: np.ndarray, tokens: list[str], title: str, positions: list[int] | None = None
+) -> go.Figure:
+    """A T×T attention (or rollout) matrix: row = the token attending, column = the token attended to.
+
+    The colours saturate at the largest value off the diagonal: a token's share of itself (its residual
+    stream, in a rollout) is usually far larger and would otherwise wash every other cell out."""
     matrix = np.asarray(matrix, dtype=float)
-    names = [f"{i}·{label(t)}" for i, t in enumerate(tokens)]
+    positions = range(len(tokens)) if positions is None else positions  # the tokens' places in the text
+    names = [f"{i}·{label(t)}" for i, t in zip(positions, tokens)]
+    off_diagonal = matrix[~np.eye(len(matrix), dtype=bool)] if len(matrix) > 1 else matrix.ravel()
+    top = float(off_diagonal.max()) if off_diagonal.size and off_diagonal.max() > 0 else None
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
             x=names,
             y=names,
             zmin=0,
-            colorscale=[[0, "#ffffff"], [1, VIOLET]],
-            colorbar=dict(thickness=12),
+            zmax=top,
+            colorscale=ATTENTION_SCALE,
+            colorbar=dict(thickness=12, title=dict(text="share", side="right")),
             hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>",
         )
     )

@@ -192,7 +192,7 @@ def cost_summary(handle: ModelHandle) -> None:
     )
     if total > SLOW_SECONDS:
         st.warning(
-            f"This will take about {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text "
+            f"This will take {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text "
             "for a demo."
         )
 

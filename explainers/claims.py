@@ -402,3 +402,137 @@ def _counterfactual_claim(clause: str, bare: str, words: list[_Mention], labels,
             "counterfactual", text, True, f"verified: '{cf.text}' gives '{cf.label}' (p(target) = {cf.target_prob:.3f})"
         )
     return Claim("counterfactual", text, False, "no verified counterfactual makes exactly this edit")
+
+
+# ---- model-card prose ----------------------------------------------------------------------------------
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:,\d{3})*(?:\.(\d+))?)\s*(%|percent\b)?", re.IGNORECASE)
+_NEVER = re.compile(
+    r"\b(never|no|none|not|n't|nothing|without)\b.{0,40}\b(chang\w*|flip\w*|affect\w*|mov\w*|alter\w*)\b|"
+    r"\b(chang\w*|flip\w*|affect\w*|alter\w*)\b.{0,20}\b(no|none)\b",
+    re.IGNORECASE,
+)
+_FAITHFUL = re.compile(r"\b(most faithful|most reliable|best (?:explanation )?method|most trustworthy)\b", re.I)
+_PROBE_CUES = {  # a probe of the card, by the words prose would use for it
+    "gender terms": re.compile(r"\b(gender\w*|he\b|she\b|pronouns?|wom[ae]n|m[ae]n)\b", re.IGNORECASE),
+    "negation": re.compile(r"\bnegat\w*", re.IGNORECASE),
+    "intensifiers removed": re.compile(r"\bintensifier\w*", re.IGNORECASE),
+}
+
+
+def numbers_in(text: str) -> list[float]:
+    """The numbers written in `text`, a percentage as its share ("12.5 %" -> 0.125)."""
+    return [float(m.group(1).replace(",", "")) / (100 if m.group(3) else 1) for m in _NUMBER.finditer(str(text))]
+
+
+class CardFacts:
+    """What a model card's drafted prose is checked against: the figures the card shows (every number in a
+    drafted sentence must be one of them, as written or as a percentage), the probes' flip rates, the audit's
+    most faithful method and its words per label, and the model's labels."""
+
+    def __init__(
+        self,
+        figures: Sequence[float],
+        labels: Sequence[str] = (),
+        probe_flip_rates: dict[str, float | None] | None = None,
+        most_faithful: str | None = None,
+        methods: Sequence[str] = (),
+        words_by_label: dict[str, Sequence[str]] | None = None,
+    ):
+        self.figures = [float(f) for f in figures if f is not None and np.isfinite(f)]
+        self.labels = [_norm(label) for label in labels]
+        self.probe_flip_rates = dict(probe_flip_rates or {})
+        self.most_faithful = most_faithful
+        self.methods = list(methods)
+        self.words_by_label = {_norm(k): {_norm(w) for w in v} for k, v in (words_by_label or {}).items()}
+
+
+def check_card_prose(text: str, facts: CardFacts) -> list[Verdict]:
+    """One verdict per sentence of drafted model-card prose."""
+    return [check_card_sentence(s, facts) for s in split_sentences(text)]
+
+
+def check_card_sentence(sentence: str, facts: CardFacts) -> Verdict:
+    claims = _card_number_claims(sentence, facts) + _card_probe_claims(sentence, facts)
+    claims += _card_method_claims(sentence, facts) + _card_word_claims(sentence, facts)
+    if not claims:
+        return Verdict(sentence, UNCHECKABLE)
+    return Verdict(sentence, SUPPORTED if all(c.holds for c in claims) else UNSUPPORTED, claims)
+
+
+def _card_number_claims(sentence: str, facts: CardFacts) -> list[Claim]:
+    bare = _QUOTED.sub(" ", sentence)  # quoted text is data, not a figure
+    claims = []
+    for m in _NUMBER.finditer(bare):
+        written = float(m.group(1).replace(",", ""))
+        tolerance = 0.5 * 10 ** -len(m.group(2) or "") + 1e-9  # the rounding of the number as written
+        scale = 100.0 if m.group(3) else 1.0  # "12.5 %" is the share 0.125
+        holds = any(abs(written - scale * f) <= tolerance for f in facts.figures)
+        claims.append(
+            Claim(
+                "figure",
+                m.group(0).strip(),
+                holds,
+                "one of the card's figures" if holds else f"{m.group(0).strip()} is not a figure whybox measured",
+            )
+        )
+    return claims
+
+
+def _card_probe_claims(sentence: str, facts: CardFacts) -> list[Claim]:
+    if not _NEVER.search(sentence):
+        return []
+    claims = []
+    for probe, cue in _PROBE_CUES.items():
+        if cue.search(_QUOTED.sub(" ", sentence)):
+            rate = facts.probe_flip_rates.get(probe)
+            holds = rate == 0
+            reason = (
+                "the probe flipped no label"
+                if holds
+                else "whybox did not run this probe"
+                if rate is None
+                else f"the probe's flip rate is {100 * rate:.1f} %, not zero"
+            )
+            claims.append(Claim("probe", f"{probe} change no prediction", holds, reason))
+    return claims
+
+
+def _card_method_claims(sentence: str, facts: CardFacts) -> list[Claim]:
+    if not _FAITHFUL.search(sentence):
+        return []
+    named = [m for m in facts.methods if re.search(rf"(?<!\w){re.escape(m.replace('_', ' '))}(?!\w)", sentence, re.I)]
+    if not named:
+        return []
+    holds = facts.most_faithful is not None and named == [facts.most_faithful]
+    reason = (
+        "the audit's winner"
+        if holds
+        else "no audit ranked the methods"
+        if facts.most_faithful is None
+        else f"the audit's most faithful method is {facts.most_faithful}"
+    )
+    return [Claim("method", f"{', '.join(named)} is the most faithful", holds, reason)]
+
+
+def _card_word_claims(sentence: str, facts: CardFacts) -> list[Claim]:
+    if not (_TOWARDS.search(_QUOTED.sub(" ", sentence)) or _AGAINST.search(_QUOTED.sub(" ", sentence))):
+        return []
+    quoted = [_norm(next(g for g in m.groups() if g)) for m in _QUOTED.finditer(sentence)]
+    labels = [q for q in quoted if q in facts.labels]
+    words = [q for q in quoted if q not in facts.labels]
+    if not words or len(labels) != 1:  # a word's direction is checkable only towards one named label
+        return []
+    label = labels[0]
+    known = facts.words_by_label.get(label)
+    claims = []
+    for word in words:
+        holds = bool(known) and word in known
+        reason = (
+            f"among the audit's words for '{label}'"
+            if holds
+            else "no audit gave words per label"
+            if not known
+            else f"not among the audit's words for '{label}'"
+        )
+        claims.append(Claim("direction", f"'{word}' drives '{label}'", holds, reason))
+    return claims

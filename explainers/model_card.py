@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from .claims import SUPPORTED, UNSUPPORTED, CardFacts, Verdict, numbers_in
+
 SECTIONS = (
     "Model details",
     "Intended use",
@@ -48,6 +50,19 @@ PROBE_TEXTS = 1000  # built-in sentiment: its held-out sentences
 class Item:
     text: str
     drafted: bool = False  # prose whybox wrote: a person must review it
+    verdict: Verdict | None = None  # the claim checker's, for drafted prose
+
+    def check_note(self) -> str:
+        """The checker's verdict in words, shown beside a drafted item."""
+        if self.verdict is None:
+            return ""
+        if self.verdict.verdict == SUPPORTED:
+            return "✔ its figures and claims match whybox's results"
+        if self.verdict.verdict == UNSUPPORTED:
+            return "✘ not supported by whybox's results: " + "; ".join(
+                c.reason for c in self.verdict.claims if not c.holds
+            )
+        return "○ no claim whybox can check"
 
 
 @dataclass
@@ -87,7 +102,8 @@ class ModelCard:
                     out += ["| " + " | ".join(_md(_cell(v)) for v in row) + " |" for row in part.rows]
                     out.append("")
                 else:
-                    out += [f"- {_md(part.text)}" + (f" *({REVIEW_MARK})*" if part.drafted else ""), ""]
+                    note = f" · {part.check_note()}" if part.check_note() else ""
+                    out += [f"- {_md(part.text)}" + (f" *({REVIEW_MARK}{_md(note)})*" if part.drafted else ""), ""]
         return "\n".join(out)
 
     def to_html(self) -> str:
@@ -110,7 +126,8 @@ class ModelCard:
                     caption = f"<caption>{html.escape(part.caption)}</caption>" if part.caption else ""
                     body.append(f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
                 else:
-                    mark = f" <span class='review'>{html.escape(REVIEW_MARK)}</span>" if part.drafted else ""
+                    note = f" · {part.check_note()}" if part.check_note() else ""
+                    mark = f" <span class='review'>{html.escape(REVIEW_MARK + note)}</span>" if part.drafted else ""
                     items.append(
                         f"<li class='{'drafted' if part.drafted else 'fact'}'>{html.escape(part.text)}{mark}</li>"
                     )
@@ -129,7 +146,7 @@ class ModelCard:
         def part(p):
             if isinstance(p, Table):
                 return {"table": {"caption": p.caption, "columns": p.columns, "rows": p.rows}}
-            return {"text": p.text, "drafted": p.drafted}
+            return {"text": p.text, "drafted": p.drafted} | ({"check": p.verdict.to_dict()} if p.verdict else {})
 
         return {
             "title": self.title,
@@ -211,8 +228,11 @@ def build_model_card(
     audit_dir: str | Path | None = None,
     probe_texts: Sequence[str] | None = None,
     probes: dict[str, str] | None = None,
+    generator=None,
 ) -> ModelCard:
-    """The card for a loaded model. `probe_texts` None: the built-in held-out set when there is one."""
+    """The card for a loaded model. `probe_texts` None: the built-in held-out set when there is one.
+    `generator` (explainers.llm) drafts the prose sections; None: whybox's templates. Either way every
+    drafted sentence is checked against the card's figures and marked for review."""
     info = handle.describe()
     entry, build = build_info(handle)
     audit = load_audit(audit_dir)
@@ -238,7 +258,83 @@ def build_model_card(
     _metrics_and_data(card, build, audit, texts_from, audit_dir)
     _analyses(card, build, probe_results, texts_from, audit)
     _ethics(card, probe_results, str(handle.name) == "sentiment")
+    _draft_prose(card, generator)
     return card
+
+
+# ---- drafted prose, checked ------------------------------------------------------------------------------
+def figures(card: ModelCard) -> list[float]:
+    """Every number the card shows outside its drafted prose: in fact items (a percentage as its share),
+    table cells, and the probes' raw results."""
+    found: list[float] = []
+
+    for parts in card.sections.values():
+        for part in parts:
+            if isinstance(part, Table):
+                for row in part.rows:
+                    for cell in row:
+                        if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+                            found.append(float(cell))
+                        elif isinstance(cell, str):
+                            found += numbers_in(cell)
+            elif not part.drafted:
+                found += numbers_in(part.text)
+    for p in (card.facts.get("probes") or {}).values():
+        found += [v for v in (p["flip_rate"], p["mean_change"], p["n_changed"], p["n_texts"]) if v is not None]
+    return found
+
+
+def card_facts(card: ModelCard) -> CardFacts:
+    from .methods import METHODS
+
+    audit = card.facts.get("audit") or {}
+    ranking = audit.get("ranking") if isinstance(audit.get("ranking"), dict) else {}
+    consensus = (audit.get("words") or {}).get("consensus") or {}
+    return CardFacts(
+        figures(card),
+        labels=card.facts.get("model", {}).get("labels") or [],
+        probe_flip_rates={name: p["flip_rate"] for name, p in (card.facts.get("probes") or {}).items()},
+        most_faithful=ranking.get("winner"),
+        methods=sorted(set(METHODS) | set(audit.get("methods") or [])),
+        words_by_label={label: [w["word"] for w in words if isinstance(w, dict)] for label, words in consensus.items()},
+    )
+
+
+def fact_lines(card: ModelCard, rows_per_table: int = 6) -> list[str]:
+    """The card's facts as short lines for a drafting prompt (only what whybox measured or read)."""
+    lines = []
+    for parts in card.sections.values():
+        for part in parts:
+            if isinstance(part, Table):
+                for row in part.rows[:rows_per_table]:
+                    cells = ", ".join(f"{c}: {_cell(v)}" for c, v in zip(part.columns, row))
+                    lines.append(f"{part.caption}: {cells}" if part.caption else cells)
+            elif not part.drafted:
+                lines.append(part.text)
+    return lines
+
+
+def _draft_prose(card: ModelCard, generator) -> None:
+    """Each section's drafted items replaced by checked sentences (the language model's, or the templates')."""
+    from .narration import draft_card_prose
+
+    templates = {
+        section: " ".join(p.text for p in parts if isinstance(p, Item) and p.drafted)
+        for section, parts in card.sections.items()
+    }
+    templates = {section: text for section, text in templates.items() if text}
+    drafts, seconds = draft_card_prose(templates, fact_lines(card), card_facts(card), generator)
+    for section, draft in drafts.items():
+        parts = card.sections[section]
+        at = next(i for i, p in enumerate(parts) if isinstance(p, Item) and p.drafted)
+        kept = [p for p in parts if not (isinstance(p, Item) and p.drafted)]
+        at = sum(1 for p in parts[:at] if not (isinstance(p, Item) and p.drafted))
+        card.sections[section] = kept[:at] + [Item(v.sentence, True, v) for v in draft.verdicts] + kept[at:]
+    card.facts["prose"] = {
+        "source": generator.name if generator is not None else "template",
+        "seconds": seconds,
+        "sections": {section: draft.to_dict() for section, draft in drafts.items()},
+    }
 
 
 def _details(card, info, entry, build) -> None:
@@ -307,9 +403,9 @@ def _factors(card, probes, audit) -> None:
                 + "."
             ),
         )
-    slices = _find(audit, "slices", "accuracy_per_slice", "per_slice")
-    if slices:
-        card.add("Factors", Item(f"The audit reports results per slice: {', '.join(map(str, _keys(slices)))}."))
+    per_label = audit_accuracy_per_label(audit) if audit else {}
+    if per_label:
+        card.add("Factors", Item(f"The audit reports accuracy per true label: {', '.join(per_label)}."))
     card.add(
         "Factors",
         Item(
@@ -354,13 +450,17 @@ def _metrics_and_data(card, build, audit, texts_from, audit_dir) -> None:
             Item(f"No audit summary was found in {audit_dir} (summary.json): the audit parts of this card are empty."),
         )
     elif audit:
-        data = _find(audit, "data", "dataset", "data_set")
-        n = _find(audit, "n_texts", "rows", "n_rows", "texts")
+        data = audit.get("data") or {}
+        settings = audit.get("settings") or {}
+        source = data.get("source") or "not named"
         card.add(
             "Evaluation data",
             Item(
-                f"Audit data: {_cell(data) if data else 'not named'}"
-                + (f", {_cell(n)} texts." if n is not None else ".")
+                f"Audit data: {source}, {audit.get('texts', data.get('rows', '?'))} texts"
+                + (f" ({data['skipped']} rows skipped)" if data.get("skipped") else "")
+                + f", explained with {', '.join(audit.get('methods') or [])}"
+                + (f" (seed {settings['seed']})" if "seed" in settings else "")
+                + "."
             ),
         )
 
@@ -386,51 +486,116 @@ def _analyses(card, build, probes, texts_from, audit) -> None:
 
 
 def _audit_parts(card, audit: dict) -> None:
-    """What an audit's summary holds, read leniently: known keys get their own lines, other scalars a table."""
-    accuracy = _find(audit, "accuracy")
-    if isinstance(accuracy, (int, float)):
-        card.add("Quantitative analyses", Item(f"Audit accuracy: {accuracy:.4f}."))
-    slices = _find(audit, "slices", "accuracy_per_slice", "per_slice")
-    if isinstance(slices, dict):
+    """An audit's summary.json as explainers/audit/summary.py writes it: prediction quality (accuracy, its
+    interval, accuracy per true label from the confusion matrix), the faithfulness ranking and metric means,
+    the consensus words per label and the flagged shortcut words."""
+    prediction = audit.get("prediction") or {}
+    if isinstance(prediction.get("accuracy"), (int, float)):
+        interval = prediction.get("accuracy_interval") or {}
+        ci = (
+            f" (95 % interval {interval['low']:.4f}-{interval['high']:.4f})"
+            if isinstance(interval.get("low"), (int, float)) and isinstance(interval.get("high"), (int, float))
+            else ""
+        )
         card.add(
             "Quantitative analyses",
-            Table(["Slice", "Value"], [[k, _scalar(v)] for k, v in slices.items()], "Audit: accuracy per slice"),
+            Item(
+                f"Audit accuracy: {prediction['accuracy']:.4f}{ci} on {prediction.get('labelled', '?')} labelled texts."
+            ),
         )
-    best = _find(audit, "most_faithful", "best_method", "winner")
-    ranking = _find(audit, "ranking", "method_ranking")
-    if best:
+    per_label = audit_accuracy_per_label(audit)
+    if per_label:
         card.add(
-            "Quantitative analyses", Item(f"Most faithful explanation method on this model (audit): {_cell(best)}.")
+            "Quantitative analyses",
+            Table(
+                ["True label", "Texts", "Accuracy"],
+                [[label, n, acc] for label, (n, acc) in per_label.items()],
+                "Audit: accuracy per slice (texts grouped by their true label)",
+            ),
         )
-    if isinstance(ranking, list) and ranking:
-        rows = [
-            [r.get("method"), _scalar(r.get("mean_rank", r.get("rank")))] if isinstance(r, dict) else [r, None]
-            for r in ranking
-        ]
-        card.add("Quantitative analyses", Table(["Method", "Mean rank"], rows, "Audit: faithfulness ranking"))
-    words = _find(audit, "top_words", "words_per_label", "label_words", "drivers")
-    if isinstance(words, dict):
+    ece = (prediction.get("reliability") or {}).get("ece")
+    if isinstance(ece, (int, float)):
+        card.add("Quantitative analyses", Item(f"Audit expected calibration error: {ece:.4f}."))
+    ranking = audit.get("ranking")
+    if isinstance(ranking, dict) and ranking.get("order"):
+        winner = ranking.get("winner")
+        card.add(
+            "Quantitative analyses",
+            Item(
+                f"Most faithful explanation method on this model (audit): {winner}"
+                + (
+                    ", ahead of the runner-up with a 95 % interval that excludes a tie."
+                    if ranking.get("separated")
+                    else f", though not separated from {ranking.get('runner_up')} (their interval includes a tie)."
+                )
+            ),
+        )
+        card.add(
+            "Quantitative analyses",
+            Table(
+                ["Method", "Mean rank", "Low", "High", "Most faithful on"],
+                [
+                    [
+                        r["method"],
+                        r["mean_rank"],
+                        r["low"],
+                        r["high"],
+                        (ranking.get("most_faithful_share") or {}).get(r["method"]),
+                    ]
+                    for r in ranking["order"]
+                ],
+                f"Audit: faithfulness ranking over {ranking.get('texts', '?')} texts (1 = best; share of texts won)",
+            ),
+        )
+    metrics = audit.get("metrics") or {}
+    methods = audit.get("methods") or []
+    faithful = {name: m for name, m in metrics.items() if isinstance(m, dict) and m.get("faithfulness")}
+    if faithful and methods:
+        card.add(
+            "Quantitative analyses",
+            Table(
+                ["Method", *(m.get("title", name) for name, m in faithful.items())],
+                [
+                    [method, *((m["methods"].get(method) or {}).get("mean") for m in faithful.values())]
+                    for method in methods
+                ],
+                "Audit: faithfulness metrics, mean over texts",
+            ),
+        )
+    consensus = (audit.get("words") or {}).get("consensus") or {}
+    if consensus:
         card.add(
             "Quantitative analyses",
             Table(
                 ["Label", "Words driving it"],
-                [[k, _words(v)] for k, v in words.items()],
-                "Audit: words driving each label",
+                [[label, _words(words)] for label, words in consensus.items()],
+                "Audit: words driving each label (consensus of the methods)",
             ),
         )
-    shortcuts = _find(audit, "shortcuts", "shortcut_words", "flagged_words")
+    shortcuts = (audit.get("words") or {}).get("shortcuts") or []
     if shortcuts:
         card.add(
             "Caveats and recommendations",
             Item(
-                f"The audit flags possible shortcut words: {_words(shortcuts)}. "
-                "Check whether the model should rely on them."
+                "The audit flags possible shortcut words (strong for one label, frequent in the others' texts): "
+                + ", ".join(
+                    f"{s['word']} (for {s['label']})" if isinstance(s, dict) else str(s) for s in shortcuts[:10]
+                )
+                + ". Check whether the model should rely on them."
             ),
         )
-    known = {"accuracy"}
-    scalars = [[k, v] for k, v in audit.items() if isinstance(v, (int, float, str, bool)) and k not in known]
-    if scalars:
-        card.add("Quantitative analyses", Table(["Audit field", "Value"], scalars, "Audit: other figures"))
+
+
+def audit_accuracy_per_label(audit: dict) -> dict[str, tuple[int, float | None]]:
+    """{true label: (texts, share predicted correctly)} from the audit's confusion matrix (rows: true label)."""
+    confusion = (audit.get("prediction") or {}).get("confusion") or {}
+    labels, matrix = confusion.get("labels") or [], confusion.get("matrix") or []
+    out = {}
+    for i, (label, row) in enumerate(zip(labels, matrix)):
+        total = sum(row)
+        if total:
+            out[label] = (int(total), row[i] / total)
+    return out
 
 
 def _ethics(card, probes, sentiment_data: bool) -> None:
@@ -489,34 +654,6 @@ def _ethics(card, probes, sentiment_data: bool) -> None:
             drafted=True,
         ),
     )
-
-
-def _find(data, *keys):
-    """The first of `keys` at the top level of `data` or one level down."""
-    if not isinstance(data, dict):
-        return None
-    for key in keys:
-        if key in data:
-            return data[key]
-    for value in data.values():
-        if isinstance(value, dict):
-            for key in keys:
-                if key in value:
-                    return value[key]
-    return None
-
-
-def _keys(value) -> list:
-    return list(value) if isinstance(value, dict) else [v.get("slice", v) if isinstance(v, dict) else v for v in value]
-
-
-def _scalar(value):
-    if isinstance(value, dict):
-        for key in ("accuracy", "value", "mean"):
-            if key in value:
-                return value[key]
-        return json.dumps(value, sort_keys=True)
-    return value
 
 
 def _words(value) -> str:

@@ -8,11 +8,12 @@ the verdicts travel with the text, so an unsupported sentence is marked, never s
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .claims import Facts, Verdict, check_narrative, summary
+from .claims import CardFacts, Facts, Verdict, check_card_prose, check_narrative, split_sentences, summary
 from .narrative import percent, shown, summarize
 
 AUDIENCES = {
@@ -173,3 +174,78 @@ def narrate(
     if not text:
         text, source = template_narration(exp, audience, counterfactuals), "template"
     return Narration(audience, text, source, check_narrative(text, facts), time.perf_counter() - started, reason)
+
+
+# ---- model-card prose -----------------------------------------------------------------------------------
+@dataclass
+class ProseDraft:
+    """One section's drafted prose, sentence by sentence with the checker's verdicts."""
+
+    section: str
+    verdicts: list[Verdict]
+    source: str  # "template" or the generator's name
+    fallback_reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "section": self.section,
+            "source": self.source,
+            "fallback_reason": self.fallback_reason,
+            "counts": summary(self.verdicts),
+            "sentences": [v.to_dict() for v in self.verdicts],
+        }
+
+
+def card_prose_prompt(section: str, fact_lines: Sequence[str], template: str) -> str:
+    """The card's measured facts and the template's draft of one section, for a small instruct model."""
+    return (
+        "Facts about a text model, measured by whybox:\n"
+        + "\n".join(f"- {line}" for line in fact_lines)
+        + f"\n\nWrite the '{section}' section of this model's model card in two or three short sentences, "
+        f"for someone deciding whether to use the model. A first draft: {template}\n"
+        "Use only the facts above, copy any number exactly as written, and put words from texts in single quotes."
+    )
+
+
+_HEADING = re.compile(r"^\s*(?:#+\s*|\*\*)?[\w ,]{0,40}(?:\*\*)?:\s*$|^\s*#+\s.*$")
+
+
+def clean_reply(reply: str, section: str) -> str:
+    """A drafted reply as plain sentences: headings, the section's name and list markers dropped, a sentence
+    cut off by the token limit dropped, and a sentence the model repeated kept once."""
+    lines = []
+    for line in reply.splitlines():
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line).strip().replace("**", "")
+        if not line or _HEADING.match(line) or line.lower().rstrip(":") == section.lower():
+            continue
+        lines.append(re.sub(rf"^{re.escape(section)}\s*:\s*", "", line, flags=re.IGNORECASE))
+    lines = [line if line.endswith((".", "!", "?")) else line + "." for line in lines[:-1]] + lines[-1:]
+    sentences = split_sentences(" ".join(lines))
+    if sentences and not sentences[-1].endswith((".", "!", "?")):
+        sentences.pop()  # cut off mid-sentence: what it would have said is unknown
+    return " ".join(dict.fromkeys(sentences))
+
+
+def draft_card_prose(
+    templates: dict[str, str], fact_lines: Sequence[str], facts: CardFacts, generator=None
+) -> tuple[dict[str, ProseDraft], float]:
+    """({section: checked prose}, seconds) for the prose sections of a model card. `templates` holds each
+    section's template text, the default and the fallback (a section whose draft fails or is empty keeps
+    it, and says why). All sections go to the generator in one batch."""
+    started = time.perf_counter()
+    replies: dict[str, str] = {}
+    reason = ""
+    if generator is not None and templates:
+        try:
+            prompts = [card_prose_prompt(s, fact_lines, t) for s, t in templates.items()]
+            replies = dict(zip(templates, generator.generate(prompts)))
+        except Exception as exc:  # noqa: BLE001 - any failure of a drafting model falls back to the template
+            reason = f"{getattr(generator, 'name', 'the language model')} failed: {exc}"
+    drafts = {}
+    for section, template in templates.items():
+        text = clean_reply(replies.get(section) or "", section)
+        source, why = (generator.name, "") if text else ("template", reason)
+        if generator is not None and not text and not why:
+            why = f"{generator.name} returned nothing usable"
+        drafts[section] = ProseDraft(section, check_card_prose(text or template, facts), source, why)
+    return drafts, time.perf_counter() - started

@@ -62,6 +62,9 @@ def add_whatif_commands(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local folder or hub id")
     p.add_argument("--audit", default=None, metavar="DIR", help="an audit's results folder (its summary.json)")
     p.add_argument("--out", default=None, metavar="FILE", help="write here (.html for HTML, else Markdown)")
+    p.add_argument(
+        "--llm", action="store_true", help="draft the prose with a language model (smollm2, or WHYBOX_LLM_URL)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the card's sections and facts as JSON")
     p.set_defaults(func=cmd_model_card)
@@ -130,7 +133,12 @@ def cmd_model_card(args) -> int:
     if args.audit and not Path(args.audit).expanduser().is_dir():
         raise InputError(f"--audit: '{args.audit}' is not a folder.")
     handle = _load(args)
-    card = build_model_card(handle, audit_dir=args.audit)
+    generator = None
+    if args.llm:
+        from .llm import default_generator
+
+        generator = default_generator()
+    card = build_model_card(handle, audit_dir=args.audit, generator=generator)
     if args.json:
         print(dumps(card.to_dict()))
     text = card.to_html() if args.out and args.out.lower().endswith((".html", ".htm")) else card.to_markdown()

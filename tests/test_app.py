@@ -282,6 +282,20 @@ def test_attention_page(app):
     assert "at most 40 tokens" in notices  # the neuron view draws every query and key
 
 
+def test_attention_rollout_can_leave_out_special_and_first_tokens(app):
+    set_text(app, "a gripping film")
+    app.switch_page("app_pages/attention.py").run()
+
+    def columns() -> list[str]:
+        return json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]["x"]
+
+    assert not any("[CLS]" in x or "[SEP]" in x for x in columns())  # special tokens are left out at first
+    app.toggle(key="w_att_hide_special").set_value(False).run()
+    assert columns()[0] == "0·[CLS]" and columns()[-1].endswith("[SEP]")
+    app.toggle(key="w_att_hide_first").set_value(True).run()
+    assert columns()[0].startswith("1·")
+
+
 # ---- Compare --------------------------------------------------------------------------------------
 def test_compare_two_texts(app):
     app.switch_page("app_pages/compare.py").run()

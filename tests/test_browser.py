@@ -139,6 +139,11 @@ def test_every_page_renders_offline(page, server):
     page.get_by_role("tab", name="Model view").click()
     model_view = page.frame_locator("iframe").nth(1)
     model_view.locator("svg line").first.wait_for(state="attached", timeout=60_000)
+    # the frame grows with the drawing and the drawing shrinks to the frame: no scroll bars inside
+    page.wait_for_function(
+        """() => { const f = document.querySelectorAll('iframe')[1], d = f.contentDocument.documentElement;
+                   return f.clientHeight > 0 && f.clientHeight >= d.scrollHeight && f.clientWidth >= d.scrollWidth; }"""
+    )
     screenshot(page, "3-attention-model-view")
     page.get_by_role("tab", name="Neuron view").click()  # queries and keys, BertViz's own BERT
     neuron_view = page.frame_locator("iframe").nth(2)

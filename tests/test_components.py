@@ -236,6 +236,21 @@ def test_curves_agreement_attention_charts(explained):
     assert all("<" not in x for x in attention.x)
 
 
+def test_shown_attention_keeps_rows_and_columns_and_renormalises():
+    matrix = np.array([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.6, 0.0, 0.4]])
+    shown = charts.shown_attention(matrix, [False, True, True])
+    # by hand: row 1 keeps 0.3, 0.2 -> 0.6, 0.4; row 2 keeps 0.0, 0.4 -> 0, 1
+    np.testing.assert_allclose(shown, [[0.6, 0.4], [0.0, 1.0]])
+    np.testing.assert_allclose(charts.shown_attention(np.zeros((2, 2)), [True, True]), 0.0)  # no division by 0
+
+
+def test_attention_heatmap_saturates_at_the_largest_off_diagonal_share():
+    matrix = np.array([[0.9, 0.1], [0.3, 0.7]])
+    heat = charts.attention_heatmap(matrix, ["a", "b"], "t", positions=[4, 7]).data[0]
+    assert heat.zmax == 0.3 and heat.zmin == 0
+    assert list(heat.x) == ["4·a", "7·b"]  # labelled by place in the text, not place in the picture
+
+
 # ---- metrics -------------------------------------------------------------------------------------
 def _green(css: str) -> int:
     """How green a cell is: green channel minus red channel of its background."""

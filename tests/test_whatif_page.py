@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -32,14 +34,57 @@ def click(at, label):
     return at
 
 
-def test_live_edit_shows_the_edited_prediction_without_a_button(page, tiny_bert):
+def _live_key(text: str) -> str:
+    return "w_wi_edit_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _live_box(at):
+    """The live text box's component element and the data it was given."""
+    element = next(e for e in at.main if getattr(e.proto, "component_name", "") == "whybox_live_text")
+    proto = element.proto
+    data = json.loads(proto.json) if proto.json else None
+    return element, data
+
+
+def _check_edit_metrics(at, tiny_bert):
     goal = cf.make_goal(tiny_bert, TEXT)
-    page.text_area(key="w_wi_edit").input(EDITED).run()
-    assert not page.exception
-    metric = next(m for m in page.metric if m.label.startswith("p(") and "after the edit" in m.label)
+    metric = next(m for m in at.metric if m.label.startswith("p(") and "after the edit" in m.label)
     p_after = tiny_bert.predict_proba([EDITED])[0, goal.index]
     assert float(metric.value) == pytest.approx(p_after, abs=1e-3)
     assert float(metric.delta) == pytest.approx(p_after - goal.original_prob, abs=2e-3)
+
+
+def test_live_edit_follows_the_value_the_box_sends(page, tiny_bert):
+    _, data = _live_box(page)
+    assert data["value"] == TEXT and data["debounce_ms"] == 300 and data["key"] == "w_wi_edit"
+    assert not page.metric, "no edit yet: nothing scored"
+    page.session_state[_live_key(TEXT)] = {"value": EDITED}  # what the box's JS sends 0.3 s after typing
+    page.run()
+    assert not page.exception, page.exception
+    _check_edit_metrics(page, tiny_bert)
+    _, data = _live_box(page)
+    assert data["value"] == EDITED and data["version"] == _live_key(TEXT).rsplit("_", 1)[1]  # same box, kept
+    # a new original text starts a new box from that text
+    page.text_area(key="w_text").input("the plot is thin .").run()
+    _, data = _live_box(page)
+    assert data["value"] == "the plot is thin ." and not page.metric
+
+
+def test_live_edit_falls_back_to_a_text_area(tiny_bert_dir, tiny_bert, monkeypatch):
+    import components.live_text
+
+    monkeypatch.setattr(components.live_text, "_component", lambda: None)
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/what_if.py").run()
+    at.text_area(key="w_text").input(TEXT).run()
+    assert not [e for e in at.main if getattr(e.proto, "component_name", "") == "whybox_live_text"]
+    box = at.text_area(key="w_wi_edit")
+    assert box.value == TEXT and "Ctrl+Enter" in box.label
+    box.input(EDITED).run()
+    assert not at.exception, at.exception
+    _check_edit_metrics(at, tiny_bert)
 
 
 def test_minimal_flips_show_the_plan_before_and_the_calls_after(page, tiny_bert):
@@ -56,11 +101,24 @@ def test_minimal_flips_show_the_plan_before_and_the_calls_after(page, tiny_bert)
     assert all(url.startswith("./?") and "model=" in url and "text=" in url for url in table["Open"])
 
 
-def test_checked_narration_and_model_card(page):
+def test_checked_narration_and_model_card(page, tiny_bert):
     click(page, "Explain in words")
     caption = next(c.value for c in page.caption if "checked:" in c.value)
     assert re.search(r"checked: \d+ supported, 0 unsupported", caption)
     click(page, "Build the model card")
+    from explainers.model_card import build_model_card
+
+    verdicts = [
+        p.verdict.verdict
+        for ps in build_model_card(tiny_bert).sections.values()
+        for p in ps
+        if getattr(p, "drafted", 0)
+    ]
+    prose = next(c.value for c in page.caption if c.value.startswith("Prose by template"))
+    assert (
+        f"checked: {verdicts.count('supported')} supported, 0 unsupported, {verdicts.count('not checkable')} not "
+        "checkable" in prose
+    )
     labels = [b.label for b in page.get("download_button")]
     assert "Download the model card (Markdown)" in labels and "Download the model card (HTML)" in labels
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from components.bertviz_html import MissingAssetsError, attention_html, neuron_view_html
-from components.charts import attention_heatmap
+from components.charts import attention_heatmap, shown_attention
 from dashboard import results, views, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
@@ -52,58 +52,48 @@ def first_tokens(limit: int, view: str):
     return [w[:, :, :limit, :limit] for w in weights], tokens[:limit]
 
 
-def show(html_of) -> None:
+def show(html_of, height: int | str = "content") -> None:
     try:
-        html, height = html_of()
+        html = html_of()
     except MissingAssetsError as exc:
         st.error(f"BertViz cannot be drawn: {plain(str(exc))}")
         return
-    st.iframe(html, height=height)
-
-
-def every(column, label: str, n: int, key: str) -> list[int]:
-    """A multiselect of 0..n-1, all chosen at first; keyed per model, whose sizes differ."""
-    return column.multiselect(label, range(n), default=list(range(n)), key=f"w_att_{key}_{handle.name}")
+    st.iframe(html, height=height)  # "content": the frame grows with the drawing, no nested scroll bar
 
 
 head_tab, model_tab, neuron_tab, rollout_tab = st.tabs(["Head view", "Model view", "Neuron view", "Attention rollout"])
 with head_tab:
     st.caption(
         "Lines join each token (left) to the tokens it attends to (right); darker = more attention. "
-        "Hover a token to see only its lines; colours are heads."
+        "Pick the layer in the drawing's own menu; click a coloured square to show or hide a head, "
+        "double-click it to show that head alone. Hover a token to see only its lines."
     )
-    left, right = st.columns([1, 3])
-    layer = left.selectbox("Layer", range(n_layers), index=n_layers - 1, key=f"w_att_layer_{handle.name}")
-    heads = every(right, "Heads", n_heads, "heads")
     shown_weights, shown_tokens = first_tokens(HEAD_VIEW_TOKENS, "head view")
-    height = min(900, 160 + 21 * len(shown_tokens))
-    show(
-        lambda: (
-            attention_html(shown_weights, shown_tokens, "head", layer=layer, heads=heads or None, height=height - 90),
-            height,
-        )
-    )
+    show(lambda: attention_html(shown_weights, shown_tokens, "head", layer=n_layers - 1))
 
 with model_tab:
     st.caption(
         "Every head of every layer at a glance (rows = layers, columns = heads). Click a thumbnail to enlarge it."
     )
     left, right = st.columns(2)
-    layers = every(left, "Layers", n_layers, "layers")
-    model_heads = every(right, "Heads", n_heads, "model_heads")
+    if n_layers > 1:
+        first, last = left.select_slider(
+            "Layers", options=range(n_layers), value=(0, n_layers - 1), key=f"w_att_layers_{handle.name}"
+        )
+    else:
+        first = last = 0
+    model_heads = right.multiselect(
+        "Heads", range(n_heads), default=list(range(n_heads)), key=f"w_att_model_heads_{handle.name}"
+    )
     shown_weights, shown_tokens = first_tokens(MODEL_VIEW_TOKENS, "model view")
-    height = min(1100, 160 + 105 * len(layers or range(n_layers)))  # one row of thumbnails per layer
     show(
-        lambda: (
-            attention_html(
-                shown_weights,
-                shown_tokens,
-                "model",
-                heads=model_heads or None,
-                include_layers=layers or None,
-                height=height - 60,
-            ),
-            height,
+        lambda: attention_html(
+            shown_weights,
+            shown_tokens,
+            "model",
+            heads=model_heads or None,
+            include_layers=list(range(first, last + 1)),
+            fit_width=True,
         )
     )
 
@@ -127,7 +117,7 @@ with neuron_tab:
             icon=":material/content_cut:",
         )
     else:
-        show(lambda: (neuron_view_html(folder, "bert", text, layer=n_layers - 1, head=0, height=620), 700))
+        show(lambda: neuron_view_html(folder, "bert", text, layer=n_layers - 1, head=0, height=620), height=700)
 
 with rollout_tab:
     st.caption(
@@ -135,6 +125,28 @@ with rollout_tab:
         "counting the residual connection, to estimate how much each input token (column) reaches each "
         "position (row). Still attention: a view of information flow, not of cause."
     )
-    st.plotly_chart(
-        attention_heatmap(attention_rollout(weights).numpy(), tokens, "Attention rollout, all layers"), key="rollout"
+    left, right = st.columns(2)
+    hide_special = left.toggle("Leave out special tokens", value=True, key="w_att_hide_special")
+    hide_first = right.toggle(
+        "Leave out the first token",
+        value=False,
+        key="w_att_hide_first",
+        help="Many models park attention on the first token when nothing else is relevant (an "
+        '"attention sink"); leaving it out shows how the rest is shared.',
     )
+    keep = [not (hide_special and special) and not (hide_first and i == 0) for i, special in enumerate(enc.special)]
+    if sum(keep) < 2:
+        st.info("Fewer than two tokens are left to show: turn one of the switches off.", icon=":material/info:")
+    else:
+        positions = [i for i, kept in enumerate(keep) if kept]
+        if not all(keep):
+            st.caption("Each row is rescaled to sum to 1 over the tokens shown; the model still read them all.")
+        st.plotly_chart(
+            attention_heatmap(
+                shown_attention(attention_rollout(weights).numpy(), keep),
+                [tokens[i] for i in positions],
+                "Attention rollout, all layers",
+                positions,
+            ),
+            key="rollout",
+        )

@@ -8,6 +8,7 @@ import json
 import streamlit as st
 
 from components.charts import comparison_chart, probability_chart
+from components.live_text import live_text_area
 from components.whatif_view import counterfactual_columns, counterfactual_frame, diff_html, verdicts_html
 from dashboard import models, results, views, widgets
 from dashboard.widgets import plain
@@ -116,11 +117,8 @@ live, flips_tab, subs_tab, probe_tab, llm_tab, words_tab, card_tab = st.tabs(
 
 # ---- live edit: cheap (leave-one-out on both texts), so it runs on every change, cached ---------------------
 with live:
-    if ss.get("wi_edit_for") != text:  # a new original text: start the edit from it
-        ss.w_wi_edit, ss.wi_edit_for = text, text
-    edited = st.text_area(
-        "Edit the text (updates when you press Ctrl+Enter or click away)", key="w_wi_edit", height=90
-    ).strip()
+    # Sent to Python 0.3 s after the last keystroke; a new original text starts a new edit from it.
+    edited = live_text_area("Edit the text: the prediction follows as you type", "w_wi_edit", text).strip()
     if edited and edited != text:
         try:
             with st.spinner("Scoring the edit…"):
@@ -406,15 +404,41 @@ with card_tab:
         "accuracy, substitution probes, and an audit's summary.json when you name its folder. Drafted prose "
         "is marked for review."
     )
-    audit_dir = st.text_input("Audit results folder (optional)", key="w_wi_audit", placeholder="/path/to/audit")
+    c1, c2 = st.columns([3, 2])
+    audit_dir = c1.text_input("Audit results folder (optional)", key="w_wi_audit", placeholder="/path/to/audit")
+    prose_by = c2.segmented_control(
+        "Prose written by", ["template", "language model"], default="template", key="w_wi_card_writer", required=True
+    )
     if st.button("Build the model card", icon=":material/badge:"):
         from explainers.model_card import build_model_card
 
-        with st.spinner("Running the probes and filling the card…"):
-            ss.wi_card = (ss.model, build_model_card(handle, audit_dir=audit_dir.strip() or None))
+        try:
+            with st.spinner(
+                "Running the probes and filling the card…"
+                + (" The language model drafts the prose (a minute on a CPU)." if prose_by != "template" else "")
+            ):
+                gen = None
+                if prose_by == "language model":
+                    from explainers.llm import LocalGenerator, endpoint_from_env
+
+                    gen = endpoint_from_env() or LocalGenerator(models.get_model("smollm2"))
+                ss.wi_card = (ss.model, build_model_card(handle, audit_dir=audit_dir.strip() or None, generator=gen))
+        except WhyboxError as exc:
+            st.error(plain(str(exc)))
     entry = ss.get("wi_card")
     if entry and entry[0] == ss.model:
         card = entry[1]
+        prose = card.facts["prose"]
+        checked = [s["counts"] for s in prose["sections"].values()]
+        fallbacks = {s["fallback_reason"] for s in prose["sections"].values() if s["fallback_reason"]}
+        st.caption(
+            f"Prose by {plain(prose['source'])} in {prose['seconds']:.1f} s · every drafted sentence checked: "
+            f"{sum(c['supported'] for c in checked)} supported, {sum(c['unsupported'] for c in checked)} unsupported, "
+            f"{sum(c['not checkable'] for c in checked)} not checkable"
+            + (f" · fell back to the template: {plain('; '.join(sorted(fallbacks)))}" if fallbacks else "")
+        )
+        if any(c["unsupported"] for c in checked):
+            st.warning("Some drafted sentences are not backed by whybox's results: they are marked ✘ in the card.")
         left, right = st.columns(2)
         left.download_button(
             "Download the model card (Markdown)",

@@ -192,8 +192,7 @@ def cost_summary(handle: ModelHandle) -> None:
     )
     if total > SLOW_SECONDS:
         st.warning(
-            f"This will take {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text "
-            "for a demo."
+            f"This will take {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text for a demo."
         )
 
 

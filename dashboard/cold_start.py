@@ -28,22 +28,25 @@ def starting() -> bool:
 
 
 def intro_while_starting():
-    """On a process that is still starting, the title and what whybox does, drawn at once in the main area;
-    the placeholder to hand to `model_ready` (None when started: nothing drawn)."""
-    if not starting():
-        return None
+    """A placeholder at the top of the main area, holding the title and what whybox does on a process that
+    is still starting (drawn at once); hand it to `model_ready`. Made on every run, filled or not, so that
+    the page's elements keep their places from one run to the next (a placeholder that came and went would
+    shift them, and the previous run's copies would linger beside the new ones until the run ended)."""
     slot = st.empty()
+    if not starting():
+        return slot, False
     with slot.container():
         st.title(TITLE)
         st.markdown(INTRO)
         st.caption("Starting up: loading the model (once per server)…")
-    return slot
+    return slot, True
 
 
-def model_ready(slot, name: str) -> None:
-    """Load the model under the intro (a built-in still to be built is left to views.first_visit, which
-    shows the build), then clear the intro."""
-    if slot is None:
+def model_ready(intro, name: str) -> None:
+    """When the intro was drawn, load the model under it (a built-in still to be built is left to
+    views.first_visit, which shows the build), then clear it."""
+    slot, drawn = intro
+    if not drawn:
         return
     from dashboard import models
     from explainers.builtin import is_built, is_builtin

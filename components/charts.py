@@ -22,6 +22,7 @@ RED, BLUE, VIOLET, GREY = hex_color(POSITIVE), hex_color(NEGATIVE), hex_color(UN
 # Colour-blind-safe qualitative palette (Okabe-Ito, without yellow), one colour per method.
 METHOD_PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000", "#999999")
 DASHES = ("solid", "dash", "dot")  # past the palette, lines differ by dash too
+MODEBAR_REMOVED = ("zoom2d", "pan2d", "select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "resetScale2d")
 
 
 def label(text: str) -> str:
@@ -69,6 +70,9 @@ def _style(fig: go.Figure, *, title: str | None = None, height: int | None = Non
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, xanchor="left", title_text=""),
         hoverlabel=dict(font_family=FONT),
         bargap=0.25,
+        # Touch screens always show plotly's mode bar, across the chart's title on a phone: keep only the
+        # image download (these charts are read, not zoomed).
+        modebar=dict(remove=list(MODEBAR_REMOVED)),
     )
     axes = dict(automargin=True, zerolinecolor="#a1a1aa", zerolinewidth=1, exponentformat="e")
     fig.update_xaxes(**axes)
@@ -105,46 +109,71 @@ def probability_chart(probabilities: dict[str, float], target: str | None = None
     return _style(fig, title=title, height=_bar_height(len(items)) + 30)
 
 
-def word_bars(exp: Explanation, top_k: int = 15) -> go.Figure:
-    """The words with the largest |score|, strongest on top (LIME's word-importance view)."""
+def is_punctuation(word: str) -> bool:
+    """A word with no letter or digit ("," "." "--"): left out of the top words by default."""
+    return not any(c.isalnum() for c in word)
+
+
+def word_bars(exp: Explanation, top_k: int = 15, punctuation: bool = False) -> go.Figure:
+    """The words with the largest |score|, strongest on top (LIME's word-importance view). Punctuation is
+    left out unless `punctuation` (the subtitle says so): a comma rarely explains a prediction, yet it can
+    fill the list on a short text. Each value is printed right of the bar's end or of zero, never over the
+    word labels."""
     scores = exp.scores("word")
-    order = [int(i) for i in np.argsort(-np.abs(scores), kind="stable")[:top_k]]
+    kept = [i for i, w in enumerate(exp.words) if punctuation or not is_punctuation(w)] or list(range(len(scores)))
+    left_out = len(scores) - len(kept)
+    order = sorted(kept, key=lambda i: (-abs(scores[i]), i))[:top_k]
     names = unique_labels([label(w) for w in exp.words])
     signed = exp.signed
     chosen = [scores[i] for i in order]
+    rows = [names[i] for i in order]
     fig = go.Figure(
         go.Bar(
             x=chosen,
-            y=[names[i] for i in order],
+            y=rows,
             orientation="h",
             marker_color=sign_colors(chosen, signed),
-            text=[f"{s:+.3g}" if signed else f"{s:.3g}" for s in chosen],
-            textposition="outside",
-            cliponaxis=False,
             hovertemplate="%{y}: %{x:.4g}<extra></extra>",
         )
     )
-    target = label(shown(exp.target.label))
-    axis = (
-        f"← against '{target}'   score   towards '{target}' →"
-        if signed
-        else "Score (unsigned: how much, not which way)"
+    fig.add_trace(  # the values, right of each bar (a negative bar's value right of zero)
+        go.Scatter(
+            x=[max(s, 0.0) for s in chosen],
+            y=rows,
+            mode="text",
+            text=[f"{s:+.2g}" if signed else f"{s:.2g}" for s in chosen],
+            textposition="middle right",
+            cliponaxis=False,
+            hoverinfo="skip",
+        )
     )
+    target = label(shown(exp.target.label))
+    axis = f"← against · towards '{target}' →" if signed else "Score (unsigned: how much, not which way)"
     fig.update_xaxes(title_text=axis)
     fig.update_yaxes(autorange="reversed")
     title = f"{label(exp.title)}: top {len(order)} words for '{target}'"
     fig = _style(fig, title=title, height=_bar_height(len(order)) + 40)
-    _pad_range(fig, chosen)
+    if left_out:
+        fig.update_layout(
+            title_subtitle=dict(text=f"punctuation left out ({left_out})", font=dict(size=12, color=MUTED)),
+            margin_t=fig.layout.margin.t + 18,
+        )
+    _pad_range(fig, chosen, labels_right=True)
     return fig
 
 
-def _pad_range(fig: go.Figure, values) -> None:
-    """Room beside the bars for their outside labels."""
+def _pad_range(fig: go.Figure, values, labels_right: bool = False) -> None:
+    """Room beside the bars for their outside labels (`labels_right`: every label right of its bar or of
+    zero, so only the right side needs room, and more of it on a narrow phone-width chart)."""
     values = [v for v in values if np.isfinite(v)]
     if not values:
         return
     low, high = min(0.0, min(values)), max(0.0, max(values))
-    pad = 0.18 * ((high - low) or 1.0)
+    span = (high - low) or 1.0
+    if labels_right:
+        fig.update_xaxes(range=[low - (0.02 * span if low < 0 else 0), high + 0.38 * span])
+        return
+    pad = 0.18 * span
     fig.update_xaxes(range=[low - (pad if low < 0 else 0), high + (pad if high > 0 else 0)])
 
 

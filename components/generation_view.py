@@ -9,11 +9,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explainers.explanation import Explanation
+from explainers.faithfulness import METRICS
 from explainers.generation import GenerationExplanation
+from explainers.generation_faithfulness import GenerationReport
 from explainers.tasks import Target
 from explainers.text import Encoded
 
-from .charts import BLUE, RED, VIOLET, _style, label, unique_labels
+from .charts import BLUE, RED, VIOLET, _style, label, method_colors, unique_labels
 from .heatmap import FONT, MUTED, TEXT_DARK, render_heatmap
 
 
@@ -84,10 +86,45 @@ def token_explanation(gen: GenerationExplanation, enc: Encoded, j: int) -> Expla
     )
 
 
-def generation_report_html(gen: GenerationExplanation) -> str:
+def faithfulness_chart(gen: GenerationExplanation, report: GenerationReport) -> go.Figure:
+    """Each generated token's metrics as grouped bars (drops in its probability), one group per token."""
+    rows = unique_labels([f"{j + 1}·{label(t)}" for j, t in enumerate(gen.generated)])
+    fig = go.Figure()
+    for name, colour in zip(report.metrics, method_colors(len(report.metrics))):
+        metric = METRICS[name]
+        fig.add_bar(
+            x=rows,
+            y=report.token_values[name],
+            name=f"{metric.title} {metric.symbol}",
+            marker_color=colour,
+            hovertemplate=f"%{{x}}: {metric.title} %{{y:.3f}}<extra></extra>",
+        )
+    fig.update_xaxes(title_text="generated token", tickangle=-45)
+    fig.update_yaxes(title_text="drop in p(token)", zeroline=True)
+    return _style(
+        fig, title="Faithfulness of each generated token's explanation", height=340, legend_items=len(report.metrics)
+    )
+
+
+def continuation_summary(report: GenerationReport) -> str:
+    """One sentence: the continuation's log-probability and its metrics (drops in log-probability)."""
+    parts = [
+        f"{METRICS[name].title} {METRICS[name].symbol} {value:+.3f}"
+        for name, value in report.continuation_values.items()
+    ]
+    return (
+        f"The continuation as a whole: log p = {report.continuation_base:.3f}; explained by the column sums over "
+        f"the prompt, removing the top tokens ({report.mode} mode) lowers it by: " + ", ".join(parts) + " (nats)."
+    )
+
+
+def generation_report_html(gen: GenerationExplanation, report: GenerationReport | None = None) -> str:
     """A self-contained HTML page (plotly inlined, works offline): the prompt, the generated tokens with
-    their probability and entropy, and the matrix."""
+    their probability and entropy, the matrix, and the faithfulness of each token's explanation."""
     figure = generation_heatmap(gen).to_html(full_html=False, include_plotlyjs=True)
+    if report is not None:
+        chart = faithfulness_chart(gen, report).to_html(full_html=False, include_plotlyjs=False)
+        figure += f"{chart}<p>{html.escape(continuation_summary(report))}</p><p>{html.escape(report.rule)}</p>"
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>whybox: {html.escape(gen.title)}</title></head>'
         f'<body style="font-family:{FONT};color:{TEXT_DARK};max-width:1100px;margin:2rem auto">'
@@ -97,8 +134,10 @@ def generation_report_html(gen: GenerationExplanation) -> str:
     )
 
 
-def render_generation(gen: GenerationExplanation, enc: Encoded, key: str) -> None:
-    """The matrix, the generated tokens, and the chosen token's scores on the prompt."""
+def render_generation(
+    gen: GenerationExplanation, enc: Encoded, key: str, report: GenerationReport | None = None
+) -> None:
+    """The matrix, the generated tokens, the chosen token's scores on the prompt, and the faithfulness."""
     import streamlit as st
 
     st.plotly_chart(generation_heatmap(gen), key=f"gen_matrix_{key}")
@@ -112,3 +151,10 @@ def render_generation(gen: GenerationExplanation, enc: Encoded, key: str) -> Non
     st.html(generated_strip_html(gen, j))
     render_heatmap(token_explanation(gen, enc, j), "token")
     st.caption(gen.score_note)
+    if report is not None:
+        st.plotly_chart(faithfulness_chart(gen, report), key=f"gen_faith_{key}")
+        st.markdown(continuation_summary(report))
+        st.caption(
+            " ".join(f"{METRICS[m].title}: {METRICS[m].meaning}" for m in report.metrics)
+            + f" {report.rule} {report.rationale}"
+        )

@@ -7,6 +7,7 @@ dashboard and the offline HTML report. Every piece of user text is escaped.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,57 @@ TEXT_DARK = "#18181b"
 TEXT_LIGHT = "#ffffff"
 MUTED = "#71717a"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+
+# Colour by class (LIME's own view): each label keeps one colour whatever is explained; category10, as LIME.
+CLASS_COLOURS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
+OTHER_LABELS = (113, 113, 122)  # "towards the other labels" when there are more than two
+
+
+@dataclass(frozen=True)
+class Colours:
+    """The hues of a signed heatmap: positive scores in `towards`, negative ones in `away`."""
+
+    towards: tuple[int, int, int]
+    away: tuple[int, int, int]
+    towards_name: str  # what a positive score pushes towards, for the legend ("'positive'")
+    away_name: str
+
+
+RELATIVE = Colours(POSITIVE, NEGATIVE, "", "")  # red = towards the explained label, blue = away from it
+
+
+def class_colours(exp: Explanation) -> Colours | None:
+    """Fixed colours per label: a positive score in the explained label's colour, a negative one in the
+    other label's (the contrast's, or the only other one; grey for several). None when the target is not
+    one of a fixed set of labels (a continuation) or the method is unsigned."""
+    target = exp.target
+    if target.class_index is None or not exp.signed:
+        return None
+    labels = list(exp.probabilities)
+
+    def colour(k: int) -> tuple[int, int, int]:
+        return CLASS_COLOURS[k % len(CLASS_COLOURS)]
+
+    if target.contrast is not None and target.contrast.class_index is not None:
+        away, away_name = colour(target.contrast.class_index), f"'{shown(target.contrast.label)}'"
+    elif len(labels) == 2:
+        other = 1 - target.class_index
+        away, away_name = colour(other), f"'{shown(labels[other])}'"
+    else:
+        away, away_name = OTHER_LABELS, f"the labels other than '{shown(target.label)}'"
+    return Colours(colour(target.class_index), away, f"'{shown(target.label)}'", away_name)
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
@@ -51,11 +103,11 @@ def text_color(background: tuple[int, int, int]) -> str:
     return TEXT_LIGHT if (1 + 0.05) / (lum + 0.05) > (lum + 0.05) / (dark + 0.05) else TEXT_DARK
 
 
-def score_color(score: float, scale: float, signed: bool = True) -> tuple[int, int, int]:
+def score_color(score: float, scale: float, signed: bool = True, colours: Colours = RELATIVE) -> tuple[int, int, int]:
     """Background for a score: intensity |score| / scale, hue by sign (or the unsigned hue)."""
     if not scale or not np.isfinite(score):
         return NEUTRAL
-    hue = UNSIGNED if not signed else POSITIVE if score > 0 else NEGATIVE
+    hue = UNSIGNED if not signed else colours.towards if score > 0 else colours.away
     return mix(hue, abs(score) / scale)
 
 
@@ -78,8 +130,10 @@ def _span(text: str, tooltip: str, style: str, score: float | None = None) -> st
     return f'<span style="{style}" title="{html.escape(tooltip)}"{data}>{html.escape(text)}</span>'
 
 
-def _scored_span(text: str, score: float, scale: float, signed: bool, label: str, extra_style: str = "") -> str:
-    background = score_color(score, scale, signed)
+def _scored_span(
+    text: str, score: float, scale: float, signed: bool, label: str, extra_style: str = "", colours=RELATIVE
+) -> str:
+    background = score_color(score, scale, signed, colours)
     style = (
         f"background:{hex_color(background)};color:{text_color(background)};"
         f"border-radius:0.3em;padding:0.12em 0.08em;{extra_style}"
@@ -98,23 +152,30 @@ def _container(inner: str, font_size: str = "1.05rem") -> str:
 
 
 def heatmap_html(
-    exp: Explanation, level: str = "word", *, scale: float | None = None, font_size: str = "1.05rem"
+    exp: Explanation,
+    level: str = "word",
+    *,
+    scale: float | None = None,
+    font_size: str = "1.05rem",
+    by_class: bool = False,
 ) -> str:
-    """The text with each word ("word") or subword piece ("token") tinted by its score."""
+    """The text with each word ("word") or subword piece ("token") tinted by its score; `by_class`: in
+    fixed colours per label (class_colours) where the target is a label, else towards/away."""
     if level not in ("word", "token"):
         raise ValueError(f"level must be 'word' or 'token', not {level!r}")
     scale = default_scale(exp, level) if scale is None else float(scale)
     signed = exp.signed
-    body = _word_spans(exp, scale, signed) if level == "word" else _token_spans(exp, scale, signed)
-    return _container(body, font_size)
+    colours = (class_colours(exp) if by_class else None) or RELATIVE
+    spans = _word_spans if level == "word" else _token_spans
+    return _container(spans(exp, scale, signed, colours), font_size)
 
 
-def _word_spans(exp: Explanation, scale: float, signed: bool) -> str:
+def _word_spans(exp: Explanation, scale: float, signed: bool, colours: Colours = RELATIVE) -> str:
     """Words in their place in the original text; the characters between them kept as typed."""
     parts, cursor = [], 0
     for (start, end), word, score in zip(exp.word_spans, exp.words, exp.word_scores):
         parts.append(html.escape(exp.text[cursor:start]))
-        parts.append(_scored_span(word, score, scale, signed, word))
+        parts.append(_scored_span(word, score, scale, signed, word, colours=colours))
         cursor = end
     rest = exp.text[cursor:]
     if exp.truncated and rest.strip():
@@ -124,7 +185,7 @@ def _word_spans(exp: Explanation, scale: float, signed: bool) -> str:
     return "".join(parts)
 
 
-def _token_spans(exp: Explanation, scale: float, signed: bool) -> str:
+def _token_spans(exp: Explanation, scale: float, signed: bool, colours: Colours = RELATIVE) -> str:
     """The tokenizer's own pieces as chips (what the model reads: "##ing", "[UNK]", lowercased), the text they
     cover on hover; a space between words, none between the pieces of one word."""
     special_style = (
@@ -142,18 +203,30 @@ def _token_spans(exp: Explanation, scale: float, signed: bool) -> str:
             parts.append(_span(token, f"{token}: special token, never scored", special_style))
         else:
             shown_piece = piece.strip() or piece.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")
-            parts.append(_scored_span(shown_piece, score, scale, signed, f"{piece!r}, from the text {token!r}", chip))
+            tooltip = f"{piece!r}, from the text {token!r}"
+            parts.append(_scored_span(shown_piece, score, scale, signed, tooltip, chip, colours))
     return "".join(parts)
 
 
-def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "word") -> str:
+def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "word", by_class: bool = False) -> str:
     """A small colour bar saying what the colours mean for this explanation's target."""
     scale = default_scale(exp, level) if scale is None else float(scale)
     label = html.escape(shown(exp.target.label))
     bar = (
         "display:inline-block;width:120px;height:12px;border-radius:6px;border:1px solid #e4e4e7;vertical-align:middle"
     )
-    if exp.signed:
+    colours = class_colours(exp) if by_class else None
+    if colours:
+        away, towards = hex_color(colours.away), hex_color(colours.towards)
+        gradient = f"linear-gradient(90deg,{away},#ffffff,{towards})"
+        items = [
+            f'<span><b style="color:{away}">■</b> = pushes towards {html.escape(colours.away_name)}</span>',
+            f'<span style="{bar};background:{gradient}"></span>',
+            f'<span><b style="color:{towards}">■</b> = pushes towards {html.escape(colours.towards_name)}</span>',
+            f'<span style="color:{MUTED}">colours fixed per label</span>',
+        ]
+        full = f"full colour = ±{scale:.3g}"
+    elif exp.signed:
         gradient = f"linear-gradient(90deg,{hex_color(NEGATIVE)},#ffffff,{hex_color(POSITIVE)})"
         items = [
             f"<span><b style=\"color:{hex_color(NEGATIVE)}\">blue</b> = pushes away from '{label}'</span>",
@@ -185,8 +258,11 @@ def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "w
     return f'<div class="whybox-legend" style="{style}">{"".join(items)}</div>'
 
 
-def render_heatmap(exp: Explanation, level: str = "word", scale: float | None = None) -> None:
+def render_heatmap(exp: Explanation, level: str = "word", scale: float | None = None, by_class: bool = False) -> None:
     import streamlit as st
 
     scale = default_scale(exp, level) if scale is None else scale
-    st.html(legend_html(exp, scale, level=level) + heatmap_html(exp, level, scale=scale))
+    st.html(
+        legend_html(exp, scale, level=level, by_class=by_class)
+        + heatmap_html(exp, level, scale=scale, by_class=by_class)
+    )

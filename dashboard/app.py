@@ -18,7 +18,7 @@ from dashboard import cold_start  # noqa: E402  (imports only streamlit)
 
 intro = cold_start.intro_while_starting()  # a new server: content at once, before the imports below
 
-from dashboard import links, views  # noqa: E402
+from dashboard import links, phone, views  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
 from dashboard.widgets import plain  # noqa: E402
 from explainers.errors import InternalError  # noqa: E402
@@ -44,6 +44,7 @@ cold_start.model_ready(intro, st.session_state.model)
 views.first_visit()  # while the default model builds, say what whybox is and show the build's progress
 with st.sidebar:
     sidebar()
+phone.collapse_sidebar_after_navigation(page)  # on a narrow screen the sidebar would stay over the new page
 links.sync_url()  # before the page: a page's st.stop() would drop later URL changes
 try:
     page.run()

@@ -15,7 +15,7 @@ import json
 
 import streamlit as st
 
-from dashboard import models
+from dashboard import contrast_compare, framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
 from explainers.builtin import default_model
@@ -56,9 +56,52 @@ def init() -> None:
     ss.marks = [int(i) for i in query.get("marks", "").split(",") if i.strip().isdigit()]
     ss.marks_for = ss.text  # marks belong to one text
     ss.shared_scale = query.get("scale") == "shared"
+    ss.colour_by_class = query.get("colour") == "class"
+    framing.from_query(query)  # contrast, unit, separator, chat (issue 11)
+    for parameter, setting in COMPARE.items():  # Compare's inputs; its page seeds its widgets from them
+        if query.get(parameter):
+            ss[setting] = query[parameter]
     # A link that carries a text reopens its view, and a first visit shows the example explained: both
     # run without waiting for the button (when cheap enough: take_autorun).
     ss.autorun = "text" in query or not query.to_dict()
+
+
+# Compare's inputs: URL parameter -> setting (its widget's key is "w_" + the setting).
+COMPARE = {
+    "cmp": "cmp_kind",
+    "cmp_method": "cmp_method",
+    "cmp_a": "cmp_a",
+    "cmp_b": "cmp_b",
+    "cmp_model": "cmp_model",
+    "cmp_contrast": "cmp_contrast",
+}
+
+
+def seed_compare(kinds: list[str], methods: list[str], models_offered: list[str]) -> None:
+    """Seed Compare's widgets from its settings (a link, or the page's last visit) when the page draws them anew,
+    each only with a value the widget offers. A second model that is not offered goes into the "your own model"
+    box when custom models are allowed: it loads only when the visitor presses Compare."""
+    ss = st.session_state
+    offered = {
+        "cmp_kind": kinds,
+        "cmp_method": methods,
+        "cmp_model": models_offered,
+    }
+    ss.setdefault("cmp_kind", "texts")
+    if "cmp_model" not in ss:  # the first model that is not side A's
+        ss.cmp_model = next((n for n in models_offered if n not in (ss.model, "__custom__")), models_offered[0])
+    for setting in COMPARE.values():
+        widget = "w_" + setting
+        if widget in ss or setting not in ss:
+            continue
+        value = ss[setting]
+        if setting == "cmp_model" and value not in models_offered:
+            if "__custom__" not in models_offered:
+                continue
+            value = "__custom__"
+            ss.setdefault("w_cmp_custom", ss.cmp_model)
+        if setting not in offered or value in offered[setting]:
+            ss[widget] = value
 
 
 def _params_from(text: str, methods: list[str]) -> dict:
@@ -164,7 +207,35 @@ def sync_url() -> None:
         wanted["level"] = level
     if ss.get("w_shared_scale", ss.get("shared_scale")):
         wanted["scale"] = "shared"
+    if ss.get("w_colour_by_class", ss.get("colour_by_class")):
+        wanted["colour"] = "class"
     if ss.get("marks") and ss.get("marks_for") == wanted["text"]:
         wanted["marks"] = ",".join(map(str, ss.marks))
+    wanted |= framing.to_query()
+    wanted |= _compare_link()
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
+
+
+def _compare_link() -> dict:
+    """Compare's inputs for the URL, once the page has been used: the kind, the method, and the two texts or the
+    second model (a model of one's own by its folder or hub id). The settings follow the widgets here: Streamlit
+    forgets a widget off its page."""
+    ss = st.session_state
+    for setting in ("cmp_kind", "cmp_method", "cmp_a", "cmp_b", "cmp_contrast"):
+        if "w_" + setting in ss:
+            ss[setting] = ss["w_" + setting]
+    if "w_cmp_model" in ss:
+        custom = ss.w_cmp_model == "__custom__"
+        ss.cmp_model = ss.get("w_cmp_custom", "").strip() if custom else ss.w_cmp_model
+    kind = ss.get("cmp_kind")
+    if not kind:
+        return {}
+    link = {"cmp": kind} | ({"cmp_method": ss.cmp_method} if ss.get("cmp_method") else {})
+    if kind == "texts":
+        return link | {k: ss[k] for k in ("cmp_a", "cmp_b") if ss.get(k)}
+    if kind == "models" and ss.get("cmp_model"):
+        return link | {"cmp_model": ss.cmp_model}
+    if kind == contrast_compare.KIND and ss.get("cmp_contrast"):
+        return link | {"cmp_contrast": ss.cmp_contrast}
+    return link

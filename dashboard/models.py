@@ -83,6 +83,13 @@ def get_model(name: str) -> ModelHandle:
     return _load(name)
 
 
+def _task_of(name: str):
+    try:
+        return get_model(name).task
+    except WhyboxError:
+        return None
+
+
 def switch_model(name: str) -> str | None:
     """Load another model; on failure keep the current one and return the error message."""
     try:
@@ -90,6 +97,9 @@ def switch_model(name: str) -> str | None:
     except WhyboxError as exc:
         return str(exc)
     if name != st.session_state.model:
+        from dashboard.widgets import follow_model
+
+        follow_model(_task_of(st.session_state.model), get_model(name).task)
         st.session_state.model = name
         st.session_state.target = ""  # a label or continuation of the previous model
         for key in ("w_target_label", "w_target_text"):

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 import torch
 
+from dashboard import framing
 from dashboard.widgets import current_text
 from explainers.explanation import Explanation
 from explainers.faithfulness import Report, evaluate_many
@@ -30,16 +31,39 @@ class Request:
     params: str  # JSON {method: {param: value}}, hashable
     seed: int
     target: str
+    contrast: str = ""  # "why the target rather than this" (issue 11; dashboard/framing.py)
+    unit: str = "token"
+    separator: str = ""
+    chat: bool = False
 
     def method_params(self, method: str) -> dict:
         return json.loads(self.params).get(method, {})
+
+    def framing(self) -> dict:
+        """The explain() arguments that frame the question: contrast, unit, separator, chat."""
+        return {
+            "contrast": self.contrast or None,
+            "unit": self.unit,
+            "separator": self.separator or None,
+            "chat": self.chat,
+        }
 
 
 def current_request() -> Request:
     ss = st.session_state
     params = {m: ss.params.get(m, {}) for m in ss.methods}
+    framed = framing.settings()
     return Request(
-        ss.model, current_text(), tuple(ss.methods), json.dumps(params, sort_keys=True), int(ss.seed), ss.target.strip()
+        ss.model,
+        current_text(),
+        tuple(ss.methods),
+        json.dumps(params, sort_keys=True),
+        int(ss.seed),
+        ss.target.strip(),
+        framed["contrast"].strip(),
+        framed["unit"],
+        framed["separator"],
+        framed["chat"],
     )
 
 
@@ -77,7 +101,8 @@ def _store() -> ExplanationStore:
 
 
 def _key(req: Request, method: str) -> tuple:
-    return (req.model, req.text, method, json.dumps(req.method_params(method), sort_keys=True), req.seed, req.target)
+    params = json.dumps(req.method_params(method), sort_keys=True)
+    return (req.model, req.text, method, params, req.seed, req.target, req.contrast, req.unit, req.separator, req.chat)
 
 
 def finished(req: Request, method: str) -> Explanation | None:
@@ -89,7 +114,10 @@ def explain_one(handle: ModelHandle, req: Request, method: str) -> Explanation:
     """One method's explanation, computed once per (model, text, method, params, seed, target)."""
     exp = finished(req, method)
     if exp is None:
-        exp = explain(handle, req.text, method, target=req.target or None, seed=req.seed, **req.method_params(method))
+        target = req.target or None
+        exp = explain(
+            handle, req.text, method, target=target, seed=req.seed, **req.framing(), **req.method_params(method)
+        )
         _store().put(_key(req, method), exp)
     return exp
 
@@ -107,7 +135,7 @@ def attentions(handle: ModelHandle, text: str) -> list[torch.Tensor]:
 
 def reports(handle: ModelHandle, req: Request, explanations: list[Explanation], mode: str) -> list[Report]:
     """Faithfulness reports of a request's explanations, cached per request and mode."""
-    done = Request(req.model, req.text, tuple(e.method for e in explanations), req.params, req.seed, req.target)
+    done = replace(req, methods=tuple(e.method for e in explanations))
     data = REPORTS.get_or_compute(
         (done, mode), lambda: [r.to_dict() for r in evaluate_many(handle, explanations, mode)]
     )
@@ -123,14 +151,15 @@ def settings_of(req: Request) -> dict:
         "params": json.loads(req.params),
         "seed": req.seed,
         "target": req.target or "predicted",
+        **{key: value for key, value in req.framing().items() if value not in (None, "token", False)},
     }
 
 
 @st.cache_data(show_spinner=False, max_entries=500)
-def _prediction(model: str, text: str, target: str, _handle: ModelHandle) -> dict:
-    enc = _handle.encode(text)
+def _prediction(model: str, text: str, target: str, contrast: str, chat: bool, _handle: ModelHandle) -> dict:
+    enc = _handle.encode(text, chat=chat)
     prediction = _handle.predict(enc)
-    resolved = _handle.resolve_target(enc, target or None, prediction)
+    resolved = _handle.resolve_target(enc, target or None, prediction, contrast or None)
     return {
         "probabilities": _handle.distribution(enc, prediction=prediction),
         "target": resolved.to_dict(),
@@ -141,6 +170,6 @@ def _prediction(model: str, text: str, target: str, _handle: ModelHandle) -> dic
 def prediction(handle: ModelHandle, req: Request) -> dict:
     """What the model predicts for the request's text, and its target: one forward pass, shown before
     any explanation is ready. {probabilities, target (Target), target_prob}."""
-    out = dict(_prediction(req.model, req.text, req.target, handle))
+    out = dict(_prediction(req.model, req.text, req.target, req.contrast, req.chat, handle))
     out["target"] = Target.from_dict(out["target"])
     return out

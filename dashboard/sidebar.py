@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import models, widgets
+from dashboard import framing, models, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
 from explainers.limits import SCALABLE, token_row_budget
-from explainers.methods import METHODS, PRESETS, Param, budgeted_params, estimated_seconds
+from explainers.methods import METHODS, PRESETS, Param, budgeted_params
 from explainers.model import ModelHandle
 
 CUSTOM = "__custom__"
@@ -22,6 +22,9 @@ def sidebar() -> None:
     model_card(handle)
     method_picker(handle)
     target_picker(handle)
+    framing.framing_picker(handle)  # issue 11: rather than…, unit, chat template
+    if st.session_state.methods:
+        cost_summary(handle)  # after every setting that changes the cost (the unit, the chat template)
 
 
 # ---- model ----------------------------------------------------------------------------------------
@@ -113,7 +116,6 @@ def method_picker(handle: ModelHandle) -> None:
                 st.markdown(f"**{method.title}**")
                 values = {p.name: param_input(name, p) for p in method.params}
                 ss.params[name] = {k: v for k, v in values.items() if v != _param(name, k).default}
-    cost_summary(handle)
 
 
 def _apply_preset() -> None:
@@ -151,9 +153,11 @@ def param_input(method: str, p: Param):
         p.name,
         min_value=cast(p.low),
         max_value=cast(p.high),
+        value=None if p.default is None else "min",  # None: chosen by the input's length (empty = auto)
         step=cast(1 if cast is int else 0.05),
         key=key,
         help=p.help,
+        placeholder="auto (by length)" if p.default is None else None,
     )
 
 
@@ -162,22 +166,25 @@ def cost_summary(handle: ModelHandle) -> None:
     model times the rate measured on this model and device."""
     ss = st.session_state
     try:
-        n_tokens = handle.encode(widgets.current_text()).n_tokens
+        n_tokens = handle.encode(widgets.current_text(), chat=framing.settings()["chat"]).n_tokens
     except WhyboxError:
         return
     lines, total, scaled = [], 0.0, False
     for name in ss.methods:
         method = METHODS[name]
         try:
-            asked, used = budgeted_params(handle, name, n_tokens, ss.params.get(name, {}))
-            seconds = estimated_seconds(handle, name, n_tokens, used)
+            cost, seconds, counted = framing.estimate(handle, name, ss.params.get(name, {}))  # at the chosen unit
+            asked, used = budgeted_params(handle, name, n_tokens, ss.params.get(name, {}))  # the budget's scaling
         except WhyboxError as exc:
             st.error(f"{method.title}: {plain(str(exc))}")
             continue
         total += seconds
         lowered = _lowered(asked, used)
         scaled |= bool(lowered)
-        lines.append(f"- {method.title}: {lowered}{_duration(seconds)} ({method.cost(n_tokens, used).describe()})")
+        if lowered and not counted:  # per token: the passes of the scaled run
+            cost = method.cost(n_tokens, used)
+        counted = f"; {counted} as features" if counted else ""
+        lines.append(f"- {method.title}: {lowered}{_duration(seconds)} ({cost.describe()}{counted})")
     budget = (
         f"\n\nScaled down to this server's budget of {token_row_budget(handle.device.type):,} token-rows per "
         "explanation: shorten the text for the full run."

@@ -7,10 +7,9 @@ import time
 
 import streamlit as st
 
-from components.report import html_report, json_bundle
 from dashboard import cold_start, links, models, results
 from dashboard.widgets import plain
-from explainers import admission, faithfulness
+from explainers import admission
 from explainers.errors import CancelledError, InternalError, WhyboxError
 from explainers.explanation import Explanation
 from explainers.gateway import watching
@@ -350,43 +349,3 @@ def method_caption(exp: Explanation) -> str:
             f"scores sum to {sum(exp.word_scores):+.3g}, largest {max(map(abs, exp.word_scores), default=0):.3g}"
         )
     return " · ".join(bits)
-
-
-def downloads(
-    handle: ModelHandle,
-    req: results.Request,
-    exps: list[Explanation],
-    mode: str = "delete",
-    reports=None,
-    agreement=None,
-) -> None:
-    """JSON bundle and self-contained HTML report; built only when clicked (metrics cost forward passes)."""
-    settings = results.settings_of(req) | {"perturbation": mode}
-    info = handle.describe()
-
-    def the_reports():
-        return reports if reports is not None else faithfulness.evaluate_many(handle, exps, mode)
-
-    left, right = st.columns(2)
-    left.download_button(
-        "Download JSON (explanations + metrics)",
-        file_name="whybox.json",
-        mime="application/json",
-        data=lambda: json_bundle(exps, the_reports(), settings, info),
-        icon=":material/download:",
-        width="stretch",
-    )
-    right.download_button(
-        "Download HTML report",
-        file_name="whybox-report.html",
-        mime="text/html",
-        data=lambda: html_report(
-            model_info=info,
-            explanations=exps,
-            reports=the_reports(),
-            settings=settings,
-            agreement=agreement or faithfulness.agreement(exps),
-        ),
-        icon=":material/description:",
-        width="stretch",
-    )

@@ -10,7 +10,7 @@ import re
 
 import streamlit as st
 
-from dashboard.examples import EXAMPLES
+from dashboard import examples
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
@@ -47,6 +47,31 @@ def text_expander(page: str):
         return text_box(page)
 
 
+def _task():
+    """The loaded model's task (None while no model loads): which examples fit."""
+    from dashboard import models  # models -> widgets: imported here, not at the top
+    from explainers.errors import WhyboxError
+
+    try:
+        return models.get_model(st.session_state.model).task
+    except WhyboxError:
+        return None
+
+
+def follow_model(old_task, new_task) -> None:
+    """After a model switch: an example of the old model's task left untouched in a text box becomes an
+    example of the new task (a movie review means nothing to a language model). Typed text stays."""
+    ss = st.session_state
+    current = current_text()
+    new = examples.follow_model(current, old_task, new_task)
+    if new is not None:
+        ss.text = ss.w_text = new
+    # Compare's two texts, as a pair, when neither was touched
+    new_a = examples.follow_model(ss.get("w_cmp_a", ""), old_task, new_task)
+    if "w_cmp_a" in ss and new_a and examples.follow_model(ss.get("w_cmp_b", ""), old_task, new_task):
+        ss.w_cmp_a, ss.w_cmp_b = new_a, examples.for_task(new_task)[new_a]
+
+
 def text_box(page: str, label: str = "Text to explain") -> str:
     """The shared text box, with example sentences to start from. `page` names the calling page."""
     ss = st.session_state
@@ -61,7 +86,7 @@ def text_box(page: str, label: str = "Text to explain") -> str:
 
     st.selectbox(
         "Start from an example",
-        list(EXAMPLES),
+        list(examples.for_task(_task())),
         index=None,
         key="w_example",
         on_change=use_example,

@@ -150,6 +150,8 @@ def cmd_explain(args) -> int:
     handle = _load(args)
     if args.generate or args.continuation:
         return _explain_generation(handle, args)
+    if args.sentences_first:
+        return _sentences_first(handle, args)
     explanations = _explain_all(handle, args)
     if args.json:
         print(
@@ -168,11 +170,39 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def _sentences_first(handle, args) -> int:
+    """`explain --sentences-first K`: the sentences, then the words of the top K sentences (long prompts)."""
+    from .long_inputs import sentences_first
+    from .methods import get_method
+
+    params = _parse_params(args.param)
+    results = []
+    for method in args.method:
+        own = {k: v for k, v in params.items() if k in {p.name for p in get_method(method).params}}
+        framing = {"target": args.target, "seed": args.seed, "contrast": args.contrast, "chat": args.chat}
+        results.append(
+            sentences_first(
+                handle, args.text, method, args.sentences_first, separator=_separator(args.separator), **framing, **own
+            )
+        )
+    if args.json:
+        print(strict_json.dumps({"model": handle.describe(), "sentences_first": [r.to_dict() for r in results]}))
+        return 0
+    for r in results:
+        print(f"{r.sentences.title}: sentences, then the words of the top {len(r.chosen)}")
+        for text, score in zip(r.sentences.extras["units"], r.sentences.extras["unit_scores"]):
+            print(f"  {score:+.4f}  {text}")
+        for text, score in zip(r.words.extras["units"], r.words.extras["unit_scores"]):
+            print(f"      {score:+.4f}  {text}")
+    return 0
+
+
 def _explain_generation(handle, args) -> int:
     """`explain --generate N` / `--continuation TEXT`: every generated token explained (a matrix)."""
     import numpy as np
 
     from .generation import explain_generation
+    from .generation_faithfulness import evaluate_generation
 
     params = _parse_params(args.param)
     results = [
@@ -187,16 +217,21 @@ def _explain_generation(handle, args) -> int:
         )
         for method in args.method
     ]
+    reports = [evaluate_generation(handle, g, mode=args.mode) for g in results]
     if args.json:
-        print(strict_json.dumps({"model": handle.describe(), "generations": [g.to_dict() for g in results]}, indent=2))
+        gens = [{**g.to_dict(), "faithfulness": r.to_dict()} for g, r in zip(results, reports)]
+        print(strict_json.dumps({"model": handle.describe(), "generations": gens}, indent=2))
         return 0
-    for g in results:
+    for g, r in zip(results, reports):
         print(f"{g.method}: {''.join(g.generated)!r}  ({g.seconds:.2f}s)  {g.score_note}")
         width = max(len(t) for t in g.tokens) + 2
         for j, token in enumerate(g.generated):
             row = g.scores[j]
             cells = " ".join("     ." if np.isnan(v) else f"{v:+.3f}" for v in row[: g.n_prompt + j])
-            print(f"  {token!r:<{width}} p={g.probabilities[j]:.3f} H={g.entropies[j]:.2f}  {cells}")
+            faith = " ".join(f"{m[:4]}={r.token_values[m][j]:+.3f}" for m in r.metrics)
+            print(f"  {token!r:<{width}} p={g.probabilities[j]:.3f} H={g.entropies[j]:.2f} {faith}  {cells}")
+        whole = " ".join(f"{m}={v:+.3f}" for m, v in r.continuation_values.items())
+        print(f"  continuation: log p={r.continuation_base:.3f}  {whole}  ({r.mode} mode, drops in log-probability)")
     return 0
 
 
@@ -337,8 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="causal LM: generate N tokens greedily and explain each",
             )
             p.add_argument("--continuation", default=None, help="causal LM: explain each token of this continuation")
-        if name == "evaluate":
-            p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed")
+            p.add_argument(
+                "--sentences-first",
+                type=int,
+                default=0,
+                metavar="K",
+                help="long texts: explain the sentences, then the words of the top K sentences",
+            )
+        p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed (metrics)")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
 

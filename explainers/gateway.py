@@ -154,9 +154,14 @@ class InferenceGateway:
     def _calibrate(self, rows: int = 16, tokens: int = 32) -> None:
         sequence = [self.tokenizer.pad_token_id or 0] * tokens
         target = _NEXT_TOKEN if self.task.scores_positions else None
-        self._score_ids_batched([sequence] * rows, target)  # warm-up: the first call pays for allocations
-        started = time.perf_counter()
-        self._score_ids_batched([sequence] * rows, target)
+        # Outside any watch: a watch's batch size needs this very rate (and its stop is not for us).
+        unwatched = _WATCH.set(None)
+        try:
+            self._score_ids_batched([sequence] * rows, target)  # warm-up: the first call pays for allocations
+            started = time.perf_counter()
+            self._score_ids_batched([sequence] * rows, target)
+        finally:
+            _WATCH.reset(unwatched)
         self._seconds_per_row_token["forward"] = (time.perf_counter() - started) / (rows * tokens)
 
     @property

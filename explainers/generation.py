@@ -22,7 +22,7 @@ import torch
 from . import strict_json
 from .errors import InputError, InternalError, WhyboxError
 from .gateway import checkpoint
-from .methods import Cost, attention_rollout, get_method, occlusion_windows
+from .methods import METHODS, Cost, attention_rollout, get_method, occlusion_windows
 from .model import ModelHandle
 from .text import Encoded
 
@@ -190,7 +190,7 @@ class Job:
 
 
 # ---- perturbation methods: one teacher-forced forward per perturbed row ----------------------------
-def _occlusion(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
+def per_token_occlusion(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     window, stride = job.params["window"], job.params["stride"]
     if stride > window:
         raise InputError("Occlusion's stride must not exceed its window: some tokens would never be hidden.")
@@ -212,7 +212,7 @@ def _occlusion(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     return total / np.maximum(count, 1), {}
 
 
-def _leave_one_out(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
+def per_token_leave_one_out(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     delete = job.params["removal"] == "delete"
     fill = job.handle.baseline_token_id()
     inputs = [i for i in range(len(job.full) - 1) if job.content[i]]
@@ -260,17 +260,17 @@ def _gradients(job: Job) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(grads), embeds.detach()[0]
 
 
-def _input_x_gradient(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
+def per_token_input_x_gradient(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     grads, embeds = _gradients(job)
     return (grads * embeds[None]).sum(-1).double().cpu().numpy(), {}
 
 
-def _saliency(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
+def per_token_saliency(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     grads, _ = _gradients(job)
     return grads.abs().sum(-1).double().cpu().numpy(), {}
 
 
-def _integrated_gradients(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
+def per_token_integrated_gradients(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     """The prompt's embeddings move from the baseline to the input (the generated tokens stay as they
     are, as in Captum's LLMGradientAttribution); every step's forward serves all generated tokens.
     Captum's Gauss-Legendre steps; per token a convergence delta against log p(input) − log p(baseline)."""
@@ -313,7 +313,7 @@ def _attention_rows(job: Job, pick: Callable[[list[torch.Tensor]], torch.Tensor]
     return matrix[positions].double().numpy()
 
 
-def _attention(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
+def per_token_attention(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     layer, head = job.params["layer"], job.params["head"]
 
     def pick(weights):
@@ -328,34 +328,21 @@ def _attention(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     return _attention_rows(job, pick), {}
 
 
-def _rollout(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
+def per_token_rollout(job: Job, base_logp: np.ndarray) -> tuple[np.ndarray, dict]:
     return _attention_rows(job, lambda w: attention_rollout(w, job.params["residual"])), {}
 
 
-GENERATION_METHODS: dict[str, Callable[[Job, np.ndarray], tuple[np.ndarray, dict]]] = {
-    "occlusion": _occlusion,
-    "leave_one_out": _leave_one_out,
-    "integrated_gradients": _integrated_gradients,
-    "input_x_gradient": _input_x_gradient,
-    "saliency": _saliency,
-    "attention": _attention,
-    "attention_rollout": _rollout,
-}
+def generation_methods() -> list[str]:
+    """The methods that explain every generated token (their registry entry's `per_output_token`)."""
+    return [name for name, spec in METHODS.items() if spec.per_output_token is not None]
 
 
 def generation_cost(method: str, n_prompt: int, n_gen: int, params: dict | None = None) -> Cost:
     """Rows through the model for one generation explanation (rows are prompt + continuation long)."""
-    params = get_method(method).validate(params or {})
-    inputs = n_prompt + n_gen - 1
-    if method == "occlusion":
-        return Cost(len(occlusion_windows(inputs, params["window"], params["stride"])) + 1)
-    if method == "leave_one_out":
-        return Cost(inputs + 1)
-    if method == "integrated_gradients":
-        return Cost(params["n_steps"] + 2, params["n_steps"] * n_gen)
-    if method in ("input_x_gradient", "saliency"):
-        return Cost(2, n_gen)
-    return Cost(2)
+    spec = get_method(method)
+    if spec.per_output_token_cost is None:
+        raise InputError(f"'{method}' cannot explain generated tokens; use one of {', '.join(generation_methods())}.")
+    return spec.per_output_token_cost(n_prompt + n_gen - 1, n_gen, spec.validate(params or {}))
 
 
 def explain_generation(
@@ -373,9 +360,9 @@ def explain_generation(
     `continuation_ids` gives the continuation as token ids (one generated earlier)."""
     if not handle.task.scores_positions:
         raise InputError("Generated text can only be explained for a causal language model.")
-    if method not in GENERATION_METHODS:
-        raise InputError(f"'{method}' cannot explain generated tokens; use one of {', '.join(GENERATION_METHODS)}.")
     spec = get_method(method)
+    if spec.per_output_token is None:
+        raise InputError(f"'{method}' cannot explain generated tokens; use one of {', '.join(generation_methods())}.")
     params = spec.validate(params)
     enc = handle.encode(prompt, chat=chat)
     started = time.perf_counter()
@@ -396,7 +383,7 @@ def explain_generation(
 
         def attempt():
             with handle.gateway.exclusive():
-                return GENERATION_METHODS[method](job, base_logp)
+                return spec.per_output_token(job, base_logp)
 
         scores, extras = handle.gateway.with_backoff(attempt)
         matrix = job.finish(scores)

@@ -42,6 +42,14 @@ class ByteLRU:
     def __len__(self) -> int:
         return len(self._items)
 
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        """The value kept under `key`, else `default`; never computes."""
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._out(self._items[key][0])
+
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._items:

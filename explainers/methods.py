@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import import_module
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ import torch
 from .errors import InputError, InternalError, WhyboxError
 from .explanation import Explanation, tokens_from_words
 from .gateway import Prediction
+from .length_defaults import describe as length_rule
+from .length_defaults import params_for_length
 from .limits import check_seed, fit_to_budget, token_row_budget
 from .model import ModelHandle
 from .tasks import Target
@@ -116,6 +119,12 @@ class Diagnostic:
     threshold: float
     good: str  # "below" or "above" the threshold
     advice: str  # what to do when it is poor
+    # One-click re-runs offered when it is poor: (parameter, "times" or "set", amount); see remedies.py
+    remedies: tuple[tuple[str, str, float], ...] = ()
+
+    def to_dict(self) -> dict:
+        """As an Explanation carries it: JSON-shaped, so that it survives a JSON round trip unchanged."""
+        return {**vars(self), "remedies": [list(r) for r in self.remedies]}
 
 
 CONVERGENCE_DELTA = Diagnostic(
@@ -125,6 +134,7 @@ CONVERGENCE_DELTA = Diagnostic(
     0.01,
     "below",
     "more steps may help",
+    (("n_steps", "times", 2),),
 )
 SURROGATE_R2 = Diagnostic(
     "surrogate_r2",
@@ -132,7 +142,9 @@ SURROGATE_R2 = Diagnostic(
     "How much of the model's behaviour around this text LIME's linear fit explains (1 = all).",
     0.5,
     "above",
-    "more samples may help",
+    "another kernel width, or more samples for a steadier fit, may help (benchmarks/lime_kernel.py)",
+    # R² moves with the kernel width, not monotonically (measured): offer the other of the two defaults.
+    (("kernel_width", "set", 5.0), ("kernel_width", "set", 25.0), ("n_samples", "times", 3)),
 )
 
 
@@ -158,17 +170,25 @@ class Method:
     experimental: str = ""  # why results may mislead, when they may
     caveat: str = ""  # what a reader must keep in mind, always
     scores_note: str = ""  # how the per-token and per-word scores are made, when not obvious
+    # beyond one prediction's tokens (issue 11): the function that does it, None when the method cannot
+    unit_features: Callable | None = None  # perturbs whole units: a sentence-level run pays per sentence
+    per_output_token: Callable | None = None  # explains every generated token in one go (generation.py)
+    per_output_token_cost: Callable[[int, int, dict], Cost] | None = None  # (inputs, generated tokens, params)
 
-    def validate(self, params: dict) -> dict:
+    def validate(self, params: dict, n_features: int | None = None) -> dict:
+        """Checked parameters, the unset ones at their defaults; a default of None is chosen by the input's
+        length (`n_features`, in the method's native unit: see length_defaults.py)."""
         known = {p.name: p for p in self.params}
         unknown = set(params) - set(known)
         if unknown:
             names = ", ".join(known) or "none"
             raise InputError(f"{self.name} has no parameter {', '.join(sorted(unknown))} (its parameters: {names}).")
-        return {name: p.validate(params.get(name)) for name, p in known.items()}
+        checked = {name: p.validate(params.get(name)) for name, p in known.items()}
+        by_length = params_for_length(self.name, n_features)
+        return {name: by_length[name] if v is None and name in by_length else v for name, v in checked.items()}
 
     def estimate(self, n_tokens: int, params: dict | None = None) -> Cost:
-        return self.cost(n_tokens, self.validate(params or {}))
+        return self.cost(n_tokens, self.validate(params or {}, n_tokens))
 
     def to_dict(self) -> dict:
         return {
@@ -181,10 +201,12 @@ class Method:
             "native_unit": self.native_unit,
             "random": self.random,
             "signed": self.signed,
-            "diagnostics": [{k: v for k, v in vars(d).items()} for d in self.diagnostics],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
             "experimental": self.experimental,
             "caveat": self.caveat,
             "scores_note": self.scores_note,
+            "unit_features": self.unit_features is not None,
+            "per_output_token": self.per_output_token is not None,
             "params": [p.to_dict() for p in self.params],
             "cost_20_tokens": vars(self.estimate(20)),
         }
@@ -202,7 +224,7 @@ class Method:
             "experimental": self.experimental,
             "caveat": self.caveat,
             "scores_note": self.scores_note,
-            "diagnostics": [vars(d) for d in self.diagnostics],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 
 
@@ -377,6 +399,11 @@ def budgeted_params(handle: ModelHandle, method: str, n_tokens: int, params: dic
     spec = get_method(method)
     asked = spec.validate(params or {})
     return asked, fit_to_budget(spec, asked, n_tokens, token_row_budget(handle.device.type))[0]
+
+
+def n_features(spec: Method, enc) -> int:
+    """How many features `spec` perturbs on this input: words for a word-level method, else tokens."""
+    return len(enc.words) if spec.native_unit == "word" else enc.n_tokens
 
 
 def estimated_seconds(handle: ModelHandle, method: str, n_tokens: int, params: dict | None = None) -> float:
@@ -590,6 +617,7 @@ def _lime(ctx: Context) -> Scores:
         split_expression=lambda s: [s[a:b] for a, b in enc.word_spans],
         bow=False,
         mask_string=mask_string,
+        kernel_width=ctx.params["kernel_width"],
         random_state=ctx.seed or 0,
     )
     # Only the text up to the last word the model reads: LIME copies its text into every sample
@@ -650,6 +678,22 @@ def _attention_rollout(ctx: Context) -> Scores:
 
 
 # ---- the registry ---------------------------------------------------------------------------------
+def elsewhere(module: str, name: str) -> Callable:
+    """A function of an engine module that imports this one (units.py, generation.py), looked up when
+    first called: the registry names it without an import cycle."""
+
+    def call(*args):
+        return getattr(import_module(f"{__package__}.{module}"), name)(*args)
+
+    call.__qualname__ = f"{module}.{name}"
+    return call
+
+
+def _per_token(function: str, cost: Callable[[int, int, dict], Cost]) -> dict:
+    """The registry fields of a method that explains every generated token (generation.py's `function`)."""
+    return {"per_output_token": elsewhere("generation", function), "per_output_token_cost": cost}
+
+
 ATTENTION_CAVEAT = "Attention is a view of what the model looks at, not an explanation of why it decided."
 _one_pass = lambda n, p: Cost(1, 1)  # noqa: E731
 
@@ -677,6 +721,7 @@ register(
         ),
         needs_gradients=True,
         diagnostics=(CONVERGENCE_DELTA,),
+        **_per_token("per_token_integrated_gradients", lambda i, g, p: Cost(p["n_steps"] + 2, p["n_steps"] * g)),
     )
 )
 register(
@@ -691,6 +736,7 @@ register(
         needs_gradients=True,
         signed=False,
         scores_note="A token's score is the L1 norm of the gradient over its embedding dimensions.",
+        **_per_token("per_token_saliency", lambda i, g, p: Cost(2, g)),
     )
 )
 register(
@@ -702,6 +748,7 @@ register(
         _input_x_gradient,
         _one_pass,
         needs_gradients=True,
+        **_per_token("per_token_input_x_gradient", lambda i, g, p: Cost(2, g)),
     )
 )
 register(
@@ -778,9 +825,13 @@ register(
         _occlusion,
         lambda n, p: Cost(len(occlusion_windows(n, p["window"], p["stride"]))),
         (
-            Param("window", 3, "int", "Tokens hidden at once.", 1, 32),
+            Param("window", None, "int", "Tokens hidden at once. " + length_rule("occlusion", "window"), 1, 32),
             Param("stride", 1, "int", "Step between windows.", 1, 32),
             BASELINE,
+        ),
+        unit_features=elsewhere("units", "unit_occlusion"),
+        **_per_token(
+            "per_token_occlusion", lambda i, g, p: Cost(len(occlusion_windows(i, p["window"], p["stride"])) + 1)
         ),
     )
 )
@@ -801,6 +852,8 @@ register(
                 choices=("delete", "mask"),
             ),
         ),
+        unit_features=elsewhere("units", "unit_leave_one_out"),
+        **_per_token("per_token_leave_one_out", lambda i, g, p: Cost(i + 1)),
     )
 )
 register(
@@ -814,6 +867,7 @@ register(
         lambda n, p: Cost(p["n_samples"] * n + 1),
         (_samples(10, quick=4, thorough=25, high=200), BASELINE),
         random=True,
+        unit_features=elsewhere("units", "unit_shapley_sampling"),
     )
 )
 register(
@@ -827,6 +881,7 @@ register(
         lambda n, p: Cost(p["n_samples"]),
         (_samples(200, quick=80, thorough=500), BASELINE),
         random=True,
+        unit_features=elsewhere("units", "unit_kernel_shap"),
     )
 )
 register(
@@ -847,12 +902,22 @@ register(
                 "Remove sampled-out words, or replace them with the mask token.",
                 choices=("delete", "mask"),
             ),
+            Param(
+                "kernel_width",
+                None,
+                "float",
+                "Width of LIME's proximity kernel (distance = 100 × cosine distance of the kept-word masks): "
+                "narrower weighs samples close to the text more. " + length_rule("lime", "kernel_width"),
+                1.0,
+                200.0,
+            ),
         ),
         random=True,
         native_unit="word",
         diagnostics=(SURROGATE_R2,),
         scores_note="LIME scores words; a word's weight is divided evenly over its subword tokens for the token view "
         "(other methods score tokens and add them up into words).",
+        unit_features=elsewhere("units", "unit_lime"),
     )
 )
 register(
@@ -872,6 +937,7 @@ register(
         signed=False,
         needs_attention=True,
         caveat=ATTENTION_CAVEAT,
+        **_per_token("per_token_attention", lambda i, g, p: Cost(2)),
     )
 )
 register(
@@ -887,6 +953,7 @@ register(
         signed=False,
         needs_attention=True,
         caveat=ATTENTION_CAVEAT,
+        **_per_token("per_token_rollout", lambda i, g, p: Cost(2)),
     )
 )
 
@@ -904,22 +971,26 @@ def explain(
     chat: bool = False,
     unit: str = "token",
     separator: str | None = None,
+    within: list[int] | None = None,
     **params,
 ) -> Explanation:
-    """Explain one prediction with one method (with a contrast: why the target rather than it).
+    """Explain one prediction with one method (with a contrast: why the target rather than it), per
+    `unit` (token, word, sentence, or pieces between `separator`; `within`: only the units inside these
+    token positions, see units.segment).
 
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
-    params = spec.validate(params)
+    spec.validate(params)  # a bad parameter is reported before the text is encoded
     seed = check_seed(seed)
     enc = handle.encode(text, chat=chat)
+    params = spec.validate(params, n_features(spec, enc))
     params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     units = None
-    if unit != "token" or separator:  # granularity: see units.py
+    if unit != "token" or separator or within is not None:  # granularity: see units.py
         from .units import explain_units, segment
 
-        units = segment(enc, unit, separator)
+        units = segment(enc, unit, separator, within)
     started = time.perf_counter()
     try:
         # one forward pass gives the probabilities, the target and (for attention methods) the weights

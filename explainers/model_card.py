@@ -457,12 +457,18 @@ def _metrics_and_data(card, build, audit, texts_from, audit_dir) -> None:
             "Evaluation data",
             Item(
                 f"Audit data: {source}, {audit.get('texts', data.get('rows', '?'))} texts"
-                + (f" ({data['skipped']} rows skipped)" if data.get("skipped") else "")
+                + _skipped(data.get("skipped"))
                 + f", explained with {', '.join(audit.get('methods') or [])}"
                 + (f" (seed {settings['seed']})" if "seed" in settings else "")
                 + "."
             ),
         )
+
+
+def _skipped(skipped) -> str:
+    """The audit data's set-aside rows, by reason (the audit writes reason -> rows)."""
+    counts = {reason: n for reason, n in (skipped or {}).items() if n} if isinstance(skipped, dict) else {}
+    return f" (rows by reason: {', '.join(f'{reason} {n:,}' for reason, n in counts.items())})" if counts else ""
 
 
 def _analyses(card, build, probes, texts_from, audit) -> None:

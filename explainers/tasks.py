@@ -125,7 +125,11 @@ class Task:
         return target.label
 
     # ---- contrastive targets -------------------------------------------------------------------
-    contrast_formula: ClassVar[str]  # what a contrastive target's score is, for people
+    contrast_formula: ClassVar[str] = ""  # what a contrastive target's score is, for people ("" = none)
+
+    def score_name(self, target: Target) -> str:
+        """What a target's score is: "p", or the contrast's formula (log p(A) − log p(B) is no probability)."""
+        return self.contrast_formula if target.contrast else "p"
 
     def with_contrast(self, target: Target, contrast: Target) -> Target:
         if contrast.plain == target.plain:

@@ -57,9 +57,14 @@ def _char_pieces(text: str, separator: str | None) -> list[tuple[int, int]]:
     return [m.span() for m in SENTENCE_RE.finditer(text) if m.group().strip()]
 
 
-def segment(enc: Encoded, unit: str = "token", separator: str | None = None) -> Units:
+def segment(enc: Encoded, unit: str = "token", separator: str | None = None, within=None) -> Units:
     """The units of an encoded text. `separator` (any string, e.g. a line break) cuts the text into
-    pieces instead of sentences."""
+    pieces instead of sentences. `within` (token positions) keeps only the units inside them: the rest of
+    the text stays as it is and is not scored (explaining the words of the important sentences only)."""
+    if within is not None:
+        units, inside = segment(enc, unit, separator), set(within)
+        keep = [k for k, where in enumerate(units.positions) if set(where) <= inside]
+        return Units(units.name, [units.texts[k] for k in keep], [units.positions[k] for k in keep])
     content = enc.content_positions
     if separator:
         unit = "piece"
@@ -85,7 +90,7 @@ def segment(enc: Encoded, unit: str = "token", separator: str | None = None) -> 
     return Units(unit, [enc.text[slice(*pieces[k])].strip() for k in order], [groups[k] for k in order])
 
 
-# ---- perturbation methods over units ----------------------------------------------------------------
+# ---- perturbation methods over units (each named by its method's registry entry: `unit_features`) ---
 def _hide(ids: list[int], positions, fill: list[int]) -> list[int]:
     out = list(ids)
     for i in positions:
@@ -93,7 +98,7 @@ def _hide(ids: list[int], positions, fill: list[int]) -> list[int]:
     return out
 
 
-def _occlusion(ctx, units: Units) -> np.ndarray:
+def unit_occlusion(ctx, units: Units) -> np.ndarray:
     window, stride = ctx.params["window"], ctx.params["stride"]
     n = len(units)
     window = min(window, n)
@@ -110,7 +115,7 @@ def _occlusion(ctx, units: Units) -> np.ndarray:
     return total / np.maximum(count, 1)
 
 
-def _leave_one_out(ctx, units: Units) -> np.ndarray:
+def unit_leave_one_out(ctx, units: Units) -> np.ndarray:
     fill = ctx.handle.baseline_token_id()
     rows = []
     for where in units.positions:
@@ -140,7 +145,7 @@ def _sampled(captum_class):
     return run
 
 
-def _lime(ctx, units: Units) -> np.ndarray:
+def unit_lime(ctx, units: Units) -> np.ndarray:
     from lime.lime_text import LimeTextExplainer
 
     # LIME cuts the text itself: hand it the units' character spans (via their first and last words)
@@ -171,34 +176,29 @@ def _lime(ctx, units: Units) -> np.ndarray:
     return scores
 
 
-def _shapley():
+def unit_shapley_sampling(ctx, units: Units) -> np.ndarray:
     from captum.attr import ShapleyValueSampling
 
-    return _sampled(ShapleyValueSampling)
+    return _sampled(ShapleyValueSampling)(ctx, units)
 
 
-def _kernel():
+def unit_kernel_shap(ctx, units: Units) -> np.ndarray:
     from captum.attr import KernelShap
 
-    return _sampled(KernelShap)
+    return _sampled(KernelShap)(ctx, units)
 
 
-# methods whose features become the units (the rest score tokens and sum them)
-UNIT_FEATURES = {
-    "occlusion": lambda: _occlusion,
-    "leave_one_out": lambda: _leave_one_out,
-    "shapley_sampling": _shapley,
-    "kernel_shap": _kernel,
-    "lime": lambda: _lime,
-}
+def features_are_units(spec, units: Units) -> bool:
+    """True when `spec` perturbs the units themselves (it pays per unit); False when it scores tokens."""
+    return spec.unit_features is not None and units.name != "token"
 
 
 def explain_units(spec, ctx, units: Units):
     """Run `spec` on the context at this granularity: returns Scores with the unit scores in extras."""
     from .methods import Scores
 
-    if spec.name in UNIT_FEATURES and units.name != "token":
-        unit_scores = UNIT_FEATURES[spec.name]()(ctx, units)
+    if features_are_units(spec, units):
+        unit_scores = spec.unit_features(ctx, units)
         scores = Scores(units.spread(unit_scores, ctx.enc.n_tokens))
     else:
         scores = spec.run(ctx)
@@ -209,11 +209,15 @@ def explain_units(spec, ctx, units: Units):
 
 def unit_cost(spec, enc: Encoded, units: Units, params: dict | None = None):
     """The cost of `spec` at this granularity: perturbation methods pay per unit, the rest per token."""
-    n = len(units) if spec.name in UNIT_FEATURES and units.name != "token" else enc.n_tokens
-    return spec.estimate(n, params)
+    return spec.estimate(len(units) if features_are_units(spec, units) else enc.n_tokens, params)
+
+
+def features(spec, enc: Encoded, units: Units) -> str:
+    """What the cost counts: "12 sentences" for a perturbation method at sentence level, else tokens."""
+    per = units.name if features_are_units(spec, units) else "token"
+    count = len(units) if per != "token" else enc.n_tokens
+    return f"{count} {per}{'s' if count != 1 else ''}"
 
 
 def describe_unit_cost(spec, enc: Encoded, units: Units, params: dict | None = None) -> str:
-    per = units.name if spec.name in UNIT_FEATURES else "token"
-    count = len(units) if per != "token" else enc.n_tokens
-    return f"{unit_cost(spec, enc, units, params).describe()} ({count} {per}{'s' if count != 1 else ''} as features)"
+    return f"{unit_cost(spec, enc, units, params).describe()} ({features(spec, enc, units)} as features)"

@@ -102,8 +102,11 @@ def test_builtin_heldout_is_the_models_heldout_split():
 
     train, heldout = sentiment_splits()
     data = read_data("builtin:rt-heldout", label_column=None)
-    assert [(r.text, r.label) for r in data.rows] == [(t, LABELS[y]) for t, y in heldout]
+    assert sorted((r.text, r.label) for r in data.rows) == sorted((t, LABELS[y]) for t, y in heldout)
     assert len(data.rows) == 1000 and sum(r.label == "positive" for r in data.rows) == 500
+    # labels alternate, so that a --limit audits both in equal parts
+    first = read_data("builtin:rt-heldout", limit=10)
+    assert [r.label for r in first.rows].count("positive") == 5 and first.rows[0].label != first.rows[1].label
     assert not {r.text for r in data.rows} & {t for t, _ in train} - {t for t, _ in heldout}
     with pytest.raises(InputError, match="Unknown built-in data set"):
         read_data("builtin:imdb")
@@ -239,6 +242,29 @@ def test_outputs_are_strict_json_csv_and_escaped_html(audited):
     html = (out / "report.html").read_text()
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; a film" in html
     assert "http" not in html.replace("http-equiv", "")  # self-contained: nothing fetched
+
+
+def test_the_model_card_reads_the_audit_summary_whybox_writes(audited, tiny_bert):
+    from explainers.model_card import build_model_card
+
+    _, result, _ = audited
+    s = result.summary
+    card = build_model_card(tiny_bert, audit_dir=result.out_dir, probe_texts=[])
+    items = [p.text for part in card.sections.values() for p in part if hasattr(p, "text")]
+    tables = {p.caption: p.rows for part in card.sections.values() for p in part if hasattr(p, "rows")}
+    assert any(i.startswith(f"Audit accuracy: {s['prediction']['accuracy']:.4f}") for i in items)
+    assert any(
+        i.startswith(f"Most faithful explanation method on this model (audit): {s['ranking']['winner']}") for i in items
+    )
+    ranking = next(rows for caption, rows in tables.items() if caption.startswith("Audit: faithfulness ranking"))
+    assert [row[:2] for row in ranking] == [[r["method"], r["mean_rank"]] for r in s["ranking"]["order"]]
+    words = dict(next(rows for caption, rows in tables.items() if caption.startswith("Audit: words driving")))
+    for label, entries in s["words"]["consensus"].items():
+        assert words[label] == ", ".join(e["word"] for e in entries[:10])
+    data = next(i for i in items if i.startswith("Audit data: "))
+    assert data.startswith(f"Audit data: {s['data']['source']}, {len(TEXTS)} texts")
+    skipped = sum(s["data"]["skipped"].values()) if s["data"]["skipped"] else 0
+    assert ("rows skipped" in data) == bool(skipped) and "{" not in data  # a count, not the reasons' dict
 
 
 def test_stop_resume_and_reuse_without_duplicates(tiny_bert, tiny_bert_dir, tmp_path):

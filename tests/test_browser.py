@@ -103,6 +103,9 @@ def test_every_page_renders_offline(page, server):
     assert page.locator(".whybox-heatmap span[data-score]").count() > 10
     assert "text=" in page.url and "methods=integrated_gradients%2Clime%2Cocclusion%2Cattention" in page.url
     screenshot(page, "1-explain")
+    with rerun(page):  # the files are prepared once, when asked, with a status
+        page.get_by_role("button", name="Prepare downloads (JSON and HTML report)").click()
+    page.get_by_text("Report ready").wait_for()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download JSON (explanations + metrics)").click()
     bundle = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))

@@ -204,10 +204,10 @@ def test_align_words_same_text_two_models(ig):
 # ---- charts --------------------------------------------------------------------------------------
 def test_word_bars_sorted_escaped_and_signed(ig):
     exp = _with_word_scores(ig, [0.1, -3.0, 0.5, 2.0])
-    bar = charts.word_bars(exp, top_k=3).data[0]
+    bar = charts.word_bars(exp, top_k=3, punctuation=True).data[0]  # word 2 is ","
     assert list(bar.x) == [-3.0, 2.0, 0.5]
     assert list(bar.marker.color) == [charts.BLUE, charts.RED, charts.RED]
-    labels = charts.word_bars(ig, top_k=50).data[0].y
+    labels = charts.word_bars(ig, top_k=50, punctuation=True).data[0].y
     assert all("<" not in y and ">" not in y for y in labels)
     assert any("&lt;" in y for y in labels)
     assert len(set(labels)) == len(labels)  # 'script' occurs twice: numbered, not merged

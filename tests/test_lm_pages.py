@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explainers.generation import explain_generation
+from explainers.generation_faithfulness import evaluate_generation
 from explainers.layers import logit_lens
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -52,6 +53,12 @@ def test_generate_and_explain_shows_each_generated_token(lm_app, tiny_gpt2):
     pick = lm_app.selectbox(key="gen_pick_occlusion")
     assert pick.options == [f"{k + 1}: {t!r}" for k, t in enumerate(direct.generated)]
     assert not lm_app.error
+    # the continuation's faithfulness, as the engine computes it in the mode chosen
+    lm_app.selectbox(key="w_generate_mode").set_value("mask").run()
+    report = evaluate_generation(tiny_gpt2, direct, mode="mask")
+    shown = next(m.value for m in lm_app.markdown if m.value.startswith("The continuation as a whole"))
+    assert f"log p = {report.continuation_base:.3f}" in shown
+    assert f"Comprehensiveness ↑ {report.continuation_values['comprehensiveness']:+.3f}" in shown
 
 
 def test_generate_and_explain_is_offered_for_causal_lms_only(tiny_bert_dir, monkeypatch):
@@ -62,7 +69,12 @@ def test_generate_and_explain_is_offered_for_causal_lms_only(tiny_bert_dir, monk
 
 
 def test_reports_escape_the_text_and_draw_the_engines_numbers(tiny_gpt2):
-    from components.generation_view import generation_heatmap, generation_report_html, token_explanation
+    from components.generation_view import (
+        faithfulness_chart,
+        generation_heatmap,
+        generation_report_html,
+        token_explanation,
+    )
     from components.layers_view import lens_report_html, top_table
 
     prompt = "<b>The capital</b> of France is"
@@ -75,6 +87,12 @@ def test_reports_escape_the_text_and_draw_the_engines_numbers(tiny_gpt2):
     enc = tiny_gpt2.encode(prompt)
     row = token_explanation(gen, enc, 1)
     np.testing.assert_allclose(row.token_scores, gen.scores[1, : enc.n_tokens])
+    report = evaluate_generation(tiny_gpt2, gen)
+    bars = faithfulness_chart(gen, report).data
+    assert [b.name for b in bars] == ["Comprehensiveness ↑", "Sufficiency ↓"]
+    for bar, name in zip(bars, report.metrics):
+        np.testing.assert_allclose(bar.y, report.token_values[name])
+    assert "&lt;b&gt;The capital" in generation_report_html(gen, report)
     lens = logit_lens(tiny_gpt2, prompt)
     assert "<b>The capital</b>" not in lens_report_html(lens)
     assert top_table(lens)["rank"].tolist() == [layer.target_rank for layer in lens.layers]

@@ -304,3 +304,11 @@ def test_benchmark_card_section_counts_the_checkers_verdicts(tiny_bert, capsys):
     assert out["template"]["unsupported"] == 0
     print_report({"card": out})
     assert "stub-llm" in capsys.readouterr().out
+
+
+def test_the_card_counts_skipped_audit_rows_by_reason():
+    from explainers.model_card import _skipped
+
+    counts = {"empty text": 2, "non-text cell": 0, "no label": 1}
+    assert _skipped(counts) == " (rows by reason: empty text 2, no label 1)"
+    assert _skipped({}) == "" and _skipped(None) == ""

@@ -54,3 +54,14 @@ def test_presets_change_only_steps_and_samples():
     assert preset_params("lime", "thorough") == {"n_samples": 3000}
     assert preset_params("occlusion", "quick") == {}
     assert preset_params("integrated_gradients", "default") == {}
+
+
+def test_a_watch_with_a_batch_time_calibrates_a_fresh_model_first(tiny_bert_dir):
+    from explainers.loading import load_model
+
+    handle = load_model(str(tiny_bert_dir))  # a new handle: its gateway has not timed itself yet
+    rows = []
+    with watching(on_rows=rows.append, batch_seconds=0.5):
+        exp = explain(handle, "a gripping film", "occlusion")
+    assert exp.scores and rows  # used to recurse: batch size -> rate -> calibration -> batch size
+    assert handle.gateway.seconds_per_row_token() > 0

@@ -260,6 +260,8 @@ columns = st.columns(max(1, len(words["consensus"])))
 for column, (label, entries) in zip(columns, words["consensus"].items()):
     if entries:
         column.plotly_chart(audit_view.top_words_chart(entries, f"Towards {label}"), key=f"audit_words_{label}")
+    else:  # every method explains the predicted label (or the sidebar's): none may have been this one
+        column.caption(f"Towards {plain(label)}: no word often enough in texts explained towards this label.")
 if words["shortcuts"]:
     st.warning(
         "Possible shortcuts: "

@@ -6,7 +6,7 @@ import streamlit as st
 
 from components.charts import comparison_chart, probability_chart
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import examples, models, results, views, widgets
+from dashboard import contrast_compare, examples, links, models, results, views, widgets
 from dashboard.widgets import plain
 from explainers.compare import align_words
 from explainers.errors import WhyboxError
@@ -14,17 +14,64 @@ from explainers.methods import METHODS
 from explainers.narrative import summarize
 
 ss = st.session_state
+
+
+def side_b_target(handle_a, model_b: str) -> str:
+    """Side B's own target picker, from B's task ('' = automatic: A's target when B can explain it, else
+    B's prediction), with a warning when the two models do different tasks."""
+    if not model_b:
+        return ""
+    try:
+        handle_b = models.get_model(model_b)
+    except WhyboxError:
+        return ""  # said when Compare is pressed, with the rest of side B's errors
+    if ss.get("cmp_target_b_for") != model_b:  # a label or continuation of another model
+        ss.cmp_target_b_for = model_b
+        for key in ("w_cmp_target_b_label", "w_cmp_target_b_text"):
+            ss.pop(key, None)
+    task_b = handle_b.task
+    same_task = type(task_b) is type(handle_a.task)
+    if not same_task:
+        st.warning(
+            f"Side B is a {task_b.title.lower()}, side A a {handle_a.task.title.lower()}: they answer different "
+            f"questions. Each side is drawn on its own, never on one axis; pick side B's "
+            f"{task_b.target_noun} below.",
+            icon=":material/warning:",
+        )
+    automatic = f"same as side A's {handle_a.task.target_noun}" if same_task else "B's own prediction"
+    label = f"Side B: {task_b.target_title.lower()}"
+    if task_b.free_text_target:
+        return st.text_input(
+            label,
+            key="w_cmp_target_b_text",
+            placeholder=f"empty = {automatic}" if same_task else "empty = B's most likely next token",
+            help=task_b.target_help,
+        )
+    return st.selectbox(
+        label,
+        [""] + list(handle_b.labels),
+        key="w_cmp_target_b_label",
+        format_func=lambda choice: choice or automatic,
+        help=task_b.target_help,
+    )
+
+
 st.title("Compare")
 st.caption("Change one thing and see how the explanation moves: edit the text, or ask another model.")
 
 handle = views.model()
+catalog = models.builtin_catalog()
+options = list(catalog) + (["__custom__"] if models.custom_models_allowed() else [])
+kinds = ["texts", "models", contrast_compare.KIND]
+links.seed_compare(kinds, ss.methods or list(METHODS), options)  # from a link, or the last visit
 kind = st.segmented_control(
     "Compare",
-    ["texts", "models"],
-    default="texts",
+    kinds,
     key="w_cmp_kind",
     required=True,
-    format_func=lambda k: "Two texts, one model" if k == "texts" else "One text, two models",
+    format_func=lambda k: {"texts": "Two texts, one model", contrast_compare.KIND: contrast_compare.TITLE}.get(
+        k, "One text, two models"
+    ),
 )
 method = st.selectbox(
     "Method",
@@ -33,6 +80,9 @@ method = st.selectbox(
     format_func=lambda m: METHODS[m].title,
     help="The methods chosen in the sidebar. Both sides use the same method and parameters.",
 )
+if kind == contrast_compare.KIND:  # issue 11: plain vs contrastive, its own inputs and view
+    contrast_compare.plain_vs_contrast(method)
+    st.stop()
 
 if kind == "texts":
     left, right = st.columns(2)
@@ -45,26 +95,33 @@ if kind == "texts":
     sides = [(ss.model, text_a), (ss.model, text_b)]
 else:
     text = widgets.text_box("compare", "Text")
-    catalog = models.builtin_catalog()
-    options = list(catalog) + (["__custom__"] if models.custom_models_allowed() else [])
     other = st.selectbox(
         "Second model",
         options,
         key="w_cmp_model",
-        index=next((i for i, n in enumerate(options) if n != ss.model), 0),
         format_func=lambda n: f"{n}: {catalog[n].description}" if n in catalog else "Your own model",
     )
     if other == "__custom__":
         other = st.text_input("Second model: folder or hub id", key="w_cmp_custom").strip()
     sides = [(ss.model, text), (other, text)]
+    target_b = side_b_target(handle, other)
 
 pressed = st.button("Compare", type="primary", icon=":material/compare_arrows:")
-request = (kind, method, tuple(sides), json.dumps(ss.params.get(method, {}), sort_keys=True), int(ss.seed), ss.target)
+target_b = target_b if kind == "models" else ""
+request = (
+    kind,
+    method,
+    tuple(sides),
+    json.dumps(ss.params.get(method, {}), sort_keys=True),
+    int(ss.seed),
+    ss.target,
+    target_b,
+)
 shown = views.request_to_show("compared", request, pressed)
 if shown is None:
     st.info("Press **Compare** to explain both sides.")
     st.stop()
-kind, method, sides, params, seed, target = shown
+kind, method, sides, params, seed, target, target_b = shown
 
 exps = []
 for (model_name, text), name in zip(sides, ("A", "B")):
@@ -72,11 +129,12 @@ for (model_name, text), name in zip(sides, ("A", "B")):
         side_handle = models.get_model(model_name)
         if not views.check_text(side_handle, text):
             st.stop()
-        # B explains A's target, so that both sides answer the same question, when B can.
+        # B explains the target its picker names; left automatic, A's target, so that both sides answer
+        # the same question, when B can.
         if exps:
             task = side_handle.task
             same_kind = type(task) is type(models.get_model(sides[0][0]).task)
-            target = (
+            target = target_b or (
                 exps[0].target.label
                 if same_kind and (task.free_text_target or exps[0].target.label in side_handle.labels)
                 else ""

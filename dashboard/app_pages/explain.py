@@ -4,11 +4,12 @@ import streamlit as st
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import models, results, views, widgets
+from dashboard import downloads, models, results, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
 from explainers.narrative import summarize
+from explainers.remedies import remedies
 
 st.title("Why did the model say that?")
 st.caption(
@@ -22,6 +23,7 @@ if generate_and_explain(views.model(), widgets.current_text()):  # issue 11: gen
     st.stop()
 explain_column, stop_column = st.columns([1, 7], gap="small")
 pressed = explain_column.button("Explain", type="primary", icon=":material/lightbulb:")
+pressed = pressed or st.session_state.pop("remedy_run", False)  # a card's "Re-run with ..." button
 stop_area = stop_column.empty()
 req, run_id = views.plan(
     pressed,
@@ -37,7 +39,7 @@ with left:
     st.metric(
         handle.task.target_title,
         handle.task.display(predicted["target"]),
-        f"p = {predicted['target_prob']:.3g}",
+        f"{handle.task.score_name(predicted['target'])} = {predicted['target_prob']:.3g}",
         delta_color="off",
         delta_arrow="off",
     )
@@ -49,16 +51,47 @@ with right:
     )
 
 
-def card(exp, level: str, scale: float | None = None) -> None:
+def apply_remedy(remedy) -> None:
+    """Set the parameter (the sidebar's box follows) and run again."""
+    ss = st.session_state
+    ss.params.setdefault(remedy.method, {})[remedy.param] = remedy.value
+    ss[f"w_p_{remedy.method}_{remedy.param}"] = remedy.value
+    ss.remedy_run = True
+
+
+def card(exp, level: str, scale: float | None = None, by_class: bool = False, actions: bool = True) -> None:
     st.subheader(exp.title)
     st.caption(views.method_caption(exp))
+    for remedy in remedies(exp) if actions else ():  # a poor diagnostic's own suggestions, one click each
+        st.button(
+            remedy.label,
+            key=f"remedy_{exp.method}_{remedy.param}_{remedy.value}",
+            icon=":material/refresh:",
+            on_click=apply_remedy,
+            args=(remedy,),
+            help=f"The {remedy.diagnostic} is poor. This sets {remedy.param} in the sidebar and explains again.",
+        )
     weak = views.weak_signal(exp)
     if weak:
         st.warning(plain(weak), icon=":material/blur_on:")
-    render_heatmap(exp, level, scale)
+    render_heatmap(exp, level, scale, by_class)
     st.markdown(plain(summarize(exp)))
+    downloads.image_popover(exp, level, scale)
     if exp.native_unit == "word":  # a word-level method: its own view is the word bars
         st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
+
+
+def colour_by_class() -> bool:
+    """The colour-by-class option, where the task's targets are a fixed set of labels."""
+    if handle.task.free_text_target:
+        return False
+    return st.toggle(
+        "Colour by class",
+        key=widgets.bound("w_colour_by_class", "colour_by_class"),
+        help="Off: red pushes towards the explained label, blue away from it (the meaning of a colour follows "
+        "the label). On: each label keeps one colour, as in LIME's own view, so two texts explained for "
+        "different labels read alike.",
+    )
 
 
 def cards(run_id: int | None) -> list:
@@ -79,11 +112,18 @@ def cards(run_id: int | None) -> list:
         help="Off: each card is scaled to its own largest score, so a weak method looks as strong as a strong one. "
         "On: equal colours mean equal scores across the signed methods (scores in probability units).",
     )
+    by_class = colour_by_class()
     target_label = predicted["target"].label.strip() or repr(predicted["target"].label)
-    st.markdown(
-        f"Colours are relative to **{plain(target_label)}**, the explained {handle.task.target_noun}: "
-        f":red[red] pushes towards it, :blue[blue] away from it."
-    )
+    if by_class:
+        st.markdown(
+            f"Colours are fixed per {handle.task.target_noun}, as in LIME's own view: each {handle.task.target_noun} "
+            f"keeps its colour whichever is explained (**{plain(target_label)}** here); unsigned methods stay violet."
+        )
+    else:
+        st.markdown(
+            f"Colours are relative to **{plain(target_label)}**, the explained {handle.task.target_noun}: "
+            f":red[red] pushes towards it, :blue[blue] away from it."
+        )
     progress_area = st.container()
     slots = {}
     for row in range(0, len(req.methods), 2):
@@ -98,18 +138,18 @@ def cards(run_id: int | None) -> list:
             elif isinstance(outcome, WhyboxError):
                 views.show_error(views.method_title(method), outcome)
             else:
-                card(outcome, level)
+                card(outcome, level, by_class=by_class, actions=not shared)  # shared: drawn again below
 
     exps = views.explanations(req, run_id, draw=draw, progress_area=progress_area)
     if shared and exps:  # the scale needs every card: redraw them on it
         scale = shared_scale([e for e in exps if e.signed], level)
         for exp in exps:
             with slots[exp.method].container(border=True):
-                card(exp, level, scale if exp.signed else None)
+                card(exp, level, scale if exp.signed else None, by_class)
     return exps
 
 
 exps = cards(run_id)
 stop_area.empty()  # finished: nothing left to stop
 st.divider()
-views.downloads(handle, req, exps)
+downloads.offer(handle, req, exps)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
-from dashboard import models, results, views, widgets
+from dashboard import downloads, models, results, views, widgets
 from dashboard.widgets import plain
 from explainers.faithfulness import (
     CURVE_METRICS,
@@ -104,4 +104,4 @@ if marked:
     )
 
 st.divider()
-views.downloads(handle, req, exps, mode, reports, (names, matrix))
+downloads.offer(handle, req, exps, mode, reports, (names, matrix))

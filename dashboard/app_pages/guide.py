@@ -55,7 +55,11 @@ with methods_tab:
                 st.caption(method.scores_note)
             if method.params:
                 st.caption(
-                    "Parameters: " + " · ".join(f"`{p.name}` (default {p.default}): {p.help}" for p in method.params)
+                    "Parameters: "
+                    + " · ".join(
+                        f"`{p.name}` (default {'by length' if p.default is None else p.default}): {p.help}"
+                        for p in method.params
+                    )
                 )
 
 with metrics_tab:

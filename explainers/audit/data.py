@@ -6,6 +6,7 @@ is not JSON, the encoding); rows whose text cell is empty or not text are skippe
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -252,7 +253,11 @@ def _builtin(name, text_column, label_column, rationale_column, limit) -> AuditD
     from ..builtin import LABELS, sentiment_splits
 
     _, heldout = sentiment_splits()  # the same split the built-in sentiment model was trained around
-    records = [{"text": text, "label": LABELS[label]} for text, label in heldout]
+    # The split lists one label's sentences, then the other's: alternate them, so that any --limit
+    # audits both labels in equal parts.
+    by_label = [[(t, y) for t, y in heldout if y == label] for label in sorted({y for _, y in heldout})]
+    mixed = [row for group in itertools.zip_longest(*by_label) for row in group if row is not None]
+    records = [{"text": text, "label": LABELS[label]} for text, label in mixed]
     label_column = label_column or "label"
     return _rows(
         f"{BUILTIN_PREFIX}{name}",

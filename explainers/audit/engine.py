@@ -2,7 +2,7 @@
 
 The local engine explains texts chunk by chunk and writes each chunk to the store as soon as it is
 done, so memory holds one chunk of explanations at a time and a stopped or killed run loses at most
-the chunk in flight. `should_stop` (a threading.Event or a callable) is checked between chunks.
+the chunk in flight. `should_stop` (a threading.Event or a callable) is checked between model batches.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import CancelledError, InputError
+from ..gateway import watching
 from .data import AuditData
 from .store import ResultStore, write_parquet_stream
 from .work import AuditSettings, explain_items, map_label, model_revision
@@ -145,11 +146,17 @@ def run_audit(
     else:
         stopped = False
         for start in range(0, len(todo), chunk_size):
-            if stop():
+            chunk = todo[start : start + chunk_size]
+            try:
+                # a stop asked mid-chunk ends its next model batch; the chunk is dropped, nothing half-written
+                with watching(should_stop=stop):
+                    if stop():
+                        raise CancelledError("Stopped before it finished.")
+                    records = explain_items(handle, settings, chunk)
+            except CancelledError:
                 stopped = True
                 break
-            chunk = todo[start : start + chunk_size]
-            store.write(explain_items(handle, settings, chunk))
+            store.write(records)
             report(Progress(done + start + len(chunk), total, done, time.perf_counter() - started))
     computed = len(todo)
     if stopped:

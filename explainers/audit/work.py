@@ -1,7 +1,7 @@
 """The work of an audit, shared by every engine: settings, record keys, and explaining one chunk.
 
-A chunk's predictions come from one batched `predict_proba` over all its texts; each text's methods
-share one leave-one-out pass in `evaluate_many`.
+A chunk's predictions come from one batched `predict_proba` over all its texts; its methods' and metrics'
+forward rows are packed across its texts (explainers/packing.py).
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, WhyboxError
-from ..faithfulness import evaluate_many, plausibility
+from ..faithfulness import evaluate, plausibility
 from ..methods import METHODS, explain, get_method
+from ..packing import pack
 from .store import METRIC_COLUMNS, PLAUSIBILITY_COLUMNS, record_key
 
 MODES = ("delete", "mask")
@@ -121,10 +123,36 @@ def _bare(word: str) -> str:
 
 
 def explain_items(handle, settings: AuditSettings, items: list[dict]) -> list[dict]:
-    """Records for a chunk of items: {row_id, text, label, rationale, methods}, one record per (item, method)."""
+    """Records for a chunk of items: {row_id, text, label, rationale, methods}, one record per (item, method).
+
+    The chunk's texts are explained together: one batched prediction, then every method on every text in
+    one packed pass of their forward rows, then every explanation's faithfulness metrics in another
+    (see explainers/packing.py)."""
     if not items:
         return []
     probs = handle.predict_proba([item["text"] for item in items])  # one batched call for the whole chunk
+    jobs = [(item, method) for item in items for method in item["methods"]]
+    explained = pack(
+        handle,
+        [
+            partial(
+                explain,
+                text=item["text"],
+                method=method,
+                target=settings.target or None,
+                seed=settings.seed,
+                **settings.params.get(method, {}),
+            )
+            for item, method in jobs
+        ],
+    )
+    explained_ok = [i for i, exp in enumerate(explained.results) if not isinstance(exp, WhyboxError)]
+    evaluated = pack(handle, [partial(evaluate, exp=explained.results[i], mode=settings.mode) for i in explained_ok])
+    seconds = list(explained.seconds)
+    reports: dict[int, object] = {}
+    for i, report, extra in zip(explained_ok, evaluated.results, evaluated.seconds):
+        reports[i] = report
+        seconds[i] += extra
     labels = handle.labels
     records = []
     for item, p in zip(items, probs):
@@ -141,23 +169,14 @@ def explain_items(handle, settings: AuditSettings, items: list[dict]) -> list[di
             "confidence": float(np.max(p)),
             "probs": [float(x) for x in p],
         }
-        exps, failed = [], {}
-        for method in item["methods"]:
-            try:
-                exps.append(
-                    explain(
-                        handle,
-                        item["text"],
-                        method,
-                        target=settings.target or None,
-                        seed=settings.seed,
-                        **settings.params.get(method, {}),
-                    )
-                )
-            except WhyboxError as exc:
-                failed[method] = str(exc)
-        reports = evaluate_many(handle, exps, settings.mode) if exps else []
-        for exp, report in zip(exps, reports):
+        done, failed = [], []
+        for i, (job_item, method) in enumerate(jobs):
+            if job_item is not item:
+                continue
+            exp, report = explained.results[i], reports.get(i)
+            if isinstance(exp, WhyboxError) or isinstance(report, WhyboxError):
+                failed.append((method, str(exp if isinstance(exp, WhyboxError) else report)))
+                continue
             record = base | {
                 "method": exp.method,
                 "params": settings.params_json(exp.method),
@@ -165,16 +184,16 @@ def explain_items(handle, settings: AuditSettings, items: list[dict]) -> list[di
                 "target_prob": exp.target_prob,
                 "words": list(exp.words),
                 "word_scores": list(exp.word_scores),
-                "seconds": exp.seconds,
+                "seconds": seconds[i],  # its own work and its share of the packed passes
                 **{m: report.values.get(m) for m in METRIC_COLUMNS},
             }
             if item.get("rationale"):
                 marked = rationale_words(exp.words, item["rationale"])
                 if marked:
                     record.update(plausibility(exp, marked))
-            records.append(record)
-        for method, message in failed.items():
-            records.append(
+            done.append(record)
+        for method, message in failed:
+            done.append(
                 base
                 | {
                     "method": method,
@@ -183,6 +202,7 @@ def explain_items(handle, settings: AuditSettings, items: list[dict]) -> list[di
                     **{m: None for m in METRIC_COLUMNS + PLAUSIBILITY_COLUMNS},
                 }
             )
-        for record in records[-len(item["methods"]) :]:
+        for record in done:
             record["key"] = settings.key(item["text"], record["method"], item.get("rationale"))
+        records += done
     return records

@@ -77,7 +77,7 @@ def _copy_cache(layers, rows: int, length: int):
 def plan_cached_batches(
     shared: np.ndarray, suffix: np.ndarray, token_budget: int, call_overhead: int
 ) -> list[list[int]]:
-    """Batches of rows (indices) for the cached path, cheapest first-fit by dynamic programming.
+    """Batches of rows (indices) for the cached path: the cheapest split, by dynamic programming.
 
     Rows are ordered by suffix length (longest first), then shared length; a batch is a run of that
     order. Its cost is what runs: every row padded to the batch's longest suffix, plus a little per

@@ -7,11 +7,16 @@ Two parts, each bounded in count and time:
    its own (so the caches fill and must evict), cycling through methods and the attention weights.
    Prints requests, errors, p50/p95 latency, and the process's resident memory (RSS) every 20 runs:
    it must level off once the caches are full.
-2. The served app: `streamlit run dashboard/app.py` on 127.0.0.1, its health endpoint polled by N
+2. The admission queue (explainers/admission.py) under load: N sessions send explain requests at once
+   through a queue of K slots, each session also replacing one request with a newer one; prints
+   requests, replaced, errors, the most runs in progress at once (never above K), the most waiting,
+   the longest "N ahead" a session was told, time in the queue and in all (p50/p95), the torch threads
+   each run was given on admission, and RSS.
+3. The served app: `streamlit run dashboard/app.py` on 127.0.0.1, its health endpoint polled by N
    threads, and Streamlit AppTest sessions (the whole Explain page, in this process) run in a loop.
    Prints the same figures and the server's RSS before and after.
 
-`python -m benchmarks.load [--sessions 6] [--runs 200] [--model M] [--seconds 600] [--skip-server]`
+`python -m benchmarks.load [--sessions 6] [--runs 200] [--slots K] [--model M] [--seconds 600] [--skip-server]`
 (default model: a tiny random BERT built offline; `--model sentiment` for the built-in).
 """
 
@@ -26,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +109,83 @@ def engine_sessions(model: str, sessions: int, runs: int, deadline: float) -> No
         f", attentions {len(results.ATTENTIONS)} / {results.ATTENTIONS.bytes / 2**20:.1f} MB"
     )
     print("engine RSS (MB) by requests done: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in rss_series))
+    if errors:
+        print("first error: " + errors[0])
+
+
+def queued_sessions(model: str, sessions: int, per_session: int, slots: int, deadline: float) -> None:
+    """Sessions through an admission queue of `slots`, as the dashboard sends them (views._compute)."""
+    from dashboard import results
+    from explainers.admission import AdmissionQueue, Waiting
+    from explainers.errors import CancelledError, WhyboxError
+    from explainers.gateway import watching
+    from explainers.loading import load_model
+
+    handle = load_model(model, device="cpu")
+    queue = AdmissionQueue(slots, max_waiting=4 * sessions)
+    lock = threading.Lock()
+    waits, totals, errors, threads_given = [], [], [], []
+    counts = {"done": 0, "replaced": 0, "most_running": 0, "most_waiting": 0, "most_ahead": 0}
+
+    def note(waiting: Waiting) -> None:
+        with lock:
+            counts["most_ahead"] = max(counts["most_ahead"], waiting.ahead)
+
+    def request(s: int, k: int) -> None:
+        text = text_for(100 + s, k)
+        req = results.Request(model, text, ("occlusion",), "{}", 0, "")
+        started = time.perf_counter()
+        try:
+            with queue.admitted(f"session {s}", note) as ticket:
+                admitted = time.perf_counter()
+                running, waiting = queue.counts()
+                with lock:
+                    counts["most_running"] = max(counts["most_running"], running)
+                    counts["most_waiting"] = max(counts["most_waiting"], waiting)
+                    threads_given.append(ticket.threads)
+                with watching(should_stop=lambda: ticket.cancelled):
+                    results.explain_one(handle, req, "occlusion")
+            with lock:
+                waits.append(admitted - started)
+                totals.append(time.perf_counter() - started)
+                counts["done"] += 1
+        except CancelledError:
+            with lock:
+                counts["replaced"] += 1
+        except WhyboxError as exc:
+            with lock:
+                errors.append(str(exc))
+
+    def session(s: int) -> None:
+        for k in range(per_session):
+            if time.monotonic() > deadline:
+                return
+            if k == 0:  # a first request, replaced at once by a newer one (a changed text, a second click)
+                first = threading.Thread(target=request, args=(s, 1000))
+                first.start()
+                request(s, k)
+                first.join()
+            else:
+                request(s, k)
+
+    rss_before = rss_mb()
+    pool = [threading.Thread(target=session, args=(s,)) for s in range(sessions)]
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - started
+    print(
+        f"queue: {sessions} sessions, {slots} slots, {counts['done']} requests done and {counts['replaced']} replaced "
+        f"in {wall:.1f} s, {len(errors)} errors; at most {counts['most_running']} running and "
+        f"{counts['most_waiting']} waiting at once, longest 'N ahead' told: {counts['most_ahead']}"
+    )
+    print(f"queue wait: {percentiles(waits)}; queue request in all: {percentiles(totals)}")
+    print(
+        f"queue torch threads given on admission: {dict(sorted(Counter(threads_given).items()))} (runs by threads); "
+        f"RSS {rss_before:.0f} -> {rss_mb():.0f} MB"
+    )
     if errors:
         print("first error: " + errors[0])
 
@@ -207,6 +290,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="engine requests in all")
     parser.add_argument("--polls", type=int, default=600, help="health requests in all")
     parser.add_argument("--apptests", type=int, default=20, help="AppTest page runs")
+    parser.add_argument("--slots", type=int, default=None, help="queue slots (default: WHYBOX_MAX_CONCURRENT_RUNS)")
+    parser.add_argument("--queue-requests", type=int, default=4, help="queued requests per session")
     parser.add_argument("--model", default=None, help="default: a tiny random BERT built offline")
     parser.add_argument("--seconds", type=float, default=600, help="stop starting new work after this")
     parser.add_argument("--skip-server", action="store_true")
@@ -215,6 +300,10 @@ def main() -> None:
     model = args.model or tiny_model()
     print(f"model {model}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     engine_sessions(model, args.sessions, args.runs, deadline)
+    from explainers.admission import AdmissionQueue
+
+    slots = args.slots or AdmissionQueue.from_env().slots
+    queued_sessions(model, args.sessions, args.queue_requests, slots, deadline)
     if not args.skip_server:
         served_app(model, args.sessions, args.polls, args.apptests, deadline)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.cold_start import settle_heap
 from explainers.builtin import default_model
 from explainers.errors import ModelLoadError, WhyboxError
 from explainers.loading import load_model
@@ -55,7 +56,9 @@ def model_allowed(name: str) -> bool:
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=8)
 def _load(name: str) -> ModelHandle:
-    return take_preloaded(name) or load_model(name)
+    handle = take_preloaded(name) or load_model(name)
+    settle_heap()  # reruns no longer walk the model and the imports (dashboard/cold_start.py)
+    return handle
 
 
 def get_model(name: str) -> ModelHandle:

@@ -7,7 +7,8 @@ import streamlit as st
 from dashboard import framing, models, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.methods import METHODS, PRESETS, Param
+from explainers.limits import SCALABLE, token_row_budget
+from explainers.methods import METHODS, PRESETS, Param, budgeted_params
 from explainers.model import ModelHandle
 
 CUSTOM = "__custom__"
@@ -168,26 +169,46 @@ def cost_summary(handle: ModelHandle) -> None:
         n_tokens = handle.encode(widgets.current_text(), chat=framing.settings()["chat"]).n_tokens
     except WhyboxError:
         return
-    lines, total = [], 0.0
+    lines, total, scaled = [], 0.0, False
     for name in ss.methods:
         method = METHODS[name]
         try:
             cost, seconds, counted = framing.estimate(handle, name, ss.params.get(name, {}))  # at the chosen unit
+            asked, used = budgeted_params(handle, name, n_tokens, ss.params.get(name, {}))  # the budget's scaling
         except WhyboxError as exc:
             st.error(f"{method.title}: {plain(str(exc))}")
             continue
         total += seconds
+        lowered = _lowered(asked, used)
+        scaled |= bool(lowered)
+        if lowered and not counted:  # per token: the passes of the scaled run
+            cost = method.cost(n_tokens, used)
         counted = f"; {counted} as features" if counted else ""
-        lines.append(f"- {method.title}: {_duration(seconds)} ({cost.describe()}{counted})")
+        lines.append(f"- {method.title}: {lowered}{_duration(seconds)} ({cost.describe()}{counted})")
+    budget = (
+        f"\n\nScaled down to this server's budget of {token_row_budget(handle.device.type):,} token-rows per "
+        "explanation: shorten the text for the full run."
+        if scaled
+        else ""
+    )
     st.caption(
         f"Estimated time for {n_tokens} tokens on this {_device_name(handle)}:\n"
         + "\n".join(lines)
         + f"\n\nAll together: {_duration(total)}. Measured on this model; refined by every run."
+        + budget
     )
     if total > SLOW_SECONDS:
         st.warning(
             f"This will take {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text for a demo."
         )
+
+
+def _lowered(asked: dict, used: dict) -> str:
+    """'300 of 1,000 samples on this length, ' when the budget lowers a method's samples or steps, else ''."""
+    for name in SCALABLE:
+        if name in asked and used[name] != asked[name]:
+            return f"{used[name]:,} of {asked[name]:,} {name.removeprefix('n_')} on this length, "
+    return ""
 
 
 def _duration(seconds: float) -> str:

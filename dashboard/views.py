@@ -7,12 +7,13 @@ import time
 
 import streamlit as st
 
-from dashboard import links, models, results
+from dashboard import cold_start, links, models, results
 from dashboard.widgets import plain
-from explainers.errors import InternalError, WhyboxError
+from explainers import admission
+from explainers.errors import CancelledError, InternalError, WhyboxError
 from explainers.explanation import Explanation
 from explainers.gateway import watching
-from explainers.methods import METHODS, estimated_seconds
+from explainers.methods import METHODS, budgeted_params, estimated_seconds
 from explainers.model import ModelHandle
 
 
@@ -24,11 +25,9 @@ def first_visit() -> None:
     name = st.session_state.model
     if not is_builtin(name) or is_built(name):
         return
-    st.title("whybox: why did the model say that?")
+    st.title(cold_start.TITLE)
     st.markdown(
-        "whybox explains a text model's predictions: type a sentence, and attribution methods colour each word "
-        "by how much it pushed the model towards its answer (:red[red]) or away from it (:blue[blue]); "
-        "faithfulness checks then say which explanation the model itself agrees with.\n\n"
+        f"{cold_start.INTRO}\n\n"
         f"The built-in model **{plain(name)}** is being prepared for its first use on this machine. It is "
         "cached afterwards, and an example explanation appears as soon as it is ready."
     )
@@ -201,33 +200,71 @@ class _BatchProgress:
 
 def _compute(handle: ModelHandle, req: results.Request, todo: list[str], done: dict, errors: dict, draw) -> None:
     """Run the missing methods, cheapest first, showing each as it finishes, with a progress bar per batch
-    and a Stop button. Stop (or any change of the page) interrupts at the next batch: Streamlit stops the
-    run at the next progress update, and the rerun shows what had finished."""
+    and a Stop button. The run first takes its turn in the server's admission queue (explainers/admission.py:
+    a bounded number at a time, one per session), saying how many runs are ahead while it waits. Stop (or any
+    change of the page) interrupts at the next batch, or in the queue: Streamlit stops the run at the next
+    progress update, and the rerun shows what had finished."""
     n_tokens = handle.encode(req.text).n_tokens
     seconds = {m: estimated_seconds(handle, m, n_tokens, req.method_params(m)) for m in todo}
     todo = sorted(todo, key=seconds.get)
-    started = time.perf_counter()
     with st.status(f"Explaining with {len(todo)} method{'s' if len(todo) > 1 else ''}…", expanded=True) as status:
-        bar = st.progress(0.0)
-        for i, name in enumerate(todo):
-            title = METHODS[name].title
-            rows = max(1, METHODS[name].estimate(n_tokens, req.method_params(name)).forward_rows)
-            after = sum(seconds[m] for m in todo[i + 1 :])
-            on_rows = _BatchProgress(bar, title, rows, (i, len(todo)), seconds[name], after)
-            bar.progress(i / len(todo), text=f"{title} (about {seconds[name]:.1f} s)")
-            try:
-                with watching(on_rows=on_rows, batch_seconds=STOP_WITHIN_SECONDS / 2):
-                    done[name] = results.explain_one(handle, req, name)
-                draw(name, done[name])
-            except WhyboxError as exc:
-                errors[name] = exc
+        waiting = st.empty()
+        try:
+            with admission.shared_queue().admitted(_session_id(), _queue_note(waiting)) as ticket:
+                waiting.empty()
+                started = time.perf_counter()
+                _run_methods(handle, req, todo, seconds, n_tokens, done, errors, draw, ticket)
+        except admission.BusyError as exc:
+            waiting.empty()
+            errors.update({name: exc for name in todo})
+            for name in todo:
                 draw(name, exc)
+            status.update(label=str(exc), state="error", expanded=False)
+            return
+        except CancelledError:  # replaced by a newer request of this session: it shows the results
+            waiting.empty()
+            status.update(label="Replaced by a newer request", state="complete", expanded=False)
+            return
+        ran = [m for m in todo if m in done or m in errors]
         status.update(
-            label=f"Explained with {len(todo) - len(errors)} of {len(todo)} methods in "
-            f"{time.perf_counter() - started:.1f} s",
+            label=f"Explained with {len(ran) - len(errors)} of {len(todo)} methods in "
+            f"{time.perf_counter() - started:.1f} s ({ticket.threads} torch thread{'s' if ticket.threads > 1 else ''})",
             state="error" if errors else "complete",
             expanded=False,
         )
+
+
+def _session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def _queue_note(area):
+    """Draws the queue's "Busy: N ahead of you" in `area` while a run waits (each redraw is also where
+    Streamlit's Stop takes effect)."""
+    return lambda waiting: area.info(waiting.message(), icon=":material/hourglass_top:")
+
+
+def _run_methods(handle, req, todo, seconds, n_tokens, done, errors, draw, ticket) -> None:
+    bar = st.progress(0.0)
+    for i, name in enumerate(todo):
+        title = METHODS[name].title
+        bar.progress(i / len(todo), text=f"{title} (about {seconds[name]:.1f} s)")
+        try:
+            used = budgeted_params(handle, name, n_tokens, req.method_params(name))[1]  # as the run will scale it
+            rows = max(1, METHODS[name].cost(n_tokens, used).forward_rows)
+            after = sum(seconds[m] for m in todo[i + 1 :])
+            on_rows = _BatchProgress(bar, title, rows, (i, len(todo)), seconds[name], after)
+            with watching(on_rows=on_rows, should_stop=lambda: ticket.cancelled, batch_seconds=STOP_WITHIN_SECONDS / 2):
+                done[name] = results.explain_one(handle, req, name)
+            draw(name, done[name])
+        except CancelledError:
+            return  # replaced: the methods not done stay missing
+        except WhyboxError as exc:
+            errors[name] = exc
+            draw(name, exc)
 
 
 NEAR_TIE = 0.10  # top two probabilities closer than this: the model is nearly undecided

@@ -25,6 +25,7 @@ import torch
 from .batching import CALL_OVERHEAD_TOKENS, DEFAULT_TOKEN_BUDGET, plan_batches
 from .errors import CancelledError, InputError
 from .precision import autocast
+from .prefix_cache import cached_logits
 from .tasks import Target, Task
 
 T = TypeVar("T")
@@ -92,6 +93,7 @@ class InferenceGateway:
         self.token_budget = DEFAULT_TOKEN_BUDGET.get(device.type, 4096)
         self.call_overhead = CALL_OVERHEAD_TOKENS.get(device.type, 32)
         self._memo: OrderedDict = OrderedDict()
+        self.prefix_cache = True  # causal LM rows run a shared beginning once (prefix_cache.py); off: plain rows
         self.precision = "float32"  # of forward-only rows: "bf16" autocasts them (see precision.py)
         self._seconds_per_row_token: dict[str, float] = {}  # per method, refined as runs finish
         self._keeps_logit_positions = (
@@ -158,12 +160,14 @@ class InferenceGateway:
         target = _NEXT_TOKEN if self.task.scores_positions else None
         # Outside any watch: a watch's batch size needs this very rate (and its stop is not for us).
         unwatched = _WATCH.set(None)
+        shares, self.prefix_cache = self.prefix_cache, False  # identical rows would time the cache, not a row
         try:
             self._score_ids_batched([sequence] * rows, target)  # warm-up: the first call pays for allocations
             started = time.perf_counter()
             self._score_ids_batched([sequence] * rows, target)
         finally:
             _WATCH.reset(unwatched)
+            self.prefix_cache = shares
         self._seconds_per_row_token["forward"] = (time.perf_counter() - started) / (rows * tokens)
 
     @property
@@ -196,17 +200,15 @@ class InferenceGateway:
         rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
         return logits[rows, pred]
 
-    def _assemble(self, sequences: Sequence[Sequence[int]], target: Target | None):
-        """Right-padded batch with the task's appended tokens, and the positions to score."""
-        tail = self.task.appended(target)
-        rows = [list(s) + tail for s in sequences]
+    def _assemble(self, rows: Sequence[Sequence[int]]):
+        """Right-padded batch of token rows and its attention mask."""
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
             mask[i, : len(r)] = 1
-        return ids, mask, self.task.scored_positions([len(s) for s in sequences], target)
+        return ids, mask
 
     def score_ids(self, sequences: Sequence[Sequence[int]], target: Target | None) -> np.ndarray:
         """Target probability for each token-id sequence (any lengths), in batches, without grad.
@@ -223,21 +225,30 @@ class InferenceGateway:
 
     def _score_ids_batched(self, sequences, target) -> np.ndarray:
         out: list[np.ndarray | None] = [None] * len(sequences)
-        extra = len(self.task.appended(target))
-        batches = plan_batches([len(s) + extra for s in sequences], self.batch_tokens, self.call_overhead)
         with torch.inference_mode(), autocast(self):
-            for chunk in batches:
-                ids, mask, pred = self._assemble([sequences[i] for i in chunk], target)
-                logits = self._logits(
-                    None if pred is None else pred.to(self.device),
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                )
+            for chunk, logits in self._row_logits(sequences, self.task.appended(target), target):
                 scores = self.task.target_scores(logits, target)
                 for j, i in enumerate(chunk):
                     out[i] = scores[j].float().cpu().numpy()
                 checkpoint(len(chunk))
         return np.stack(out)
+
+    def _row_logits(self, sequences, tail: list[int], target: Target | None, positions: torch.Tensor | None = None):
+        """(row indices, logits) batch by batch for `sequences` each followed by `tail`: a classifier's (B, C);
+        a causal LM's (B, k, V) at `positions` (N, k), by default the task's scored positions. A causal LM's
+        rows that share their beginning run it once (prefix_cache.py) unless `prefix_cache` is off."""
+        if positions is None and self.task.scores_positions:
+            positions = self.task.scored_positions([len(s) for s in sequences], target)
+        if positions is not None and self.prefix_cache:
+            cached = cached_logits(self, [list(s) + tail for s in sequences], positions)
+            if cached is not None:
+                yield from cached
+                return
+        batches = plan_batches([len(s) + len(tail) for s in sequences], self.batch_tokens, self.call_overhead)
+        for chunk in batches:
+            ids, mask = self._assemble([list(sequences[i]) + tail for i in chunk])
+            pred = None if positions is None else positions[chunk].to(self.device)
+            yield chunk, self._logits(pred, input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
 
     def logits_at(self, positions: torch.Tensor, **inputs) -> torch.Tensor:
         """A causal LM's logits (B, k, V) at `positions` (B, k) only, for inputs given as ids or embeddings,
@@ -258,20 +269,13 @@ class InferenceGateway:
         out = np.full((len(sequences), k), np.nan)
         if k == 0:
             return out
-        batches = plan_batches([len(s) for s in sequences], self.batch_tokens, self.call_overhead)
+        # rows with fewer reads repeat their first read (ignored): the head wants (N, k)
+        where = torch.tensor([[p for p, _ in r] + [r[0][0]] * (k - len(r)) for r in reads])
+        tokens = torch.tensor([[t for _, t in r] + [r[0][1]] * (k - len(r)) for r in reads])
         with torch.inference_mode(), autocast(self):
-            for chunk in batches:
-                ids, mask, _ = self._assemble([sequences[i] for i in chunk], None)
-                # rows with fewer reads repeat their first read (ignored): the head wants (B, k)
-                where = [[p for p, _ in reads[i]] + [reads[i][0][0]] * (k - len(reads[i])) for i in chunk]
-                tokens = [[t for _, t in reads[i]] + [reads[i][0][1]] * (k - len(reads[i])) for i in chunk]
-                logits = self._logits(
-                    torch.tensor(where, device=self.device),
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                )
+            for chunk, logits in self._row_logits(sequences, [], None, where):
                 logp = torch.log_softmax(logits.float(), dim=-1)
-                picked = logp.gather(-1, torch.tensor(tokens, device=logp.device)[..., None])[..., 0].cpu().numpy()
+                picked = logp.gather(-1, tokens[chunk].to(logp.device)[..., None])[..., 0].cpu().numpy()
                 for j, i in enumerate(chunk):
                     out[i, : len(reads[i])] = picked[j, : len(reads[i])]
                 checkpoint(len(chunk))

@@ -393,16 +393,27 @@ def preset_params(method: str, preset: str) -> dict:
     return {p.name: p.preset(preset) for p in get_method(method).params if p.preset(preset) != p.default}
 
 
+def budgeted_params(handle: ModelHandle, method: str, n_tokens: int, params: dict | None = None) -> tuple[dict, dict]:
+    """(the parameters asked for, validated; those a run on this text will use: samples or steps scaled down
+    to the server's token-row budget, explainers/limits.py). InputError when even the smallest run would not fit."""
+    spec = get_method(method)
+    asked = spec.validate(params or {})
+    return asked, fit_to_budget(spec, asked, n_tokens, token_row_budget(handle.device.type))[0]
+
+
 def n_features(spec: Method, enc) -> int:
     """How many features `spec` perturbs on this input: words for a word-level method, else tokens."""
     return len(enc.words) if spec.native_unit == "word" else enc.n_tokens
 
 
 def estimated_seconds(handle: ModelHandle, method: str, n_tokens: int, params: dict | None = None) -> float:
-    """Seconds `method` should take on this text: its cost in rows times the rate measured on this model
-    and device (calibrated on first use, refined by every finished run)."""
-    cost = get_method(method).estimate(n_tokens, params)
-    return cost.rows * n_tokens * handle.gateway.seconds_per_row_token(method)
+    """Seconds `method` should take on this text: its cost in rows (as scaled to the budget) times the rate
+    measured on this model and device (calibrated on first use, refined by every finished run)."""
+    try:
+        used = budgeted_params(handle, method, n_tokens, params)[1]
+    except InputError:  # it will be refused with the reason; the full cost is what was asked
+        used = get_method(method).validate(params or {})
+    return get_method(method).cost(n_tokens, used).rows * n_tokens * handle.gateway.seconds_per_row_token(method)
 
 
 # ---- gradient methods ------------------------------------------------------------------------------

@@ -26,12 +26,19 @@ def preload_model(name_or_path: str) -> None:
         try:
             from .loading import load_model
 
-            future.set_result(load_model(name_or_path))
+            handle = load_model(name_or_path)
+            handle.gateway.seconds_per_row_token()  # the rate the sidebar's first estimates need, timed now
+            future.set_result(handle)
         except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the model
             future.set_exception(exc)
 
     _preloads[name_or_path] = future
     threading.Thread(target=load, name=f"preload {name_or_path}", daemon=True).start()
+
+
+def pending() -> bool:
+    """True while a preloaded model waits to be taken (it may still be loading)."""
+    return bool(_preloads)
 
 
 def take_preloaded(name_or_path: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,3 +127,16 @@ def tiny_llama(tiny_llama_dir):
     from explainers.loading import load_model
 
     return load_model(str(tiny_llama_dir), device="cpu")
+
+
+@pytest.fixture
+def app(tiny_bert_dir, monkeypatch):
+    """The dashboard in Streamlit's AppTest, opened on the tiny BERT (no built-in model needed)."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    monkeypatch.delenv("WHYBOX_ALLOW_CUSTOM_MODELS", raising=False)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at

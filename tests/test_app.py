@@ -20,16 +20,6 @@ LONG_TEXT = " ".join(["the film is long but the actors are wonderful and the sto
 TIMEOUT = 120
 
 
-@pytest.fixture
-def app(tiny_bert_dir, monkeypatch):
-    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
-    monkeypatch.delenv("WHYBOX_ALLOW_CUSTOM_MODELS", raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception
-    return at
-
-
 def set_text(at: AppTest, text: str) -> None:
     at.text_area(key="w_text").input(text)
 

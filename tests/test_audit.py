@@ -169,6 +169,7 @@ def test_records_match_the_single_text_api(audited, tiny_bert):
         for exp, report in zip(exps, reports):
             row = table[(table.text == text) & (table.method == exp.method)].iloc[0]
             np.testing.assert_allclose(row.word_scores, exp.word_scores, atol=1e-6)
+            assert json.loads(row.params)["params"] == exp.params  # the parameters chosen by length too
             assert row.target_label == exp.target.label
             for name, value in report.values.items():
                 assert (row[name] != row[name] and value != value) or row[name] == pytest.approx(value, abs=1e-6)

@@ -87,6 +87,10 @@ def test_every_page_renders_offline(page, server):
     page.get_by_text("Loaded sentiment").wait_for(timeout=MODEL_WAIT_MS)
 
     # ---- Explain: a first visit shows the example explained, without pressing anything ----------
+    # the text box is drawn after the sidebar's model line: wait for the example in it, not only for the box
+    page.wait_for_function(
+        "text => [...document.querySelectorAll('textarea')].some(box => box.value === text)", arg=TEXT
+    )
     assert page.get_by_label("Text to explain").input_value() == TEXT
     heatmaps = page.locator(".whybox-heatmap")
     heatmaps.nth(len(METHODS) - 1).wait_for(timeout=300_000)

@@ -3,21 +3,10 @@ the colour-by-class option with its link key: in Streamlit's AppTest, on the tin
 
 from __future__ import annotations
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import examples
 from tests.test_app import APP, TIMEOUT, click, errors, load_custom_model, set_text, shown
-
-
-@pytest.fixture
-def app(tiny_bert_dir, monkeypatch):
-    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
-    monkeypatch.delenv("WHYBOX_ALLOW_CUSTOM_MODELS", raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def two_models(at: AppTest, model_b) -> AppTest:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from explainers.methods import CONVERGENCE_DELTA, METHODS, explain
 from explainers.remedies import remedies
-from tests.test_app import APP, TEXT, TIMEOUT, click, set_text
+from tests.test_app import TEXT, click, set_text
 
 SHORT = "a gripping , funny film"
 
@@ -39,14 +38,6 @@ def test_more_steps_stop_at_the_parameter_bound(tiny_bert):
 def test_a_method_without_the_parameter_gets_no_button(tiny_bert):
     exp = explain(tiny_bert, SHORT, "deeplift")  # has a convergence delta, no n_steps
     assert remedies(_poor(exp, "convergence_delta", 0.5)) == []
-
-
-@pytest.fixture
-def app(tiny_bert_dir, monkeypatch):
-    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()
-    return at
 
 
 @pytest.fixture

@@ -123,6 +123,7 @@ def test_lime_weights_land_on_the_words_lime_gave_them(tiny_bert, text):
         mask_string="",
         random_state=5,
         split_expression=lambda s: [s[a:b] for a, b in enc.word_spans],
+        kernel_width=exp.params["kernel_width"],  # chosen by the text's length
     )
     direct = explainer.explain_instance(
         text,

@@ -131,13 +131,6 @@ def test_report_reads_settings_and_carries_attention_and_marks(tiny_bert, exps):
 
 
 # ---- downloads in the dashboard -----------------------------------------------------------------------
-@pytest.fixture
-def app(tiny_bert_dir, monkeypatch):
-    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def _click(at: AppTest, label: str) -> None:

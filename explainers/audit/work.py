@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError, WhyboxError
 from ..faithfulness import evaluate, plausibility
+from ..length_defaults import params_for_length
 from ..methods import METHODS, explain, get_method
 from ..packing import pack
 from .store import METRIC_COLUMNS, PLAUSIBILITY_COLUMNS, record_key
@@ -46,7 +47,7 @@ class AuditSettings:
         unknown = set(self.params) - set(self.methods)
         if unknown:
             raise InputError(f"Parameters given for methods not chosen: {', '.join(sorted(unknown))}.")
-        params = {m: METHODS[m].validate(dict(self.params.get(m, {}))) for m in self.methods}
+        params = {m: _fixed_params(m, dict(self.params.get(m, {}))) for m in self.methods}
         return AuditSettings(
             self.model, tuple(self.methods), params, int(self.seed), self.target.strip(), self.mode, self.revision
         )
@@ -68,6 +69,13 @@ class AuditSettings:
 
     def to_dict(self) -> dict:
         return asdict(self) | {"methods": list(self.methods)}
+
+
+def _fixed_params(method: str, given: dict) -> dict:
+    """The method's checked parameters with their defaults, except those chosen by each text's length
+    (left unset unless given, so that every text gets what the Explain page would give it)."""
+    by_length = params_for_length(method, None)
+    return {k: v for k, v in METHODS[method].validate(given).items() if k in given or k not in by_length}
 
 
 def rationale_json(rationale: tuple | None) -> str | None:
@@ -179,7 +187,7 @@ def explain_items(handle, settings: AuditSettings, items: list[dict]) -> list[di
                 continue
             record = base | {
                 "method": exp.method,
-                "params": settings.params_json(exp.method),
+                "params": json.dumps({"params": exp.params, "mode": settings.mode}, sort_keys=True),  # as used
                 "target_label": exp.target.label,
                 "target_prob": exp.target_prob,
                 "words": list(exp.words),

@@ -10,6 +10,7 @@ import uuid
 
 import pandas as pd
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from benchmarks.browser import CHROMIUM, ROOT, chromium, dashboard_server, idle, painted, rerun
 from explainers.builtin import DEFAULT_MODEL_ENV
@@ -82,10 +83,15 @@ def test_a_finished_audit_renders_its_results(browser, finished_audit, tiny_bert
         picker = page.get_by_role("combobox", name="Finished audits (newest first)")
         picker.wait_for()
         painted(page)  # the expander has opened
-        picker.click()
-        if not page.get_by_role("listbox").is_visible():  # a click during the expander's animation can miss
-            picker.press("ArrowDown")
-        page.get_by_role("listbox").wait_for()
+        for _ in range(5):  # a click during the expander's animation can miss: click again until the list opens
+            picker.click()
+            try:
+                page.get_by_role("listbox").wait_for(timeout=5_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        else:
+            raise AssertionError("the list of finished audits never opened")
         options = page.get_by_role("option")
         names = options.all_inner_texts()
         mine = [i for i, name in enumerate(names) if name.startswith(f"{tiny_bert_dir} · ")]

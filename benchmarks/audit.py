@@ -20,6 +20,7 @@ audit reads like any user's file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 METHODS = ("integrated_gradients", "lime", "occlusion")
 PARAMS = {"integrated_gradients": {"n_steps": 50}, "lime": {"n_samples": 1000}}
@@ -39,6 +41,8 @@ def _watch(stop: threading.Event, out: dict) -> None:
 
     me = psutil.Process()
     peak, cpu = 0, {}
+    before = me.cpu_times()  # imports and the model's loading are not the audit's work
+    base = before.user + before.system
     while True:
         total = 0
         for proc in [me, *me.children(recursive=True)]:
@@ -51,7 +55,7 @@ def _watch(stop: threading.Event, out: dict) -> None:
         peak = max(peak, total)
         if stop.wait(0.2):
             break
-    out.update(peak=peak, cpu=sum(cpu.values()))
+    out.update(peak=peak, cpu=sum(cpu.values()) - base)
 
 
 HELDOUT = 1000  # sentences in builtin:rt-heldout
@@ -76,17 +80,31 @@ def _data(n: int, folder: str):
     return read_data(path)
 
 
-def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int, rss_every: int = 0) -> dict:
+def _model_for(name: str, folder: str) -> str:
+    """The model to audit: a built-in name or folder, or "tiny": a 2-layer, 32-wide random BERT built here,
+    whose own cost is small enough that 10,000 texts take minutes and whybox's memory is what shows."""
+    if name != "tiny":
+        return name
+    from tests.conftest import build_tiny_bert
+
+    return str(build_tiny_bert(Path(folder) / "tiny-bert"))
+
+
+def one(
+    config: str, n: int, methods: tuple[str, ...], chunk_size: int, rss_every: int = 0, model: str = "sentiment"
+) -> dict:
+    from benchmarks.run import ForwardCounter
     from explainers.audit.engine import run_audit
     from explainers.audit.work import AuditSettings
     from explainers.loading import load_model
 
     tmp_data = tempfile.TemporaryDirectory()
     data = _data(n, tmp_data.name)
+    model = _model_for(model, tmp_data.name)
     params = {m: p for m, p in PARAMS.items() if m in methods}
     stop, seen = threading.Event(), {}
     watcher = threading.Thread(target=_watch, args=(stop, seen), daemon=True)
-    handle = load_model("sentiment") if not config.startswith("ray") else None  # Ray's workers load their own
+    handle = load_model(model) if not config.startswith("ray") else None  # Ray's workers load their own
     curve = []  # (texts done, resident MB of this process) every `rss_every` texts: flat or growing?
 
     def progress(p) -> None:
@@ -97,7 +115,8 @@ def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int, rss_ever
             print(json.dumps({"rss_curve": curve[-1]}), file=sys.stderr, flush=True)  # visible while it runs
 
     watcher.start()  # after loading: CPU seconds count the audit's work (memory stays resident anyway)
-    with tempfile.TemporaryDirectory() as tmp:
+    counter = ForwardCounter(handle.model) if handle is not None else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as tmp, counter:
         started = time.perf_counter()
         if config == "loop":
             per_text_loop(handle, [r.text for r in data.rows], methods, params)
@@ -105,7 +124,7 @@ def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int, rss_ever
             engine, workers = ("ray", int(config[3:])) if config.startswith("ray") else ("local", None)
             run_audit(
                 data,
-                AuditSettings("sentiment", methods, params),
+                AuditSettings(model, methods, params),
                 f"{tmp}/out",
                 handle=handle,
                 store_dir=f"{tmp}/store",
@@ -128,6 +147,17 @@ def one(config: str, n: int, methods: tuple[str, ...], chunk_size: int, rss_ever
         "texts_per_cpu_second": round(n / seen["cpu"], 3),
         "peak_mb": round(seen["peak"] / 2**20),
         "rss_curve": curve,
+        # what went through the model (in this process: not Ray's workers): on a CPU a row's cost is its
+        # padded tokens plus a call's overhead, so these bound what packing can gain over the loop
+        "model": None
+        if handle is None
+        else {
+            "calls": counter.calls,
+            "rows": counter.rows,
+            "gradient_rows": counter.grad_rows,
+            "tokens": counter.tokens,
+            "padded_tokens": counter.padded_tokens,
+        },
     }
 
 
@@ -167,6 +197,9 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads per process (0: torch's choice; 1 on a busy machine)"
     )
+    parser.add_argument(
+        "--memory-model", default="sentiment", help='model of the memory runs ("tiny": a small random BERT)'
+    )
     parser.add_argument("--rss-every", type=int, default=0, help="memory runs: print resident MB every N texts")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -178,7 +211,13 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.threads)
-        print(json.dumps(one(args.one, args.n, tuple(args.methods.split(",")), args.chunk_size, args.rss_every)))
+        print(
+            json.dumps(
+                one(
+                    args.one, args.n, tuple(args.methods.split(",")), args.chunk_size, args.rss_every, args.memory_model
+                )
+            )
+        )
         return
     if args.memory:
         runs = [("local", int(n), args.memory_methods) for n in args.memory.split(",")]
@@ -190,7 +229,8 @@ def main() -> None:
             if args.methods == ",".join(METHODS)
             else args.methods.replace(",", ", ")
         )
-    print(f"audit benchmark: default model 'sentiment', held-out sentences; {os.cpu_count()} cores")
+    model = args.memory_model if args.memory else "sentiment"
+    print(f"audit benchmark: model '{model}', held-out sentences; {os.cpu_count()} cores")
     print(
         f"methods: {methods}, + the full faithfulness suite on every explanation; chunk {args.chunk_size}; "
         f"torch threads {args.threads or 'default'}"
@@ -205,7 +245,7 @@ def main() -> None:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.audit", "--one", config, "--n", str(n), "--methods", run_methods]
             + ["--chunk-size", str(args.chunk_size), "--threads", str(args.threads)]
-            + ["--rss-every", str(args.rss_every)],
+            + ["--rss-every", str(args.rss_every), "--memory-model", model],
             capture_output=True,
             text=True,
         )
@@ -220,6 +260,13 @@ def main() -> None:
             f"{r['cpu_seconds']:>8.1f} {r['texts_per_cpu_second']:>11.3f} {r['peak_mb']:>8} {r['load']:>5}",
             flush=True,
         )
+        if r["model"]:
+            m = r["model"]
+            print(
+                f"  model: {m['calls']:,} calls, {m['rows']:,} rows ({m['gradient_rows']:,} with gradients), "
+                f"{m['tokens']:,} tokens, {m['padded_tokens']:,} with padding",
+                flush=True,
+            )
         if r["rss_curve"]:
             print("  resident MB by texts done: " + ", ".join(f"{d}: {mb}" for d, mb in r["rss_curve"]), flush=True)
     if "local" in rates and "loop" in rates:

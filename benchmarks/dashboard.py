@@ -24,7 +24,9 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
 import time
 
@@ -154,8 +156,12 @@ def fresh_session(browser, url: str, seed: int, preset: str):
     page.get_by_role("button", name="Explain", exact=True).wait_for(timeout=600_000)
     idle(page)
     if preset != "default":
-        with rerun(page):
-            page.get_by_test_id("stSidebar").get_by_text(preset.capitalize(), exact=True).click()
+        # Wait on the preset being chosen and no script running, not on seeing a rerun: a click during the
+        # page's first run restarts that run, which the run watcher may then not see start.
+        page.get_by_test_id("stSidebar").get_by_text(preset.capitalize(), exact=True).click()
+        presets = page.get_by_test_id("stSidebar").get_by_role("radiogroup", name="Preset")
+        presets.get_by_role("radio", name=preset.capitalize(), checked=True).wait_for(timeout=120_000)
+        idle(page)
     page.evaluate(WATCH_SCRIPT_STATE)
     page.evaluate(WATCH_CARDS)
     return page
@@ -261,6 +267,60 @@ def measure(repeats: int, cold_build: bool, reviews: int) -> tuple[dict[str, lis
     return dict(results), threads
 
 
+def engine_cpu(preset: str, threads: int, seeds: list[int]) -> list[float]:
+    """CPU seconds of whybox's engine alone for what one Explain of the dashboard runs: `explain` of each
+    default method with the preset's parameters on the same example, in a fresh process with the torch
+    threads the server's runs were given. A first run (another seed) warms it up, as the server was warm:
+    the leave-one-out memo then holds the example, as it does for the server's later runs."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.dashboard", "--engine-cpu", preset, "--threads", str(threads)]
+        + ["--seeds", ",".join(map(str, seeds))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _engine_cpu_here(preset: str, threads: int, seeds: list[int]) -> list[float]:
+    import torch
+
+    from explainers.loading import load_model
+    from explainers.methods import explain, preset_params
+
+    torch.set_num_threads(threads)
+    handle = load_model("sentiment")
+    times = []
+    for seed in [seeds[0] - 1, *seeds]:
+        started = time.process_time()
+        for method in DEFAULT_METHODS:
+            explain(handle, EXAMPLE, method, seed=seed, **preset_params(method, preset))
+        times.append(time.process_time() - started)
+    return times[1:]
+
+
+SERVER_OVER_ENGINE = 1.3  # issue 14: the dashboard's server CPU for an Explain, over the engine's for the same work
+
+
+def engine_against_server(table: dict, threads: int, repeats: int) -> dict:
+    """Per preset: the server's CPU seconds from Explain to the run's end (median) against the engine's
+    alone for the same methods, parameters and text (median of `repeats` runs)."""
+    presets = {}
+    for preset in ("quick", "default", "thorough"):
+        server = table.get(f"{preset}: Explain -> run ended", {}).get("server_cpu_s")
+        if server is None:
+            continue
+        engine = statistics.median(engine_cpu(preset, threads, list(range(1000, 1000 + repeats))))
+        presets[preset] = {"server_cpu_s": server, "engine_cpu_s": round(engine, 3), "ratio": round(server / engine, 2)}
+    return {"threads": threads, "presets": presets}
+
+
+def threads_of(said: list[str]) -> int:
+    """The torch threads most of the server's runs were given, from their status lines."""
+    counts = [int(m.group(1)) for line in said if (m := re.search(r"\((\d+) torch thread", line))]
+    return statistics.mode(counts) if counts else 1
+
+
 def uptime() -> str:
     return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -288,7 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reviews", type=int, default=0, help="also: fresh/cached Explain on N longer reviews")
     parser.add_argument("--skip-cold-build", action="store_true", help="do not wait for the ~80 s build")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--engine-cpu", default=None, help=argparse.SUPPRESS)  # the engine side, in its own process
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--seeds", default="1", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.engine_cpu:
+        print(json.dumps(_engine_cpu_here(args.engine_cpu, args.threads, [int(s) for s in args.seeds.split(",")])))
+        return 0
     load_before = uptime()
     results, threads = measure(args.repeats, not args.skip_cold_build, args.reviews)
     table = summary(results)
@@ -301,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         "text": EXAMPLE,
         "torch_threads_said": sorted(set(threads)),
     }
+    engine = engine_against_server(table, threads_of(threads), max(args.repeats, 1))
     if args.json:
-        print(json.dumps({"machine": machine, "dashboard": table}, indent=2))
+        print(json.dumps({"machine": machine, "dashboard": table, "server_vs_engine": engine}, indent=2))
         return 0
     print(
         f"dashboard, built-in sentiment, first example, methods {', '.join(DEFAULT_METHODS)}; "
@@ -314,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "" if row["target_s"] is None else f"<= {row['target_s']} s {'PASS' if row['pass'] else 'MISS'}"
         cpu = "" if row["server_cpu_s"] is None else f"{row['server_cpu_s']:.3f}"
         print(f"{name:40} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['max_s']:7.3f} {cpu:>12}  {verdict}")
+    print(f"\nserver CPU for an Explain against the engine's for the same work ({engine['threads']} torch thread(s))")
+    print(f"{'preset':10} {'server CPU s':>12} {'engine CPU s':>12} {'ratio':>6}  target <= {SERVER_OVER_ENGINE}x")
+    for preset, row in engine["presets"].items():
+        verdict = "PASS" if row["ratio"] <= SERVER_OVER_ENGINE else "MISS"
+        print(f"{preset:10} {row['server_cpu_s']:12.3f} {row['engine_cpu_s']:12.3f} {row['ratio']:6.2f}  {verdict}")
     return 0
 
 

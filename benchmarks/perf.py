@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from explainers.faithfulness import AOPC_BINS, RATIONALE_FRACTION, evaluate
+from explainers.limits import MAX_TOKEN_ROWS_ENV
 from explainers.methods import explain
 from explainers.precision import forward_precision
 
@@ -394,6 +395,10 @@ def parse_args(argv):
 
 def run(args) -> dict:
     notes: list[str] = [f"ferret: not measured: {FERRET}"]
+    # The same work on every side: without this, the token-row budget (explainers/limits.py) scales LIME's
+    # samples down at 512 tokens and whybox would run fewer rows than the limit and naive count.
+    os.environ[MAX_TOKEN_ROWS_ENV] = "0"
+    notes.append(f"{MAX_TOKEN_ROWS_ENV}=0: whybox's token-row budget is off, so it runs all the work asked for")
     load_start = os.getloadavg()
     handle = load_classifier(args.model, "cpu", notes)
     nm = NaiveModel(handle.model, handle.tokenizer, handle.task.name)

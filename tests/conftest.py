@@ -42,8 +42,9 @@ def _bpe_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory):
+def build_tiny_bert(path: Path) -> Path:
+    """A 2-layer, 32-wide BERT sentiment classifier with random weights, saved with a real tokenizer
+    (also used by benchmarks/audit.py, where a model's own cost would hide whybox's memory)."""
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
@@ -58,10 +59,14 @@ def tiny_bert_dir(tmp_path_factory):
         id2label={0: "negative", 1: "positive"},
         label2id={"negative": 0, "positive": 1},
     )
-    path = tmp_path_factory.mktemp("tiny-bert")
     BertForSequenceClassification(config).save_pretrained(path)
     _bert_tokenizer().save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

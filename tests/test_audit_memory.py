@@ -145,3 +145,22 @@ def test_large_blocks_stay_mapped_after_larger_ones_were_freed():
 
     assert mapped("glibc's default") == 0
     assert mapped("fixed") == 1
+
+
+def test_exported_results_gather_small_chunks_into_few_row_groups(tmp_path):
+    """Each chunk's few records used to become a row group of the exported file: 1,250 of them at 10,000
+    texts, whose metadata the writer and every reader (CSV export, summary) kept in memory."""
+    from explainers.audit.store import ROW_GROUP_ROWS, write_parquet_stream
+
+    schema = pa.schema([("row_id", pa.int64()), ("text", pa.string())])
+    batches = [
+        pa.record_batch(
+            [pa.array(range(k * 8, k * 8 + 8)), pa.array([f"t{i}" for i in range(k * 8, k * 8 + 8)])], schema=schema
+        )
+        for k in range(300)
+    ]
+    path = tmp_path / "results.parquet"
+    assert write_parquet_stream(path, iter(batches), schema) == 2400
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == -(-2400 // ROW_GROUP_ROWS)
+    assert pq.read_table(path).column("row_id").to_pylist() == list(range(2400))

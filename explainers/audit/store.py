@@ -114,13 +114,25 @@ class ResultStore:
                     yield batch.take(pa.array(keep, type=pa.int64())) if len(keep) < len(keys) else batch
 
 
+ROW_GROUP_ROWS = 2048  # records per row group of an exported file
+
+
 def write_parquet_stream(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> int:
-    """Write batches to one Parquet file without holding them all; returns the number of rows."""
+    """Write batches to one Parquet file without holding them all; returns the number of rows.
+    Small batches (a chunk's few records) are gathered into row groups of ROW_GROUP_ROWS: every row group
+    adds metadata that the writer and every reader keep in memory, which grew with the audit's size when
+    each chunk was a row group of its own."""
     rows = 0
     tmp = path.with_name(f".{path.name}.tmp")
+    pending: list[pa.RecordBatch] = []
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         for batch in batches:
-            writer.write_batch(batch)
+            pending.append(batch)
             rows += batch.num_rows
+            if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending))
+                pending = []
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending))
     os.replace(tmp, path)
     return rows

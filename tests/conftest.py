@@ -64,6 +64,18 @@ def build_tiny_bert(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's), one per test module; skipped where it or playwright is missing."""
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    from benchmarks.browser import CHROMIUM, chromium
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with chromium() as browser:
+        yield browser
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory):
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from benchmarks.browser import CHROMIUM, ROOT, chromium, dashboard_server, idle, painted, rerun
+from benchmarks.browser import ROOT, dashboard_server, idle, painted, rerun
 from explainers.builtin import DEFAULT_MODEL_ENV
 
 pytestmark = pytest.mark.browser
@@ -60,15 +60,6 @@ def finished_audit(tiny_bert, tiny_bert_dir):
     yield result
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(store, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    with chromium() as browser:
-        yield browser
 
 
 def test_a_finished_audit_renders_its_results(browser, finished_audit, tiny_bert_dir):

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from benchmarks.browser import CHROMIUM, LOOPBACK, ROOT, chromium, dashboard_server, idle, painted, rerun
+from benchmarks.browser import LOOPBACK, ROOT, dashboard_server, idle, painted, rerun
 
 pytestmark = pytest.mark.browser
 
@@ -29,15 +29,6 @@ MODEL_WAIT_MS = 600_000  # a cold cache builds the built-in model first (1-2 min
 def server():
     with dashboard_server() as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

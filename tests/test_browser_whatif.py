@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.browser import idle, painted, rerun
-from tests.test_browser import MODEL_WAIT_MS, browser, go_to, page, screenshot, server  # noqa: F401 (fixtures)
+from tests.test_browser import MODEL_WAIT_MS, go_to, page, screenshot, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -67,17 +67,6 @@ def report(tiny_bert, tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def browser():
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from benchmarks.browser import CHROMIUM, chromium
-
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed")
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.mark.parametrize("width", [1440, 390], ids=["desktop", "phone"])
 def test_nothing_in_the_report_is_wider_than_its_container(browser, report, width, tmp_path):
     context = browser.new_context(viewport={"width": width, "height": 900}, java_script_enabled=True)

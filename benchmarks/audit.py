@@ -4,9 +4,11 @@ faithfulness suite over N held-out sentences of the default model, and peak memo
     .venv/bin/python -m benchmarks.audit --n 200              # (a) local, (b) per-text loop, (c) Ray 1 and 2 workers
     .venv/bin/python -m benchmarks.audit --memory 200,10000   # the local engine's peak memory as N grows
 
-(b) is how ferret's `Benchmark.explain` + `evaluate_explanations` loop works, one text at a time, written over
-whybox's own single-text API: ferret-xai cannot be installed beside the pinned stack (it needs captum<0.8;
-whybox pins captum 0.9.0).
+(b) "loop" is how ferret's `Benchmark.explain` + `evaluate_explanations` loop works, one text at a time,
+written over whybox's own single-text API: ferret-xai cannot be installed beside the pinned stack (it needs
+transformers<5, captum<0.8, numpy<2). "ferret" is ferret 0.4.2 itself, in an environment of its own
+(`--ferret-python`; see benchmarks/ferret_loop.py), over the same texts and model, for IG and LIME (ferret has
+no occlusion explainer): `--configs local,ferret --methods integrated_gradients,lime`.
 Each configuration runs in its own process, with a fresh results store, so nothing is reused and
 peak memory (resident set of the process and its children, Ray workers included) is its own.
 
@@ -91,8 +93,17 @@ def _model_for(name: str, folder: str) -> str:
 
 
 def one(
-    config: str, n: int, methods: tuple[str, ...], chunk_size: int, rss_every: int = 0, model: str = "sentiment"
+    config: str,
+    n: int,
+    methods: tuple[str, ...],
+    chunk_size: int,
+    rss_every: int = 0,
+    model: str = "sentiment",
+    ferret_python: str | None = None,
+    threads: int = 0,
 ) -> dict:
+    if config == "ferret":
+        return ferret(ferret_python, n, methods, threads)
     from benchmarks.run import ForwardCounter
     from explainers.audit.engine import run_audit
     from explainers.audit.work import AuditSettings
@@ -161,6 +172,39 @@ def one(
     }
 
 
+def ferret(python: str | None, n: int, methods: tuple[str, ...], threads: int) -> dict:
+    """ferret's own loop (benchmarks/ferret_loop.py) in its own environment, over the same texts and model."""
+    from explainers.builtin import builtin_path
+
+    if not python:
+        raise SystemExit("the ferret configuration needs --ferret-python (see benchmarks/ferret_loop.py)")
+    if set(methods) != {"integrated_gradients", "lime"}:
+        raise SystemExit("ferret has IG and LIME of the issue's methods: use --methods integrated_gradients,lime")
+    job = {
+        "model": str(builtin_path("sentiment")),
+        "texts": [row.text for row in _data(n, "").rows],
+        "threads": threads,
+    }
+    script = Path(__file__).with_name("ferret_loop.py")
+    done = subprocess.run([python, str(script)], input=json.dumps(job), capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        raise SystemExit(f"ferret failed: {done.stderr.strip()[-2000:]}")
+    r = json.loads(lines[-1])
+    return {
+        "config": "ferret",
+        "texts": n,
+        "load": round(os.getloadavg()[0], 1),
+        "seconds": round(r["seconds"], 1),
+        "texts_per_second": round(n / r["seconds"], 3),
+        "cpu_seconds": round(r["cpu_seconds"], 1),
+        "texts_per_cpu_second": round(n / r["cpu_seconds"], 3),
+        "peak_mb": r["peak_mb"],
+        "rss_curve": [],
+        "model": r["model"],
+    }
+
+
 def per_text_loop(handle, texts, methods, params) -> None:
     """ferret's way: explain each text with each method, then evaluate each explanation on its own."""
     from explainers.faithfulness import evaluate
@@ -175,9 +219,18 @@ def per_text_loop(handle, texts, methods, params) -> None:
 LABELS = {
     "local": "(a) whybox local engine",
     "loop": "(b) per-text loop (ferret's way)",
+    "ferret": "(b) ferret 0.4.2's own loop",
     "ray1": "(c) Ray, 1 local worker",
     "ray2": "(c) Ray, 2 local workers",
 }
+
+
+def _environment(config: str) -> dict[str, str]:
+    """The engines run as `whybox audit` runs them (it restarts itself with huge pages: see
+    explainers/allocator.py); the per-text loop as a user's script would, with the environment as it is."""
+    from explainers.allocator import with_huge_pages
+
+    return (with_huge_pages(os.environ) if config in ("local", "ray1", "ray2") else None) or dict(os.environ)
 
 
 def _uptime() -> str:
@@ -203,6 +256,9 @@ def main() -> None:
     parser.add_argument("--rss-every", type=int, default=0, help="memory runs: print resident MB every N texts")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--ferret-python", default=None, help="python of an environment with ferret-xai, for --configs ...,ferret"
+    )
+    parser.add_argument(
         "--methods", default=",".join(METHODS), help="methods of the speed runs (default: the issue's mix)"
     )
     args = parser.parse_args()
@@ -214,7 +270,14 @@ def main() -> None:
         print(
             json.dumps(
                 one(
-                    args.one, args.n, tuple(args.methods.split(",")), args.chunk_size, args.rss_every, args.memory_model
+                    args.one,
+                    args.n,
+                    tuple(args.methods.split(",")),
+                    args.chunk_size,
+                    args.rss_every,
+                    args.memory_model,
+                    args.ferret_python,
+                    args.threads,
                 )
             )
         )
@@ -245,9 +308,11 @@ def main() -> None:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.audit", "--one", config, "--n", str(n), "--methods", run_methods]
             + ["--chunk-size", str(args.chunk_size), "--threads", str(args.threads)]
-            + ["--rss-every", str(args.rss_every), "--memory-model", model],
+            + ["--rss-every", str(args.rss_every), "--memory-model", model]
+            + (["--ferret-python", args.ferret_python] if args.ferret_python else []),
             capture_output=True,
             text=True,
+            env=_environment(config),
         )
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         if out.returncode or not lines:
@@ -269,9 +334,10 @@ def main() -> None:
             )
         if r["rss_curve"]:
             print("  resident MB by texts done: " + ", ".join(f"{d}: {mb}" for d, mb in r["rss_curve"]), flush=True)
-    if "local" in rates and "loop" in rates:
-        wall, cpu = (rates["local"][k] / rates["loop"][k] for k in (0, 1))
-        print(f"local / per-text loop: {wall:.2f}x by wall time, {cpu:.2f}x by CPU time (target: at least 3x)")
+    for baseline in ("loop", "ferret"):
+        if "local" in rates and baseline in rates:
+            wall, cpu = (rates["local"][k] / rates[baseline][k] for k in (0, 1))
+            print(f"local / {LABELS[baseline][4:]}: {wall:.2f}x by wall time, {cpu:.2f}x by CPU time (target: 3x)")
     print(f"after: {_uptime()}")
 
 

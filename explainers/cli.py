@@ -8,6 +8,7 @@ JSON output is strict: an undefined number is null, never NaN.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -448,9 +449,23 @@ def _log_to_file() -> None:
     logger.addHandler(handler)
 
 
+def _restart_with_huge_pages() -> None:
+    """Run this command again in a process whose glibc backs large blocks with huge pages (see
+    allocator.with_huge_pages): glibc reads its tunables only when a process starts. Where that cannot be
+    done, go on as we are: only speed depends on it."""
+    from .allocator import with_huge_pages
+
+    env = with_huge_pages(os.environ)
+    if env is not None:
+        with contextlib.suppress(OSError):
+            os.execve(sys.executable, [sys.executable, "-m", "explainers.cli", *sys.argv[1:]], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and getattr(args, "huge_pages", False):  # the command line, not a caller in Python
+        _restart_with_huge_pages()
     if getattr(args, "method", "absent") is None:
         from .methods import DEFAULT_METHODS
 

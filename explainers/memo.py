@@ -9,7 +9,6 @@ but not kept.
 
 from __future__ import annotations
 
-import ctypes
 import pickle
 import threading
 from collections import OrderedDict
@@ -75,35 +74,3 @@ class ByteLRU:
         with self._lock:
             self._items.clear()
             self.bytes = 0
-
-
-def release_free_memory() -> None:
-    """Hand memory that glibc keeps after frees back to the system. Texts of every length make tensors
-    of every shape, and glibc's per-thread arenas keep the freed blocks: a server's RSS crept up by
-    ~0.2 MB a request (100 MB over 600) with its caches holding 4 MB; trimmed, it levels off. Costs
-    microseconds; does nothing where libc is not glibc."""
-    global _trim
-    if _trim is None:
-        try:
-            _trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _trim = False
-    if _trim:
-        _trim(0)
-
-
-_trim = None
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
-LARGE_BLOCK_BYTES = 256 << 10
-
-
-def map_large_blocks() -> None:
-    """Serve allocations of 256 KB and more (tensors) from their own mappings, handed back when freed.
-    glibc raises this threshold as large blocks are freed (up to 32 MB), after which tensors come from
-    the heap, where freed blocks of every shape pile up: over an audit, its free space grew ~2.5 MB a
-    text and each chunk's peak with it (1.0 -> 1.27 GB over 192 texts); with the threshold fixed the
-    heap's free space stays ~3 MB. Process-wide; does nothing where libc is not glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
-    except (OSError, AttributeError):
-        pass

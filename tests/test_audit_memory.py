@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import os
+import platform
 import subprocess
 import sys
 import tracemalloc
@@ -111,7 +113,7 @@ def test_local_engine_hands_freed_memory_back_after_every_chunk(tiny_bert, tiny_
 
 MAPPED_AFTER_A_FREED_LARGER_BLOCK = """
 import ctypes, sys
-from explainers.memo import map_large_blocks
+from explainers.allocator import map_large_blocks
 FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in FIELDS.split()]
@@ -164,3 +166,55 @@ def test_exported_results_gather_small_chunks_into_few_row_groups(tmp_path):
     meta = pq.ParquetFile(path).metadata
     assert meta.num_row_groups == -(-2400 // ROW_GROUP_ROWS)
     assert pq.read_table(path).column("row_id").to_pylist() == list(range(2400))
+
+
+def test_audit_command_restarts_itself_with_huge_pages(monkeypatch, tmp_path):
+    """glibc reads its tunables only when a process starts, so `whybox audit` from the command line starts
+    again with huge pages added to what the user set; the restarted one, other commands and callers in
+    Python go on."""
+    from explainers import cli
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    started = []
+
+    def execve(path, args, env):
+        started.append((path, args, env["GLIBC_TUNABLES"]))
+        raise SystemExit(0)  # the new process takes over
+
+    monkeypatch.setattr(cli.os, "execve", execve)
+    missing = str(tmp_path / "missing.csv")
+    monkeypatch.setattr(sys, "argv", ["whybox", "audit", "--data", missing, "--limit", "3"])
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert started == [
+        (
+            sys.executable,
+            [sys.executable, "-m", "explainers.cli", "audit", "--data", missing, "--limit", "3"],
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1",
+        )
+    ]
+    monkeypatch.setenv("GLIBC_TUNABLES", started[0][2])  # the restarted process runs the audit
+    assert cli.main() == cli.EXIT_BAD_INPUT  # the missing file, said as for any audit
+    assert cli.main(["audit", "--data", missing]) == cli.EXIT_BAD_INPUT  # a caller in Python: no restart
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setattr(sys, "argv", ["whybox", "build-models", "--only", "no-such-model"])
+    assert cli.main() == cli.EXIT_BAD_INPUT  # other commands do not restart
+    assert len(started) == 1
+
+
+def test_restarted_audit_command_runs(tmp_path):
+    """The restart itself, in a real process: `python -m explainers.cli` finds the command again."""
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    run = subprocess.run(
+        [sys.executable, "-m", "explainers.cli", "audit", "--data", str(tmp_path / "missing.csv")],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "missing.csv" in run.stderr

@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=None, help="Ray actors (default: one per GPU, else 2)")
     p.add_argument("--chunk-size", type=int, default=8, help="texts per chunk written to the store")
     p.add_argument("--resume", action="store_true", help="continue the audit already in --out")
-    p.set_defaults(func=cmd_audit)
+    # thousands of texts through one process: its allocator's settings pay (explainers/allocator.py)
+    p.set_defaults(func=cmd_audit, huge_pages=True)
 
 
 DEFAULT_AUDIT_METHODS = ("integrated_gradients", "lime", "occlusion")

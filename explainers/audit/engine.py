@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..allocator import map_large_blocks, release_free_memory
 from ..errors import CancelledError, InputError
 from ..gateway import watching
-from ..memo import map_large_blocks, release_free_memory
 from .data import AuditData
 from .store import ResultStore, write_parquet_stream
 from .work import AuditSettings, explain_items, map_label, model_revision
@@ -146,7 +146,7 @@ def run_audit(
         )
     else:
         stopped = False
-        map_large_blocks()  # with the trim after each chunk, what keeps memory flat (see memo.py)
+        map_large_blocks()  # with the trim after each chunk, what keeps memory flat (see allocator.py)
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
             try:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..allocator import map_large_blocks, release_free_memory
 from ..errors import InputError
-from ..memo import map_large_blocks, release_free_memory
 from .work import AuditSettings, explain_items
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the explainers package
@@ -30,7 +30,7 @@ class _AuditWorker:
         settings = dict(settings, methods=tuple(settings["methods"]))
         self.settings = AuditSettings(**settings)
         self.handle = load_model(self.settings.model)
-        map_large_blocks()  # as the local engine does (see memo.py)
+        map_large_blocks()  # as the local engine does (see allocator.py)
 
     def __call__(self, batch: dict) -> dict:
         items = [json.loads(x) for x in batch["item"]]

@@ -384,6 +384,22 @@ def local_ray():
         ray.shutdown()
 
 
+def test_ray_workers_start_with_huge_pages(local_ray):
+    """As `whybox audit` restarts itself with glibc's huge pages, a Ray started for the run gives them to
+    its workers (explainers/allocator.py)."""
+    import os
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+
+    @local_ray.remote
+    def tunables() -> str:
+        return os.environ.get("GLIBC_TUNABLES", "")
+
+    assert "glibc.malloc.hugetlb=1" in local_ray.get(tunables.remote()).split(":")
+
+
 def test_ray_gives_the_local_results(local_ray, audited, tiny_bert_dir, tmp_path):
     data, local, _ = audited
     result = run_audit(

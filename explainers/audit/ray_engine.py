@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..allocator import map_large_blocks, release_free_memory
+from ..allocator import map_large_blocks, release_free_memory, with_huge_pages
 from ..errors import InputError
 from .work import AuditSettings, explain_items
 
@@ -56,16 +56,20 @@ def _connect(address: str | None, workers: int | None) -> bool:
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # keep Ray's own chatter off the progress bar
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # workers start with glibc's huge pages, as `whybox audit` restarts itself with them (allocator.py)
+    tunables = (with_huge_pages(os.environ) or os.environ).get("GLIBC_TUNABLES")
+    env_vars = {"GLIBC_TUNABLES": tunables} if tunables else {}
     if address:
         # a cluster gets this checkout's code; it must have whybox's dependencies installed
-        ray.init(address=address, runtime_env={"py_modules": [str(ROOT / "explainers")]}, log_to_driver=False)
+        runtime_env = {"py_modules": [str(ROOT / "explainers")], "env_vars": env_vars}
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
         ray.init(
             num_cpus=workers or os.cpu_count(),
             include_dashboard=False,
             log_to_driver=False,
             logging_level="ERROR",
-            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+            runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), **env_vars}},
         )
     return True
 

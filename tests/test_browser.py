@@ -190,7 +190,9 @@ def test_cards_stream_in_and_stop_keeps_what_finished(page, server):
         page.get_by_label("n_samples", exact=True).first.press("Enter")
     page.get_by_role("button", name="Explain", exact=True).click()
     page.get_by_role("button", name="Stop").wait_for(timeout=120_000)  # the run has started
-    page.get_by_test_id("stMetricLabel").get_by_text("Explained label").wait_for(timeout=120_000)  # before any card
+    page.get_by_test_id("stMetricLabel").get_by_text("Explained label").first.wait_for(
+        timeout=120_000
+    )  # before any card
     cards = page.locator(".whybox-heatmap", has_text="portrait")  # this text's cards (not the example's)
     cards.first.wait_for(timeout=120_000)  # a first card while others still run
     assert page.get_by_role("button", name="Stop").is_visible()

@@ -125,6 +125,11 @@ def one(
             curve.append((p.done, round(psutil.Process().memory_info().rss / 2**20)))
             print(json.dumps({"rss_curve": curve[-1]}), file=sys.stderr, flush=True)  # visible while it runs
 
+    estimate = None  # what the Audit page says before starting, against what the run takes
+    if config == "local":
+        from explainers.audit.engine import estimate_cost
+
+        estimate = estimate_cost(handle, data, AuditSettings(model, methods, params))
     watcher.start()  # after loading: CPU seconds count the audit's work (memory stays resident anyway)
     counter = ForwardCounter(handle.model) if handle is not None else contextlib.nullcontext()
     with tempfile.TemporaryDirectory() as tmp, counter:
@@ -158,6 +163,7 @@ def one(
         "texts_per_cpu_second": round(n / seen["cpu"], 3),
         "peak_mb": round(seen["peak"] / 2**20),
         "rss_curve": curve,
+        "estimate": estimate,
         # what went through the model (in this process: not Ray's workers): on a CPU a row's cost is its
         # padded tokens plus a call's overhead, so these bound what packing can gain over the loop
         "model": None
@@ -332,6 +338,9 @@ def main() -> None:
                 f"{m['tokens']:,} tokens, {m['padded_tokens']:,} with padding",
                 flush=True,
             )
+        if r.get("estimate"):
+            e = r["estimate"]
+            print(f"  estimated before starting: {e['seconds']:.0f} s, at most {e['rows']:,} rows", flush=True)
         if r["rss_curve"]:
             print("  resident MB by texts done: " + ", ".join(f"{d}: {mb}" for d, mb in r["rss_curve"]), flush=True)
     for baseline in ("loop", "ferret"):

@@ -184,7 +184,7 @@ def cost_summary(handle: ModelHandle) -> None:
         if lowered and not counted:  # per token: the passes of the scaled run
             cost = method.cost(n_tokens, used)
         counted = f"; {counted} as features" if counted else ""
-        lines.append(f"- {method.title}: {lowered}{_duration(seconds)} ({cost.describe()}{counted})")
+        lines.append(f"- {method.title}: {lowered}{duration(seconds)} ({cost.describe()}{counted})")
     budget = (
         f"\n\nScaled down to this server's budget of {token_row_budget(handle.device.type):,} token-rows per "
         "explanation: shorten the text for the full run."
@@ -194,12 +194,12 @@ def cost_summary(handle: ModelHandle) -> None:
     st.caption(
         f"Estimated time for {n_tokens} tokens on this {_device_name(handle)}:\n"
         + "\n".join(lines)
-        + f"\n\nAll together: {_duration(total)}. Measured on this model; refined by every run."
+        + f"\n\nAll together: {duration(total)}. Measured on this model; refined by every run."
         + budget
     )
     if total > SLOW_SECONDS:
         st.warning(
-            f"This will take {_duration(total)}: pick the Quick preset, fewer methods, or a shorter text for a demo."
+            f"This will take {duration(total)}: pick the Quick preset, fewer methods, or a shorter text for a demo."
         )
 
 
@@ -211,10 +211,13 @@ def _lowered(asked: dict, used: dict) -> str:
     return ""
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """An estimate's seconds as people say them (an audit's can be hours)."""
     if seconds < 1:
         return "under a second"
-    return f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min" if seconds < 90 * 60 else f"about {seconds / 3600:.1f} h"
 
 
 def _device_name(handle: ModelHandle) -> str:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from explainers.audit.data import parse_rationale, read_data
-from explainers.audit.engine import load_finished, run_audit
+from explainers.audit.engine import estimate_cost, load_finished, run_audit
 from explainers.audit.store import ResultStore
 from explainers.audit.summary import bootstrap_mean, reliability
 from explainers.audit.work import AuditSettings, map_label, rationale_words
@@ -370,6 +370,50 @@ def test_cli_audit_and_its_errors(tiny_bert_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("whybox: ") and "'text', 'label'" in err[-1] and "Traceback" not in "".join(err)
     assert main(common + ["--param", "lime.n_samples=5"]) == 2
+
+
+# ---- the estimate before starting ---------------------------------------------------------------------
+def test_estimate_bounds_the_rows_run_and_prices_them_at_the_measured_rates(tiny_bert, tiny_bert_dir, tmp_path):
+    """The page says "at most N model rows, about T": N must hold against the rows a real audit runs (counted
+    by a hook on the model), and T is each row's tokens at the rate the gateway measured for its method,
+    as the Explain page prices one text (it once timed one small batch instead: 7 min for a 1-2 min audit)."""
+    from explainers.faithfulness import AOPC_BINS, CURVE_STEPS
+    from explainers.methods import get_method
+
+    data = read_data(str(_csv(tmp_path)), label_column="label")
+    settings = AuditSettings(str(tiny_bert_dir), ("integrated_gradients", "occlusion", "lime"), PARAMS)
+    rates = {"forward": 1e-5, "integrated_gradients": 4e-5, "lime": 2e-5}
+    measured = tiny_bert.gateway._seconds_per_row_token
+    tiny_bert.gateway._seconds_per_row_token = dict(rates)
+    try:
+        cost = estimate_cost(tiny_bert, data, settings)
+    finally:
+        tiny_bert.gateway._seconds_per_row_token = measured  # the fixture's model serves other tests
+
+    lengths = [len(tiny_bert.tokenizer(r.text, truncation=True)["input_ids"]) for r in data.rows]
+    checks = 1 + 2 * (len(AOPC_BINS) + 1) + 2 * (CURVE_STEPS + 1)
+    expected = 0.0
+    for n in lengths:
+        expected += n * n * rates["forward"]
+        for method in settings.methods:
+            spec = get_method(method)
+            rows = spec.cost(n, spec.validate(PARAMS.get(method, {}))).rows
+            expected += rows * n * rates.get(method, rates["forward"]) + checks * n * rates["forward"]
+    assert cost["texts"] == len(data.rows)
+    assert cost["seconds"] == pytest.approx(expected, rel=1e-9)
+
+    ran = []
+    hook = tiny_bert.model.register_forward_pre_hook(
+        lambda _m, args, kwargs: ran.append(
+            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]).shape[0]
+        ),
+        with_kwargs=True,
+    )
+    try:
+        run_audit(data, settings, tmp_path / "out", handle=tiny_bert, store_dir=tmp_path / "store")
+    finally:
+        hook.remove()
+    assert 0 < sum(ran) <= cost["rows"]
 
 
 # ---- Ray --------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import streamlit as st
 
 from components import audit_view
 from dashboard import views
+from dashboard.sidebar import duration
 from dashboard.widgets import plain
 from explainers.audit.data import BUILTIN_SETS, columns_of, read_data
 from explainers.audit.engine import Progress, estimate_cost, load_finished, run_audit
@@ -129,11 +130,10 @@ def _estimate(key: str, _data, _settings) -> dict:
 
 
 cost = _estimate(key, data, settings)
-minutes = cost["seconds"] / 60
 st.caption(
-    f"**Estimated cost**: {cost['texts']:,} texts × {len(methods)} methods ≈ {cost['rows']:,} model rows, "
-    f"about {minutes:.0f} min here ({cost['rows_per_second']:.0f} rows/s measured now; texts already in the "
-    "results store are not recomputed). Model, seed and target come from the sidebar."
+    f"**Estimated cost**: {cost['texts']:,} texts × {len(methods)} methods, at most {cost['rows']:,} model rows, "
+    f"{duration(cost['seconds'])} here (at the speed measured on this model; texts already in the results "
+    "store are not recomputed). Model, seed and target come from the sidebar."
 )
 
 done_summary = load_finished(out_dir)

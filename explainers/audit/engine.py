@@ -283,28 +283,24 @@ def load_finished(out_dir) -> dict | None:
         return None
 
 
-def estimate_cost(handle, data: AuditData, settings: AuditSettings, sample: int = 32) -> dict:
-    """Model rows the audit will run (methods + faithfulness checks), and seconds at a speed measured
-    here by one batched prediction over a sample of the texts."""
+def estimate_cost(handle, data: AuditData, settings: AuditSettings) -> dict:
+    """Model rows the audit will run at most (methods + faithfulness checks; rows that repeat, as LIME's
+    samples of a short text do, are scored once), and the seconds they should take: what the Explain page
+    estimates for each text (explainers/methods.py: the rates measured on this model and device), summed."""
     from ..faithfulness import AOPC_BINS, CURVE_STEPS
-    from ..methods import METHODS
+    from ..methods import METHODS, estimated_seconds
 
     settings = settings.checked()
     texts = [row.text for row in data.rows]
     lengths = [len(ids) for ids in handle.tokenizer(texts, truncation=True, max_length=handle.max_tokens)["input_ids"]]
     checks_per_method = 1 + 2 * (len(AOPC_BINS) + 1) + 2 * (CURVE_STEPS + 1)  # upper bound (duplicates are scored once)
-    rows = 0
+    per_row_token = handle.gateway.seconds_per_row_token()
+    rows, seconds = 0, 0.0
     for n in lengths:
         rows += n  # one leave-one-out pass per text, shared by its methods
+        seconds += n * n * per_row_token
         for method in settings.methods:
-            rows += METHODS[method].estimate(n, settings.params.get(method)).rows + checks_per_method
-    probe = texts[:sample]
-    started = time.perf_counter()
-    handle.predict_proba(probe)
-    rows_per_second = len(probe) / max(time.perf_counter() - started, 1e-6)
-    return {
-        "texts": len(texts),
-        "rows": int(rows),
-        "rows_per_second": rows_per_second,
-        "seconds": rows / rows_per_second,
-    }
+            params = settings.params.get(method)
+            rows += METHODS[method].estimate(n, params).rows + checks_per_method
+            seconds += estimated_seconds(handle, method, n, params) + checks_per_method * n * per_row_token
+    return {"texts": len(texts), "rows": int(rows), "seconds": seconds}

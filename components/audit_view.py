@@ -39,6 +39,36 @@ def metric_intervals(summary: dict, metric: str) -> go.Figure:
     return fig
 
 
+def running_means_chart(running) -> go.Figure:
+    """An audit so far (summary.RunningMeans): each faithfulness metric's mean per method, a dot per method
+    on one row per metric, so that who leads where shows while it runs."""
+    from explainers.faithfulness import METRICS
+    from explainers.methods import METHODS
+
+    rows = [f"{METRICS[m].title} {METRICS[m].symbol}" for m in running.metrics]
+    fig = go.Figure()
+    for method, color in zip(running.methods, method_colors(len(running.methods))):
+        title = METHODS[method].title
+        fig.add_trace(
+            go.Scatter(
+                x=[running.mean(method, m) for m in running.metrics],
+                y=rows,
+                mode="markers",
+                name=title,
+                marker=dict(size=12, color=color),
+                hovertemplate=f"{title}: %{{x:.3f}}<extra>%{{y}}</extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"So far: the {running.texts:,} texts computed in this run (↑ higher / ↓ lower is better)",
+        height=120 + 34 * len(rows),
+        yaxis=dict(autorange="reversed"),
+        legend=dict(orientation="h", y=-0.15),
+        **LAYOUT,
+    )
+    return fig
+
+
 def ranking_chart(ranking: dict) -> go.Figure:
     rows = ranking["order"]
     fig = go.Figure(

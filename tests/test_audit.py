@@ -372,6 +372,46 @@ def test_cli_audit_and_its_errors(tiny_bert_dir, tmp_path, capsys):
     assert main(common + ["--param", "lime.n_samples=5"]) == 2
 
 
+# ---- while it runs -------------------------------------------------------------------------------------
+def test_progress_hands_over_each_record_once_and_the_running_means_are_the_results(tiny_bert, tiny_bert_dir, tmp_path):
+    """The Audit page draws what the texts computed so far say from the records each step hands over: every
+    record once, and at the end the running means are the means of the results file (pandas, independently)."""
+    from components.audit_view import running_means_chart
+    from explainers.audit.summary import RunningMeans
+
+    data = read_data(str(_csv(tmp_path)), label_column="label")
+    running, keys, seen_texts = RunningMeans(METHODS), [], []
+
+    def progress(p):
+        keys.extend(r["key"] for r in p.records)
+        running.add(p.records)
+        seen_texts.append(running.texts)
+
+    result = run_audit(
+        data,
+        _settings(tiny_bert_dir),
+        tmp_path / "out",
+        handle=tiny_bert,
+        store_dir=tmp_path / "store",
+        chunk_size=2,
+        progress=progress,
+    )
+    frame = pd.read_parquet(result.out_dir / "results.parquet")
+    assert sorted(keys) == sorted(frame["key"]) and len(set(keys)) == len(keys)
+    assert seen_texts[-1] == len(data.rows) and seen_texts == sorted(seen_texts)  # grows chunk by chunk
+    assert running.metrics == [m for m in result.summary["metrics"] if result.summary["metrics"][m]["faithfulness"]]
+    ok = frame[frame["error"].isna()]
+    for method in METHODS:
+        for metric in running.metrics:
+            expected = ok.loc[ok["method"] == method, metric].mean()
+            assert running.mean(method, metric) == pytest.approx(expected, rel=1e-9), (method, metric)
+    assert running.accuracy == pytest.approx(result.summary["prediction"]["accuracy"])
+    chart = running_means_chart(running)
+    assert [list(trace.x) for trace in chart.data] == [
+        [running.mean(m, metric) for metric in running.metrics] for m in METHODS
+    ]
+
+
 # ---- the estimate before starting ---------------------------------------------------------------------
 def test_estimate_bounds_the_rows_run_and_prices_them_at_the_measured_rates(tiny_bert, tiny_bert_dir, tmp_path):
     """The page says "at most N model rows, about T": N must hold against the rows a real audit runs (counted
@@ -414,6 +454,9 @@ def test_estimate_bounds_the_rows_run_and_prices_them_at_the_measured_rates(tiny
     finally:
         hook.remove()
     assert 0 < sum(ran) <= cost["rows"]
+    # what the store holds costs nothing: a second audit of the same texts has nothing left to compute
+    again = estimate_cost(tiny_bert, data, settings, ResultStore(tmp_path / "store"))
+    assert (again["stored"], again["rows"], again["seconds"]) == (len(data.rows), 0, 0.0)
 
 
 # ---- Ray --------------------------------------------------------------------------------------------------

@@ -35,7 +35,9 @@ def test_estimate_then_run_then_results(page, tiny_bert, tiny_bert_dir):
     estimate = next(c.value for c in page.caption if "Estimated cost" in c.value)
     data = read_data("builtin:rt-heldout", limit=10)
     rows = estimate_cost(tiny_bert, data, AuditSettings(str(tiny_bert_dir), METHODS))["rows"]
-    assert re.search(rf"10 texts × 2 methods, at most {rows:,} model rows, (under a second|about \d+ s) here", estimate)
+    assert re.search(
+        rf"10 texts to compute × 2 methods, at most {rows:,} model rows, (under a second|about \d+ s) here", estimate
+    )
 
     next(b for b in page.button if b.label == "Start audit").click().run()
     assert not page.exception, page.exception
@@ -46,3 +48,5 @@ def test_estimate_then_run_then_results(page, tiny_bert, tiny_bert_dir):
     assert accuracy.value == f"{summary['prediction']['accuracy']:.3f}"
     page.run()  # the page again: the finished audit is offered to open, not run again
     assert [b.label for b in page.button if b.label in ("Start audit", "Open audit")] == ["Open audit"]
+    estimate = next(c.value for c in page.caption if "Estimated cost" in c.value)
+    assert "0 texts to compute (10 of 10 already in the results store) × 2 methods, at most 0 model rows" in estimate

@@ -14,8 +14,9 @@ from dashboard import views
 from dashboard.sidebar import duration
 from dashboard.widgets import plain
 from explainers.audit.data import BUILTIN_SETS, columns_of, read_data
-from explainers.audit.engine import Progress, estimate_cost, load_finished, run_audit
-from explainers.audit.summary import TEXTS
+from explainers.audit.engine import Progress, default_store, estimate_cost, load_finished, run_audit
+from explainers.audit.store import ResultStore
+from explainers.audit.summary import TEXTS, RunningMeans
 from explainers.audit.work import AuditSettings
 from explainers.builtin import cache_dir
 from explainers.errors import WhyboxError
@@ -125,15 +126,17 @@ out_dir = AUDITS / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @st.cache_data(show_spinner="Estimating the cost…", max_entries=50)
-def _estimate(key: str, _data, _settings) -> dict:
-    return estimate_cost(handle, _data, _settings)
+def _estimate(key: str, store_parts: int, _data, _settings) -> dict:  # store_parts: a finished audit changes it
+    return estimate_cost(handle, _data, _settings, ResultStore(default_store()))
 
 
-cost = _estimate(key, data, settings)
+cost = _estimate(key, len(ResultStore(default_store()).part_files()), data, settings)
+to_compute = cost["texts"] - cost["stored"]
+stored = f" ({cost['stored']:,} of {cost['texts']:,} already in the results store)" if cost["stored"] else ""
 st.caption(
-    f"**Estimated cost**: {cost['texts']:,} texts × {len(methods)} methods, at most {cost['rows']:,} model rows, "
-    f"{duration(cost['seconds'])} here (at the speed measured on this model; texts already in the results "
-    "store are not recomputed). Model, seed and target come from the sidebar."
+    f"**Estimated cost**: {to_compute:,} texts to compute{stored} × {len(methods)} methods, at most "
+    f"{cost['rows']:,} model rows, {duration(cost['seconds'])} here (at the speed measured on this model). "
+    "Model, seed and target come from the sidebar."
 )
 
 done_summary = load_finished(out_dir)
@@ -150,15 +153,23 @@ elif start:
         help="Stops after the chunk in flight; what is done is kept, and Start continues from there.",
     )
     bar = st.progress(0.0, text="Starting…")
+    running, live = RunningMeans(methods), st.empty()  # what the texts computed so far say, chunk by chunk
 
     def show(p: Progress) -> None:
         rate = (p.done - p.reused) / p.elapsed if p.elapsed > 0 else 0.0
         eta = (p.total - p.done) / rate if rate > 0 else float("nan")
         eta_text = f", about {eta / 60:.1f} min left" if eta == eta else ""
         reused = f" ({p.reused:,} from the store)" if p.reused else ""
-        bar.progress(
-            p.done / max(p.total, 1), text=f"{p.done:,} of {p.total:,} texts{reused} · {rate:.2f} texts/s{eta_text}"
+        running.add(p.records)
+        accuracy = (
+            f" · accuracy so far {running.accuracy:.2f} on {running.labelled:,}" if running.accuracy is not None else ""
         )
+        bar.progress(
+            p.done / max(p.total, 1),
+            text=f"{p.done:,} of {p.total:,} texts{reused} · {rate:.2f} texts/s{eta_text}{accuracy}",
+        )
+        if running.texts:
+            live.plotly_chart(audit_view.running_means_chart(running))
 
     try:
         # Pressing Stop reruns the page, which interrupts this run between chunks; Start resumes it.
@@ -168,6 +179,7 @@ elif start:
         st.stop()
     stop_slot.empty()
     bar.empty()
+    live.empty()  # the results below replace it, with their intervals
     ss.audit_dir = str(out_dir)
 elif not done_summary and (out_dir / "audit.json").is_file():
     st.info("This audit was stopped before it finished: press **Start audit** to continue where it stopped.")

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +35,7 @@ class Progress:
     reused: int  # of `done`, texts whose records were all in the store already
     elapsed: float  # seconds since the run started computing
     message: str = ""
+    records: list[dict] = field(default_factory=list)  # those this step computed: for a view of the run so far
 
 
 ProgressFn = Callable[[Progress], None]
@@ -114,12 +115,7 @@ def run_audit(
     handle = handle or load_model(settings.model)
     if not handle.labels:  # the audit's tables are per label: a task with a fixed label set
         raise InputError(f"The audit explains classifiers; '{settings.model}' is a {handle.task.title.lower()}.")
-    settings = AuditSettings(
-        **(
-            settings.to_dict()
-            | {"methods": settings.methods, "revision": settings.revision or model_revision(settings.model, handle)}
-        )
-    )
+    settings = _with_revision(settings, handle)
     manifest = {"settings": settings.to_dict(), "data": _describe(data), "labels": handle.labels}
     _claim(out, manifest, resume)
     store = ResultStore(store_dir or default_store())
@@ -159,11 +155,11 @@ def run_audit(
                 stopped = True
                 break
             store.write(records)
-            del records
             # Each chunk's texts make tensors of new shapes; glibc keeps the freed blocks, and RSS grew
             # ~1.7 MB a text (1 GB at 400) with nothing of ours alive. Handing them back keeps it flat.
             release_free_memory()
-            report(Progress(done + start + len(chunk), total, done, time.perf_counter() - started))
+            report(Progress(done + start + len(chunk), total, done, time.perf_counter() - started, records=records))
+            del records
     computed = len(todo)
     if stopped:
         _write_manifest(out, manifest | {"status": "stopped"})
@@ -283,24 +279,36 @@ def load_finished(out_dir) -> dict | None:
         return None
 
 
-def estimate_cost(handle, data: AuditData, settings: AuditSettings) -> dict:
+def _with_revision(settings: AuditSettings, handle) -> AuditSettings:
+    """The settings with the model's revision, which every record's key holds."""
+    revision = settings.revision or model_revision(settings.model, handle)
+    return AuditSettings(**(settings.to_dict() | {"methods": settings.methods, "revision": revision}))
+
+
+def estimate_cost(handle, data: AuditData, settings: AuditSettings, store: ResultStore | None = None) -> dict:
     """Model rows the audit will run at most (methods + faithfulness checks; rows that repeat, as LIME's
     samples of a short text do, are scored once), and the seconds they should take: what the Explain page
-    estimates for each text (explainers/methods.py: the rates measured on this model and device), summed."""
+    estimates for each text (explainers/methods.py: the rates measured on this model and device), summed.
+    Records already in `store` cost nothing: "stored" counts the texts it holds whole."""
     from ..faithfulness import AOPC_BINS, CURVE_STEPS
     from ..methods import METHODS, estimated_seconds
 
-    settings = settings.checked()
+    settings = _with_revision(settings.checked(), handle)
+    have = store.keys() if store is not None else set()
     texts = [row.text for row in data.rows]
     lengths = [len(ids) for ids in handle.tokenizer(texts, truncation=True, max_length=handle.max_tokens)["input_ids"]]
     checks_per_method = 1 + 2 * (len(AOPC_BINS) + 1) + 2 * (CURVE_STEPS + 1)  # upper bound (duplicates are scored once)
     per_row_token = handle.gateway.seconds_per_row_token()
-    rows, seconds = 0, 0.0
-    for n in lengths:
+    rows, seconds, stored = 0, 0.0, 0
+    for row, n in zip(data.rows, lengths):
+        todo = [m for m in settings.methods if settings.key(row.text, m, row.rationale) not in have]
+        if not todo:
+            stored += 1
+            continue
         rows += n  # one leave-one-out pass per text, shared by its methods
         seconds += n * n * per_row_token
-        for method in settings.methods:
+        for method in todo:
             params = settings.params.get(method)
             rows += METHODS[method].estimate(n, params).rows + checks_per_method
             seconds += estimated_seconds(handle, method, n, params) + checks_per_method * n * per_row_token
-    return {"texts": len(texts), "rows": int(rows), "seconds": seconds}
+    return {"texts": len(texts), "stored": stored, "rows": int(rows), "seconds": seconds}

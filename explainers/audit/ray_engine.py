@@ -127,7 +127,7 @@ def run_ray(
             records = [json.loads(x) for x in batch["record"]]
             store.write(records)
             finished += len({(r["text"], r["rationale"]) for r in records})
-            progress(Progress(done + finished, total, done, time.perf_counter() - started))
+            progress(Progress(done + finished, total, done, time.perf_counter() - started, records=records))
             if should_stop():
                 return True
         return False

@@ -27,6 +27,45 @@ SHORTCUT_SHARE = 0.3  # a word strong for one label that occurs this often in th
 EXAMPLES = 10
 
 
+# ---- while it runs ------------------------------------------------------------------------------
+class RunningMeans:
+    """What an audit has found so far, fed each step's records while it runs: every faithfulness metric's
+    mean per method, and the accuracy on labelled texts. Sums and counts only: it holds nothing per text.
+    The summary's means (with their intervals) replace it when the audit finishes."""
+
+    def __init__(self, methods):
+        self.methods = list(methods)
+        self.metrics = [name for name, metric in METRICS.items() if metric.faithfulness]  # as the summary shows
+        self._sums: dict[tuple[str, str], float] = defaultdict(float)
+        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self.texts = self.labelled = self.correct = 0
+
+    def add(self, records) -> None:
+        texts = {}  # a text's records (one per method) come in the same step
+        for record in records:
+            texts.setdefault(record["row_id"], record)
+            if record.get("error"):
+                continue
+            for metric in self.metrics:
+                value = record.get(metric)
+                if value is not None and math.isfinite(value):
+                    self._sums[record["method"], metric] += value
+                    self._counts[record["method"], metric] += 1
+        for record in texts.values():
+            self.texts += 1
+            if record.get("label") is not None:
+                self.labelled += 1
+                self.correct += record["label"] == record["predicted"]
+
+    def mean(self, method: str, metric: str) -> float | None:
+        n = self._counts.get((method, metric), 0)
+        return self._sums[method, metric] / n if n else None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
 # ---- statistics --------------------------------------------------------------------------------
 def bootstrap_mean(values, seed: int = 0, n_boot: int = N_BOOT, level: float = 0.95) -> dict:
     """Mean of the non-missing values with a percentile bootstrap interval."""

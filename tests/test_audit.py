@@ -306,6 +306,52 @@ def test_stop_resume_and_reuse_without_duplicates(tiny_bert, tiny_bert_dir, tmp_
         )
 
 
+class _Interrupt(Exception):
+    """Stands for Streamlit's StopException, which a page's redraw raises when Stop was pressed."""
+
+
+def test_interrupt_between_model_batches_drops_the_chunk_in_flight_and_resume_completes(
+    tiny_bert, tiny_bert_dir, tmp_path
+):
+    """The Audit page stops within a model batch: `on_rows` runs after each batch (the page redraws there,
+    where Streamlit raises its stop). The interrupted chunk leaves nothing half-written; resume completes."""
+    data = read_data(str(_csv(tmp_path)), label_column="label")
+    settings = _settings(tiny_bert_dir, seed=3)
+    common = dict(handle=tiny_bert, store_dir=tmp_path / "store", chunk_size=2)
+    forwarded, reported = [], []
+    hook = tiny_bert.model.register_forward_pre_hook(
+        lambda _m, args, kwargs: forwarded.append(
+            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]).shape[0]
+        ),
+        with_kwargs=True,
+    )
+    finished_chunks = []
+
+    def on_rows(n):
+        reported.append(n)
+        if finished_chunks:  # in the second chunk, after a model batch
+            raise _Interrupt
+
+    try:
+        with pytest.raises(_Interrupt):
+            run_audit(
+                data,
+                settings,
+                tmp_path / "out",
+                on_rows=on_rows,
+                progress=lambda p: p.records and finished_chunks.append(p),
+                **common,
+            )
+    finally:
+        hook.remove()
+    assert 0 < sum(reported) <= sum(forwarded)  # batches report their rows (a text's own prediction does not)
+    assert len(ResultStore(tmp_path / "store").keys()) == 2 * len(METHODS)  # the first chunk only
+    again = run_audit(data, settings, tmp_path / "out", resume=True, **common)
+    assert again.status == "complete" and again.computed == len(TEXTS) - 2
+    keys = pd.read_parquet(again.out_dir / "results.parquet")["key"]
+    assert len(keys) == len(set(keys)) == len(TEXTS) * len(METHODS)
+
+
 def test_rationale_column_gives_plausibility(tiny_bert, tiny_bert_dir, tmp_path):
     from explainers.faithfulness import plausibility
 

@@ -4,6 +4,7 @@ each label, and which examples to look at. A finished audit is read back from di
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -150,30 +151,40 @@ elif start:
         "Stop",
         icon=":material/stop:",
         key="audit_stop",
-        help="Stops after the chunk in flight; what is done is kept, and Start continues from there.",
+        help="Stops within a model batch; finished chunks of texts are kept, and Start continues from there.",
     )
     bar = st.progress(0.0, text="Starting…")
     running, live = RunningMeans(methods), st.empty()  # what the texts computed so far say, chunk by chunk
+    shown = {"share": 0.0, "text": "Starting…", "rows": 0, "drawn": 0.0}
+
+    def draw() -> None:
+        rows = f" · {shown['rows']:,} of at most {cost['rows']:,} model rows"
+        bar.progress(shown["share"], text=shown["text"] + rows)
+        shown["drawn"] = time.perf_counter()
+
+    def rows_done(n: int) -> None:  # after each model batch: each redraw is where Streamlit's Stop takes effect
+        shown["rows"] += n
+        if time.perf_counter() - shown["drawn"] >= 0.5:
+            draw()
 
     def show(p: Progress) -> None:
         rate = (p.done - p.reused) / p.elapsed if p.elapsed > 0 else 0.0
         eta = (p.total - p.done) / rate if rate > 0 else float("nan")
-        eta_text = f", about {eta / 60:.1f} min left" if eta == eta else ""
+        speed = f" · {rate:.2f} texts/s, about {eta / 60:.1f} min left" if rate > 0 else ""  # once a chunk is done
         reused = f" ({p.reused:,} from the store)" if p.reused else ""
         running.add(p.records)
         accuracy = (
             f" · accuracy so far {running.accuracy:.2f} on {running.labelled:,}" if running.accuracy is not None else ""
         )
-        bar.progress(
-            p.done / max(p.total, 1),
-            text=f"{p.done:,} of {p.total:,} texts{reused} · {rate:.2f} texts/s{eta_text}{accuracy}",
-        )
+        shown["share"] = p.done / max(p.total, 1)
+        shown["text"] = f"{p.done:,} of {p.total:,} texts{reused}{speed}{accuracy}"
+        draw()
         if running.texts:
             live.plotly_chart(audit_view.running_means_chart(running))
 
     try:
-        # Pressing Stop reruns the page, which interrupts this run between chunks; Start resumes it.
-        result = run_audit(data, settings, out_dir, handle=handle, progress=show, resume=True)
+        # Pressing Stop reruns the page, which interrupts this run at its next redraw; Start resumes it.
+        result = run_audit(data, settings, out_dir, handle=handle, progress=show, on_rows=rows_done, resume=True)
     except WhyboxError as exc:
         st.error(plain(str(exc)))
         st.stop()

@@ -104,8 +104,11 @@ def run_audit(
     resume: bool = False,
     ray_address: str | None = None,
     workers: int | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> AuditResult:
-    """Audit `data` with `settings`; write results, summary and report into `out_dir`."""
+    """Audit `data` with `settings`; write results, summary and report into `out_dir`. `on_rows(n)` after each
+    model batch (local engine): progress within a chunk, and where a caller's own interrupt (Streamlit's Stop)
+    can take effect; the chunk in flight is then dropped, and `resume` computes it again."""
     if engine not in ENGINES:
         raise InputError(f"Unknown engine '{engine}': use {' or '.join(ENGINES)}.")
     from ..loading import load_model
@@ -147,7 +150,7 @@ def run_audit(
             chunk = todo[start : start + chunk_size]
             try:
                 # a stop asked mid-chunk ends its next model batch; the chunk is dropped, nothing half-written
-                with watching(should_stop=stop):
+                with watching(on_rows=on_rows, should_stop=stop):
                     if stop():
                         raise CancelledError("Stopped before it finished.")
                     records = explain_items(handle, settings, chunk)

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.run import ForwardCounter  # the benchmarks' forward hook: what went through the model
 from explainers.audit.data import parse_rationale, read_data
 from explainers.audit.engine import estimate_cost, load_finished, run_audit
 from explainers.audit.store import ResultStore
@@ -318,21 +319,14 @@ def test_interrupt_between_model_batches_drops_the_chunk_in_flight_and_resume_co
     data = read_data(str(_csv(tmp_path)), label_column="label")
     settings = _settings(tiny_bert_dir, seed=3)
     common = dict(handle=tiny_bert, store_dir=tmp_path / "store", chunk_size=2)
-    forwarded, reported = [], []
-    hook = tiny_bert.model.register_forward_pre_hook(
-        lambda _m, args, kwargs: forwarded.append(
-            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]).shape[0]
-        ),
-        with_kwargs=True,
-    )
-    finished_chunks = []
+    reported, finished_chunks = [], []
 
     def on_rows(n):
         reported.append(n)
         if finished_chunks:  # in the second chunk, after a model batch
             raise _Interrupt
 
-    try:
+    with ForwardCounter(tiny_bert.model) as forwarded:
         with pytest.raises(_Interrupt):
             run_audit(
                 data,
@@ -342,9 +336,7 @@ def test_interrupt_between_model_batches_drops_the_chunk_in_flight_and_resume_co
                 progress=lambda p: p.records and finished_chunks.append(p),
                 **common,
             )
-    finally:
-        hook.remove()
-    assert 0 < sum(reported) <= sum(forwarded)  # batches report their rows (a text's own prediction does not)
+    assert 0 < sum(reported) <= forwarded.rows  # batches report their rows (a text's own prediction does not)
     assert len(ResultStore(tmp_path / "store").keys()) == 2 * len(METHODS)  # the first chunk only
     again = run_audit(data, settings, tmp_path / "out", resume=True, **common)
     assert again.status == "complete" and again.computed == len(TEXTS) - 2
@@ -488,18 +480,9 @@ def test_estimate_bounds_the_rows_run_and_prices_them_at_the_measured_rates(tiny
     assert cost["texts"] == len(data.rows)
     assert cost["seconds"] == pytest.approx(expected, rel=1e-9)
 
-    ran = []
-    hook = tiny_bert.model.register_forward_pre_hook(
-        lambda _m, args, kwargs: ran.append(
-            (kwargs.get("input_ids") if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]).shape[0]
-        ),
-        with_kwargs=True,
-    )
-    try:
+    with ForwardCounter(tiny_bert.model) as ran:
         run_audit(data, settings, tmp_path / "out", handle=tiny_bert, store_dir=tmp_path / "store")
-    finally:
-        hook.remove()
-    assert 0 < sum(ran) <= cost["rows"]
+    assert 0 < ran.rows <= cost["rows"]
     # what the store holds costs nothing: a second audit of the same texts has nothing left to compute
     again = estimate_cost(tiny_bert, data, settings, ResultStore(tmp_path / "store"))
     assert (again["stored"], again["rows"], again["seconds"]) == (len(data.rows), 0, 0.0)

@@ -402,6 +402,8 @@ def test_cli_audit_and_its_errors(tiny_bert_dir, tmp_path, capsys):
     ]
     assert main(common + ["--label-column", "label"]) == 0
     assert (tmp_path / "out" / "report.html").is_file()
+    accuracy = json.loads((tmp_path / "out" / "summary.json").read_text())["prediction"]["accuracy"]
+    assert f"accuracy so far {accuracy:.2f}" in capsys.readouterr().err  # the progress line, as texts finish
     assert main(common) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert main(common[:-4] + ["--text-column", "review"]) == 2

@@ -82,13 +82,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     )
     from tqdm import tqdm
 
+    from .summary import RunningMeans
+
     bar = tqdm(total=len(data.rows), unit="text", file=sys.stderr, desc="audit", dynamic_ncols=True)
+    running = RunningMeans(methods)  # what the texts computed so far say, as the Audit page shows it
 
     def progress(p):
+        running.add(p.records)
+        notes = [f"{p.reused:,} from the store"] if p.reused else []
+        if running.accuracy is not None:
+            notes.append(f"accuracy so far {running.accuracy:.2f}")
+        bar.set_postfix_str(", ".join(notes), refresh=False)
         bar.total = p.total
         bar.update(p.done - bar.n)
-        if p.reused:
-            bar.set_postfix_str(f"{p.reused:,} from the store", refresh=False)
 
     try:
         result = run_audit(

@@ -14,7 +14,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from importlib import import_module
 from typing import Any
 
@@ -243,6 +242,26 @@ def get_method(name: str) -> Method:
 
 
 # ---- the context every method gets -----------------------------------------------------------------
+class computed_once:
+    """`functools.cached_property` without its lock. On Python 3.11 that lock is one RLock per
+    *class*, shared by every instance: a thread computing its own Context's `embeds` (which waits for
+    the gateway lock) blocked another thread that already held the gateway lock and wanted its own,
+    separate Context's `embeds` - a lock-order cycle that hung the server. A Context belongs to one
+    explanation in one thread, so computing a value twice cannot happen and no lock is needed."""
+
+    def __init__(self, func):
+        self.func, self.__doc__ = func, func.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)  # later reads find the instance's own
+        return value
+
+
 @dataclass
 class Context:
     handle: ModelHandle
@@ -257,11 +276,11 @@ class Context:
     def device(self) -> torch.device:
         return self.handle.device
 
-    @cached_property
+    @computed_once
     def ids(self) -> torch.Tensor:
         return torch.tensor([self.enc.ids], device=self.device)
 
-    @cached_property
+    @computed_once
     def baseline_ids(self) -> torch.Tensor:
         """Every content token replaced by the baseline token; special tokens kept."""
         token = self.handle.baseline_token_id(self.params.get("baseline", "auto"))
@@ -269,19 +288,19 @@ class Context:
         ids[0, self.content_mask] = token
         return ids
 
-    @cached_property
+    @computed_once
     def content_mask(self) -> torch.Tensor:
         return torch.tensor([not s for s in self.enc.special], device=self.device)
 
-    @cached_property
+    @computed_once
     def embeds(self) -> torch.Tensor:
         return self.handle.embed_ids(self.ids[0])
 
-    @cached_property
+    @computed_once
     def baseline_embeds(self) -> torch.Tensor:
         return self.handle.embed_ids(self.baseline_ids[0])
 
-    @cached_property
+    @computed_once
     def tail_embeds(self) -> torch.Tensor | None:
         """A causal LM's target continuation (teacher-forced), embedded once per explanation."""
         tail = list(self.target.token_ids[:-1])

@@ -17,8 +17,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from dashboard.examples import for_task
-from explainers.loading import load_model
 from explainers.methods import explain
+from explainers.models.loading import load_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,9 @@ import json
 import statistics
 import time
 
-from explainers.faithfulness import evaluate
-from explainers.loading import load_model
 from explainers.methods import METHODS, explain
+from explainers.metrics.faithfulness import evaluate
+from explainers.models.loading import load_model
 
 REVIEW = (
     "a gripping , funny and beautifully acted film , though the last half hour drags and the ending is far too neat ."

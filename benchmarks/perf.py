@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from explainers.faithfulness import AOPC_BINS, RATIONALE_FRACTION, evaluate
-from explainers.limits import MAX_TOKEN_ROWS_ENV
+from explainers.inference.precision import forward_precision
 from explainers.methods import explain
-from explainers.precision import forward_precision
+from explainers.metrics.faithfulness import AOPC_BINS, RATIONALE_FRACTION, evaluate
+from explainers.serving.limits import MAX_TOKEN_ROWS_ENV
 
 from . import naive
 from .naive import NaiveModel
@@ -322,7 +322,7 @@ def startup(model: str) -> dict:
     """Wall seconds of fresh `python -m explainers.cli` processes that never reach the engine, and
     whether they imported torch (they should not)."""
     probe = (
-        "import sys, time; t = time.perf_counter(); from explainers import cli; "
+        "import sys, time; t = time.perf_counter(); from explainers.cli import commands as cli; "
         "rc = None\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
         "print('TORCH', 'torch' in sys.modules, time.perf_counter() - t, file=sys.stderr)"
     )
@@ -345,7 +345,7 @@ def startup(model: str) -> dict:
     out["import torch + transformers alone"] = {"wall_s": time.perf_counter() - start, "imports_torch": True}
     # an explain call up to the engine: process start, arguments, imports, the model loaded (cached built-in)
     load = (
-        "import sys, time; from explainers import cli; "
+        "import sys, time; from explainers.cli import commands as cli; "
         f"args = cli.build_parser().parse_args(['explain', '--model', {model!r}, '--text', 'x']); "
         "cli._load(args); print('LOADED', file=sys.stderr)"
     )
@@ -362,7 +362,7 @@ def startup(model: str) -> dict:
 def precision_probe(handle, threads: int) -> dict:
     """The probe `--precision auto` runs at load, with the threads the tables use (two threads that
     wait on a busy machine's other processes would time the waiting)."""
-    from explainers.precision import probe
+    from explainers.inference.precision import probe
 
     torch.set_num_threads(threads)
     return probe(handle).to_dict() | {"threads": threads}

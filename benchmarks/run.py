@@ -32,10 +32,10 @@ from typing import Any
 import torch
 
 from explainers.errors import WhyboxError
-from explainers.faithfulness import evaluate
-from explainers.loading import load_model
 from explainers.methods import METHODS, explain
-from explainers.model import ModelHandle
+from explainers.metrics.faithfulness import evaluate
+from explainers.models.handle import ModelHandle
+from explainers.models.loading import load_model
 
 from . import naive
 from .naive import NaiveModel

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explainers.explanation import Explanation
-from explainers.narrative import shown
+from explainers.whatif.summary import shown
 
 # One colour convention for every view: red supports the target, blue speaks against it,
 # violet measures an unsigned amount (saliency, attention).

@@ -12,7 +12,7 @@ import re
 import unicodedata
 
 from explainers.explanation import Explanation
-from explainers.narrative import shown
+from explainers.whatif.summary import shown
 
 from .heatmap import MUTED, NEGATIVE, POSITIVE, TEXT_DARK, UNSIGNED, default_scale, hex_color, score_color, text_color
 

@@ -18,7 +18,7 @@ from dashboard import cold_start  # noqa: E402  (imports only streamlit)
 
 intro = cold_start.intro_while_starting()  # a new server: content at once, before the imports below
 
-from dashboard import links, phone, views  # noqa: E402
+from dashboard import links, models, phone, views  # noqa: E402
 from dashboard.sidebar import sidebar  # noqa: E402
 from dashboard.widgets import plain  # noqa: E402
 from explainers.errors import InternalError  # noqa: E402
@@ -40,7 +40,7 @@ PAGES = [
     st.Page("app_pages/guide.py", title="Guide", icon=":material/school:"),
 ]
 page = st.navigation(PAGES)
-cold_start.model_ready(intro, st.session_state.model)
+models.model_ready(intro, st.session_state.model)
 views.first_visit()  # while the default model builds, say what whybox is and show the build's progress
 with st.sidebar:
     sidebar()

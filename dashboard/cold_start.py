@@ -22,14 +22,14 @@ INTRO = (
 
 def starting() -> bool:
     """True while this process has not yet imported the pages' modules or taken its preloaded model."""
-    from explainers import preload
+    from explainers.serving import preload
 
     return "dashboard.views" not in sys.modules or preload.pending()
 
 
 def intro_while_starting():
     """A placeholder at the top of the main area, holding the title and what whybox does on a process that
-    is still starting (drawn at once); hand it to `model_ready`. Made on every run, filled or not, so that
+    is still starting (drawn at once); hand it to `models.model_ready`. Made on every run, filled or not, so that
     the page's elements keep their places from one run to the next (a placeholder that came and went would
     shift them, and the previous run's copies would linger beside the new ones until the run ended)."""
     slot = st.empty()
@@ -40,27 +40,6 @@ def intro_while_starting():
         st.markdown(INTRO)
         st.caption("Starting up: loading the model (once per server)…")
     return slot, True
-
-
-def model_ready(intro, name: str) -> None:
-    """When the intro was drawn, load the model under it (a built-in still to be built is left to
-    views.first_visit, which shows the build), then clear it."""
-    slot, drawn = intro
-    if not drawn:
-        return
-    from dashboard import models
-    from explainers.builtin import is_built, is_builtin
-    from explainers.errors import WhyboxError
-
-    try:
-        if not is_builtin(name) or is_built(name):
-            with slot.container():
-                st.title(TITLE)
-                st.markdown(INTRO)
-                models.get_model(name)
-    except WhyboxError:
-        pass  # the sidebar says what went wrong
-    slot.empty()
 
 
 # Imported on first use by the methods, the metrics and the pages: imported before the heap is frozen, so

@@ -13,13 +13,14 @@ import numpy as np
 import streamlit as st
 
 from components.heatmap import render_heatmap
-from dashboard import results, views, widgets
+from dashboard import results, shared_text, views
+from dashboard.links import CONTRAST_KIND
 from dashboard.widgets import plain
 from explainers.errors import InputError, WhyboxError
-from explainers.faithfulness import spearman
-from explainers.narrative import summarize
+from explainers.metrics.faithfulness import spearman
+from explainers.whatif.summary import summarize
 
-KIND = "contrast"
+KIND = CONTRAST_KIND  # its name in a link is the link's to own
 TITLE = "One text: plain vs rather than…"
 
 
@@ -35,7 +36,7 @@ def plain_vs_contrast(method: str) -> None:
     if not handle.task.contrast_formula:
         st.info("This model's task has no contrastive targets.")
         return
-    text = widgets.text_box("compare", "Text")
+    text = shared_text.text_box("compare", "Text")
     if "w_cmp_contrast" not in ss:
         ss.w_cmp_contrast = ss.get("cmp_contrast") or ss.get("contrast", "")  # a link's, else the sidebar's
     if handle.task.free_text_target:

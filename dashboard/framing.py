@@ -11,8 +11,8 @@ import streamlit as st
 
 from dashboard import widgets
 from explainers.methods import METHODS, estimated_seconds
-from explainers.model import ModelHandle
-from explainers.units import UNITS, features, segment, unit_cost
+from explainers.methods.units import UNITS, features, segment, unit_cost
+from explainers.models.handle import ModelHandle
 
 SEPARATOR = "separator"  # the unit choice that cuts the text at a string of the user's
 UNIT_CHOICES = (*UNITS, SEPARATOR)

@@ -15,16 +15,18 @@ import json
 
 import streamlit as st
 
-from dashboard import contrast_compare, framing, models
+from dashboard import framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
-from explainers.builtin import default_model
 from explainers.errors import WhyboxError
-from explainers.faithfulness import MODES
 from explainers.methods import DEFAULT_METHODS, METHODS
+from explainers.metrics.faithfulness import MODES
+from explainers.models.builtin import default_model
 
 # Rows x tokens a link may start by itself (the sidebar warns above the same figure): on a CPU about
 # a few seconds for a small model. Above it the page shows the estimate and waits for the button.
+CONTRAST_KIND = "contrast"  # Compare's plain-vs-contrastive view, as a link names it
+
 AUTORUN_TOKEN_ROWS = 100_000
 
 
@@ -241,6 +243,6 @@ def _compare_link() -> dict:
     if kind == "models" and ss.get("cmp_model"):
         target_b = {"cmp_target_b": ss.cmp_target_b} if ss.get("cmp_target_b") else {}
         return link | {"cmp_model": ss.cmp_model} | target_b
-    if kind == contrast_compare.KIND and ss.get("cmp_contrast"):
+    if kind == CONTRAST_KIND and ss.get("cmp_contrast"):
         return link | {"cmp_contrast": ss.cmp_contrast}
     return link

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.cold_start import settle_heap
-from explainers.builtin import default_model
+from dashboard import examples
+from dashboard.cold_start import INTRO, TITLE, settle_heap
+from dashboard.widgets import current_text
 from explainers.errors import ModelLoadError, WhyboxError
-from explainers.loading import load_model
-from explainers.model import ModelHandle
-from explainers.preload import take_preloaded
+from explainers.models.builtin import default_model, is_built, is_builtin
+from explainers.models.handle import ModelHandle
+from explainers.models.loading import load_model
+from explainers.serving.preload import take_preloaded
 
 ALLOW_CUSTOM_ENV = "WHYBOX_ALLOW_CUSTOM_MODELS"
 ALLOWED_MODELS_ENV = "WHYBOX_ALLOWED_MODELS"  # the operator's list: names, hub ids or folders (and what is below)
@@ -21,7 +23,7 @@ ALLOWED_MODELS_ENV = "WHYBOX_ALLOWED_MODELS"  # the operator's list: names, hub 
 
 def builtin_catalog() -> dict:
     """Built-in models: name -> BuiltinModel(name, task, description, source)."""
-    from explainers.builtin import BUILTIN_MODELS
+    from explainers.models.builtin import BUILTIN_MODELS
 
     return BUILTIN_MODELS
 
@@ -66,7 +68,7 @@ def get_model(name: str) -> ModelHandle:
     if not model_allowed(name):
         raise ModelLoadError("This server only serves its built-in models (WHYBOX_ALLOW_CUSTOM_MODELS is off).")
     if name in builtin_catalog():
-        from explainers.builtin import builtin_path
+        from explainers.models.builtin import builtin_path
 
         slot = st.empty()
         try:
@@ -97,11 +99,40 @@ def switch_model(name: str) -> str | None:
     except WhyboxError as exc:
         return str(exc)
     if name != st.session_state.model:
-        from dashboard.widgets import follow_model
-
         follow_model(_task_of(st.session_state.model), get_model(name).task)
         st.session_state.model = name
         st.session_state.target = ""  # a label or continuation of the previous model
         for key in ("w_target_label", "w_target_text"):
             st.session_state.pop(key, None)
     return None
+
+
+def follow_model(old_task, new_task) -> None:
+    """After a model switch: an example of the old model's task left untouched in a text box becomes an
+    example of the new task (a movie review means nothing to a language model). Typed text stays."""
+    ss = st.session_state
+    current = current_text()
+    new = examples.follow_model(current, old_task, new_task)
+    if new is not None:
+        ss.text = ss.w_text = new
+    # Compare's two texts, as a pair, when neither was touched
+    new_a = examples.follow_model(ss.get("w_cmp_a", ""), old_task, new_task)
+    if "w_cmp_a" in ss and new_a and examples.follow_model(ss.get("w_cmp_b", ""), old_task, new_task):
+        ss.w_cmp_a, ss.w_cmp_b = new_a, examples.for_task(new_task)[new_a]
+
+
+def model_ready(intro, name: str) -> None:
+    """When the intro was drawn, load the model under it (a built-in still to be built is left to
+    views.first_visit, which shows the build), then clear it."""
+    slot, drawn = intro
+    if not drawn:
+        return
+    try:
+        if not is_builtin(name) or is_built(name):
+            with slot.container():
+                st.title(TITLE)
+                st.markdown(INTRO)
+                get_model(name)
+    except WhyboxError:
+        pass  # the sidebar says what went wrong
+    slot.empty()

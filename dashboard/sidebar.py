@@ -7,9 +7,9 @@ import streamlit as st
 from dashboard import framing, models, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.limits import SCALABLE, token_row_budget
 from explainers.methods import METHODS, PRESETS, Param, budgeted_params
-from explainers.model import ModelHandle
+from explainers.models.handle import ModelHandle
+from explainers.serving.limits import SCALABLE, token_row_budget
 
 CUSTOM = "__custom__"
 SLOW_SECONDS = 20  # estimated seconds above which the sidebar suggests the quick preset

@@ -6,11 +6,11 @@ import streamlit as st
 
 from components.bertviz_html import MissingAssetsError, attention_html, neuron_view_html
 from components.charts import attention_heatmap, shown_attention
-from dashboard import results, views, widgets
+from dashboard import results, shared_text, views
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.loading import resolve_model_source
 from explainers.methods import attention_rollout
+from explainers.models.loading import resolve_model_source
 
 HEAD_VIEW_TOKENS = 128  # BertViz draws one line per token pair: past these, the tab crawls
 MODEL_VIEW_TOKENS = 64
@@ -26,7 +26,7 @@ st.warning(
 )
 
 handle = views.model()
-text = widgets.text_expander("attention")
+text = shared_text.text_expander("attention")
 if not views.check_text(handle, text):
     st.stop()
 enc = handle.encode(text)

@@ -15,13 +15,13 @@ from dashboard import views
 from dashboard.sidebar import duration
 from dashboard.widgets import plain
 from explainers.audit.data import BUILTIN_SETS, columns_of, read_data
-from explainers.audit.engine import Progress, default_store, estimate_cost, load_finished, run_audit
+from explainers.audit.engine import default_store, estimate_cost, load_finished, run_audit
 from explainers.audit.store import ResultStore
 from explainers.audit.summary import TEXTS, RunningMeans
-from explainers.audit.work import AuditSettings
-from explainers.builtin import cache_dir
+from explainers.audit.work import AuditSettings, Progress
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
+from explainers.models.builtin import cache_dir
 
 AUDITS = cache_dir() / "audits"
 AUDIT_METHODS = [m for m in METHODS if METHODS[m].family != "attention"]  # attention is not an explanation to score

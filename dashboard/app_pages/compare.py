@@ -6,12 +6,12 @@ import streamlit as st
 
 from components.charts import comparison_chart, probability_chart
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import contrast_compare, examples, links, models, results, views, widgets
+from dashboard import contrast_compare, examples, links, models, results, shared_text, views, widgets
 from dashboard.widgets import plain
-from explainers.compare import align_words
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
-from explainers.narrative import summarize
+from explainers.metrics.compare import align_words
+from explainers.whatif.summary import summarize
 
 ss = st.session_state
 
@@ -108,7 +108,7 @@ if kind == "texts":
     text_b = right.text_area("Text B (edit it)", key="w_cmp_b", height=100)
     sides = [(ss.model, text_a), (ss.model, text_b)]
 else:
-    text = widgets.text_box("compare", "Text")
+    text = shared_text.text_box("compare", "Text")
     other = st.selectbox(
         "Second model",
         options,

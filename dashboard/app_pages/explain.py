@@ -4,12 +4,12 @@ import streamlit as st
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import downloads, models, results, views, widgets
+from dashboard import downloads, models, results, shared_text, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.narrative import summarize
-from explainers.remedies import remedies
+from explainers.methods.remedies import remedies
+from explainers.whatif.summary import summarize
 
 st.title("Why did the model say that?")
 st.caption(
@@ -18,7 +18,7 @@ st.caption(
 )
 
 views.model()
-widgets.text_box("explain")
+shared_text.text_box("explain")
 if generate_and_explain(views.model(), widgets.current_text()):  # issue 11: generated tokens
     st.stop()
 explain_column, stop_column = st.columns([1, 7], gap="small")

@@ -5,9 +5,9 @@ import streamlit as st
 
 from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
-from dashboard import downloads, models, results, views, widgets
+from dashboard import downloads, models, results, shared_text, views, widgets
 from dashboard.widgets import plain
-from explainers.faithfulness import (
+from explainers.metrics.faithfulness import (
     CURVE_METRICS,
     MODES,
     PLAUSIBILITY,
@@ -16,7 +16,7 @@ from explainers.faithfulness import (
     mode_dependence,
     plausibility,
 )
-from explainers.narrative import faithfulness_verdict
+from explainers.whatif.summary import faithfulness_verdict
 
 st.title("Faithfulness: which explanation should I trust?")
 st.caption(
@@ -26,7 +26,7 @@ st.caption(
 )
 
 views.model()
-widgets.text_expander("faithfulness")
+shared_text.text_expander("faithfulness")
 left, right = st.columns([1, 2], vertical_alignment="bottom")
 pressed = left.button("Explain and check", type="primary", icon=":material/fact_check:")
 mode = right.segmented_control(

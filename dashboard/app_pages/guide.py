@@ -7,8 +7,8 @@ import streamlit as st
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import plain
 from explainers.conventions import conventions
-from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
 from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
+from explainers.metrics.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
 
 st.title("Guide")
 st.markdown(

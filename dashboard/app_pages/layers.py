@@ -3,10 +3,10 @@
 import streamlit as st
 
 from components.layers_view import lens_report_html, render_lens
-from dashboard import views, widgets
+from dashboard import shared_text, views
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.layers import logit_lens
+from explainers.inside.lens import logit_lens
 
 st.title("Inside the layers")
 st.caption(
@@ -16,7 +16,7 @@ st.caption(
 )
 
 handle = views.model()
-text = widgets.text_expander("layers")
+text = shared_text.text_expander("layers")
 target = st.session_state.get("target", "")
 contrast = st.text_input(
     "Follow a second answer too (optional)",

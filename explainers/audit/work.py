@@ -9,20 +9,36 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, WhyboxError
-from ..faithfulness import evaluate, plausibility
-from ..length_defaults import params_for_length
-from ..methods import METHODS, explain, get_method
-from ..packing import pack
-from .store import METRIC_COLUMNS, PLAUSIBILITY_COLUMNS, record_key
+from explainers.audit.store import METRIC_COLUMNS, PLAUSIBILITY_COLUMNS, record_key
+from explainers.errors import InputError, WhyboxError
+from explainers.inference.packing import pack
+from explainers.methods import METHODS, explain, get_method
+from explainers.methods.length_defaults import params_for_length
+from explainers.metrics.faithfulness import evaluate, plausibility
 
 MODES = ("delete", "mask")
+
+
+@dataclass
+class Progress:
+    """How far an audit is, told to the caller by every engine after each step."""
+
+    done: int  # texts finished (computed now or found in the store)
+    total: int
+    reused: int  # of `done`, texts whose records were all in the store already
+    elapsed: float  # seconds since the run started computing
+    message: str = ""
+    records: list[dict] = field(default_factory=list)  # those this step computed: for a view of the run so far
+
+
+ProgressFn = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,7 @@ def rationale_json(rationale: tuple | None) -> str | None:
 def model_revision(name: str, handle=None) -> str:
     """What identifies the weights behind `name`: a built-in's recipe folder, a local folder's file
     fingerprint, or a hub commit; results are reused only for the same revision."""
-    from .. import builtin
+    from explainers.models import builtin
 
     if builtin.is_builtin(name):
         return Path(builtin.builtin_path(name)).name  # the folder is named after the recipe's hash

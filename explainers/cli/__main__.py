@@ -1,0 +1,5 @@
+import sys
+
+from explainers.cli.commands import main
+
+sys.exit(main())

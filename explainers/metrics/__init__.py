@@ -1,0 +1,1 @@
+"""Metrics: faithfulness metric objects (classification and generated text), agreement between explanations."""

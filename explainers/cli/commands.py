@@ -20,7 +20,7 @@ from explainers.models.builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_
 
 EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: dashboard/app.py is there
 
 
 def _parse_params(pairs: list[str]) -> dict:

@@ -147,7 +147,7 @@ def test_run_preloads_the_model_and_starts_streamlit_on_the_app(monkeypatch, tin
 
     from streamlit.web import cli as streamlit_cli
 
-    from explainers.cli.commands import ROOT
+    from tests.support import ROOT as ROOT_OF_REPO
 
     seen = {}
     monkeypatch.setattr(streamlit_cli, "main", lambda: seen.update(argv=list(sys.argv)) or 0)
@@ -158,5 +158,5 @@ def test_run_preloads_the_model_and_starts_streamlit_on_the_app(monkeypatch, tin
     assert main(["run", "--port", "8765", "--model", tiny_bert_dir.name]) == 0
     absolute = str(tiny_bert_dir.resolve())
     assert os.environ["WHYBOX_DEFAULT_MODEL"] == absolute and seen["preloaded"] == absolute
-    assert seen["argv"][:3] == ["streamlit", "run", str(ROOT / "dashboard" / "app.py")]
+    assert seen["argv"][:3] == ["streamlit", "run", str(ROOT_OF_REPO / "dashboard" / "app.py")]
     assert seen["argv"][seen["argv"].index("--server.port") + 1] == "8765"

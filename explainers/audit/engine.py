@@ -20,6 +20,7 @@ from ..allocator import map_large_blocks, release_free_memory
 from ..errors import CancelledError, InputError
 from ..gateway import watching
 from .data import AuditData
+from .spreadsheet import neutralise_frame
 from .store import ResultStore, write_parquet_stream
 from .work import AuditSettings, explain_items, map_label, model_revision
 
@@ -221,12 +222,14 @@ def _write_csv(parquet: Path, csv_path: Path) -> None:
         frame = batch.to_pandas()
         for column in ("probs", "words", "word_scores"):
             frame[column] = [None if v is None else json.dumps(list(v), ensure_ascii=False) for v in frame[column]]
-        frame.to_csv(tmp, mode="w" if first else "a", header=first, index=False)
+        frame = neutralise_frame(frame)  # a text starting with '=' must not run in a spreadsheet
+        # RFC 4180's line ends: with them, a text holding a lone carriage return is quoted, not split
+        frame.to_csv(tmp, mode="w" if first else "a", header=first, index=False, lineterminator="\r\n")
         first = False
     if first:  # no rows: still a CSV with its header
         import pandas as pd
 
-        pd.DataFrame(columns=pq.read_schema(parquet).names).to_csv(tmp, index=False)
+        pd.DataFrame(columns=pq.read_schema(parquet).names).to_csv(tmp, index=False, lineterminator="\r\n")
     os.replace(tmp, csv_path)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -121,3 +122,45 @@ def test_a_missing_column_names_the_first_few_and_the_count(tmp_path):
     path.write_text("text,label\nok,1\n")
     with pytest.raises(InputError, match=r"its columns are: 'text', 'label'\.$"):
         read_data(str(path), label_column="gold")
+
+
+# ---- 4. a huge text is read only as far as the model reads ------------------------------------------------------
+class _CountingTokenizer:
+    """The handle's tokenizer, recording how many characters each call hands it."""
+
+    def __init__(self, tok):
+        self._tok, self.chars = tok, []
+
+    def __call__(self, text, *args, **kwargs):
+        self.chars.append(sum(map(len, text)) if isinstance(text, list) else len(text))
+        return self._tok(text, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tok, name)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_gpt2"])
+def test_a_huge_text_is_tokenized_only_as_far_as_the_model_reads(request, monkeypatch, fixture):
+    handle = request.getfixturevalue(fixture)
+    tok = handle.tokenizer
+    text = "the plot is thin and the jokes fall flat . " * 50_000  # 2.2 MB
+    counting = _CountingTokenizer(tok)
+    monkeypatch.setattr(handle, "tokenizer", counting)
+    enc = handle.encode(text)
+    target = None if fixture == "tiny_bert" else handle.resolve_target(enc)  # an LM's view needs a token
+    probs = handle.predict_proba([text, "fine film"], target)
+    assert max(counting.chars) < 50_000 + len("fine film")  # never the whole text
+    monkeypatch.setattr(handle, "tokenizer", tok)
+    # the same tokens, words and probabilities as the tokenizer's own truncation of the whole text
+    whole = tok(text, truncation=True, max_length=handle.max_tokens, return_offsets_mapping=True)
+    assert enc.ids == whole["input_ids"] and enc.truncated
+    kept = [o for o in whole["offset_mapping"] if o[1] > o[0]]
+    assert "".join(enc.words) == "".join(text[kept[0][0] : kept[-1][1]].split())
+    expected = handle.task.class_probabilities(
+        handle.score_ids([tuple(whole["input_ids"])], handle.task.target_for_class_view(target))
+    )
+    np.testing.assert_allclose(probs[0], expected[0], atol=1e-6)
+    short = handle.encode("a short text .")  # a text the model reads whole is not marked truncated
+    assert not short.truncated and short.ids == tok("a short text .")["input_ids"]
+    just_over = "film " * (handle.max_tokens + 1)  # one token over, under the first prefix's length
+    assert handle.encode(just_over).truncated

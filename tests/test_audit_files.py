@@ -164,3 +164,75 @@ def test_a_huge_text_is_tokenized_only_as_far_as_the_model_reads(request, monkey
     assert not short.truncated and short.ids == tok("a short text .")["input_ids"]
     just_over = "film " * (handle.max_tokens + 1)  # one token over, under the first prefix's length
     assert handle.encode(just_over).truncated
+
+
+# ---- 10. the summary does not depend on the order records arrive in ----------------------------------------------
+def test_summary_is_identical_whatever_order_the_records_arrive_in(tiny_bert, tiny_bert_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from explainers.audit.summary import summarize
+
+    texts = [
+        "a gripping , funny and beautifully acted film .",
+        "the plot is thin and the jokes fall flat .",
+        "one of the best movies of the year , full of heart .",
+        "dull , lifeless and far too long .",
+        "a film , a plot , a heart .",
+        "the jokes are funny and the plot is fine .",
+    ] * 2  # repeated words: several terms per streamed sum
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        "".join(json.dumps({"text": t, "label": ["positive", "negative"][i % 2]}) + "\n" for i, t in enumerate(texts))
+    )
+    result = run_audit(
+        read_data(str(path), label_column="label"),
+        AuditSettings(str(tiny_bert_dir), ("occlusion", "leave_one_out", "lime"), {"lime": {"n_samples": 20}}),
+        tmp_path / "out",
+        handle=tiny_bert,
+        store_dir=tmp_path / "store",
+    )
+    table = pq.read_table(result.out_dir / "results.parquet")
+    labels, methods = tiny_bert.labels, ["occlusion", "leave_one_out", "lime"]
+    summaries = []
+    for seed in (1, 2, 3):
+        order = np.random.default_rng(seed).permutation(len(table))
+        shuffled = tmp_path / f"shuffled{seed}" / "results.parquet"
+        shuffled.parent.mkdir()
+        pq.write_table(table.take(order), shuffled)
+        summaries.append(json.dumps(summarize(shuffled, labels, methods, seed=0), sort_keys=True))
+    mine = dict(result.summary)
+    mine.pop("settings"), mine.pop("data"), mine.pop("records")
+    assert summaries[0] == summaries[1] == summaries[2] == json.dumps(mine, sort_keys=True)
+
+
+@pytest.mark.slow
+def test_ray_and_local_write_the_same_summary(tiny_bert, tiny_bert_dir, tmp_path):
+    pytest.importorskip("ray")
+    from explainers.audit.ray_engine import _connect
+
+    texts = [
+        "a gripping , funny and beautifully acted film .",
+        "the plot is thin and the jokes fall flat .",
+        "one of the best movies of the year , full of heart .",
+        "dull , lifeless and far too long .",
+        "a film , a plot , a heart .",
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": str(i % 2)}) + "\n" for i, t in enumerate(texts)))
+    data = read_data(str(path), label_column="label")
+    settings = AuditSettings(str(tiny_bert_dir), ("occlusion", "leave_one_out"), {})
+    local = run_audit(data, settings, tmp_path / "local", handle=tiny_bert, store_dir=tmp_path / "s1", chunk_size=2)
+    started = _connect(None, 2)
+    try:
+        ray = run_audit(
+            data, settings, tmp_path / "ray", store_dir=tmp_path / "s2", engine="ray", chunk_size=2, workers=2
+        )
+    finally:
+        if started:
+            import ray as ray_module
+
+            ray_module.shutdown()
+    a, b = (json.loads((r.out_dir / "summary.json").read_text()) for r in (local, ray))
+    for summary in (a, b):
+        summary.pop("settings")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

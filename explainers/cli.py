@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import strict_json
+from . import flag_help, strict_json
 from .builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
 from .errors import InternalError, WhyboxError
 
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("methods", cmd_methods, "list the attribution methods"),
     ]:
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help=flag_help.JSON)
         p.set_defaults(func=func)
 
     for name, func, helptext in [
@@ -363,17 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--contrast", default=None, help="explain the target rather than this label / continuation (A vs B)"
         )
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-        p.add_argument("--dtype", default="auto", help="auto (float32), float16 or bfloat16")
-        p.add_argument(
-            "--precision",
-            default="float32",
-            choices=["auto", "float32", "bf16"],
-            help="forward-only rows (LIME, occlusion, leave-one-out, metrics); gradients stay float32. "
-            "auto: bf16 only where a probe finds it faster and within 0.01 of float32's probabilities",
-        )
-        p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help="override task detection")
+        p.add_argument("--seed", type=int, default=0, help=flag_help.SEED)
+        p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+        p.add_argument("--dtype", default="auto", help=flag_help.DTYPE)
+        p.add_argument("--precision", default="float32", choices=["auto", "float32", "bf16"], help=flag_help.PRECISION)
+        p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help=flag_help.TASK)
         p.add_argument("--param", action="append", metavar="NAME=VALUE", help="method parameter, e.g. n_steps=100")
         p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
         p.add_argument("--unit", default="token", choices=["token", "word", "sentence"], help="granularity")
@@ -394,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="K",
                 help="long texts: explain the sentences, then the words of the top K sentences",
             )
-        p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed (metrics)")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--mode", default="delete", choices=["delete", "mask"], help=flag_help.MODE)
+        p.add_argument("--json", action="store_true", help=flag_help.JSON)
         p.set_defaults(func=func)
 
     p = sub.add_parser("layers", help="what each layer would answer (logit lens; a classifier's head per layer)")
@@ -403,22 +397,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, help="the text ('-' reads stdin)")
     p.add_argument("--target", default=None, help="label or continuation followed through the layers")
     p.add_argument("--contrast", default=None, help="a second label or continuation to follow")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="how many of each layer's top predictions to show (default 5)")
     p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--task", default=None, choices=["classification", "causal_lm"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+    p.add_argument("--dtype", default="auto", help=flag_help.DTYPE)
+    p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help=flag_help.TASK)
+    p.add_argument("--json", action="store_true", help=flag_help.JSON)
     p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser("build-models", help="build (or rebuild) the built-in models into the cache")
     p.add_argument("--only", action="append", help="build only this model (repeatable)")
-    p.add_argument("--rebuild", action="store_true")
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build again even when the cache holds a good copy (e.g. after an upgrade)",
+    )
     p.set_defaults(func=cmd_build_models)
 
     p = sub.add_parser("run", help="start the dashboard")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="localhost")
+    p.add_argument("--port", type=int, default=8501, help="the port the dashboard listens on (default 8501)")
+    p.add_argument(
+        "--address",
+        default="localhost",
+        help="the address it listens on: localhost (this machine only, the default) or 0.0.0.0 (every network)",
+    )
     p.add_argument("--model", default=None, help="model to open first (default: sentiment)")
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="extra arguments for streamlit")
     p.set_defaults(func=cmd_run)

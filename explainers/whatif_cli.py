@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+from . import flag_help
 from .builtin import DEFAULT_MODEL
 from .errors import InputError, WhyboxError
 
@@ -54,8 +55,8 @@ def add_whatif_commands(sub) -> None:
     p.add_argument(
         "--llm", action="store_true", help="also ask a language model (smollm2, or WHYBOX_LLM_URL) for drafts"
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+    p.add_argument("--json", action="store_true", help=flag_help.JSON)
     p.set_defaults(func=cmd_counterfactual)
 
     p = sub.add_parser("model-card", help="a model card (Markdown or HTML) from what whybox knows")
@@ -65,7 +66,7 @@ def add_whatif_commands(sub) -> None:
     p.add_argument(
         "--llm", action="store_true", help="draft the prose with a language model (smollm2, or WHYBOX_LLM_URL)"
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
     p.add_argument("--json", action="store_true", help="print the card's sections and facts as JSON")
     p.set_defaults(func=cmd_model_card)
 

@@ -268,6 +268,47 @@ def _rows(source, records, columns, text_column, label_column, rationale_column,
     return data
 
 
+def parse_label_map(spec: str | None) -> dict[str, str] | None:
+    """`5=positive,4=positive,1=negative` as {file label: model label}."""
+    if spec is None or not spec.strip():
+        return None
+    mapping = {}
+    for pair in spec.split(","):
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise InputError(
+                f"--label-map takes FILE_LABEL=MODEL_LABEL pairs separated by commas (e.g. 5=positive,1=negative), "
+                f"not '{_short(pair)}'."
+            )
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def map_labels(data: AuditData, mapping: dict[str, str] | None) -> AuditData:
+    """The data with its labels renamed by `mapping`; a label the map leaves out is dropped (that text is
+    audited without a label, and counted)."""
+    if not mapping:
+        return data
+    rows, unmapped = [], 0
+    for row in data.rows:
+        label = mapping.get(row.label) if row.label is not None else None
+        unmapped += row.label is not None and label is None
+        rows.append(AuditRow(row.row_id, row.text, label, row.rationale))
+    skipped = dict(data.skipped)
+    if unmapped:
+        skipped["label not in --label-map"] = unmapped
+    return AuditData(
+        data.source,
+        rows,
+        data.columns,
+        data.text_column,
+        data.label_column,
+        data.rationale_column,
+        skipped,
+        data.total_rows,
+    )
+
+
 def _blank(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 

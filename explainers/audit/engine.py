@@ -121,9 +121,55 @@ def run_audit(
         raise InputError(f"The audit explains classifiers; '{settings.model}' is a {handle.task.title.lower()}.")
     settings = _with_revision(settings, handle)
     manifest = {"settings": settings.to_dict(), "data": _describe(data), "labels": handle.labels}
-    _claim(out, manifest, resume)
     store = ResultStore(store_dir or default_store())
-    todo, wanted, rows_of, done = plan(data, settings, handle.labels, store)
+    todo, wanted, rows_of, done = plan(data, settings, handle.labels, store)  # labels checked before --out is claimed
+    _claim(out, manifest, resume)
+    try:
+        return _run(
+            out,
+            manifest,
+            data,
+            settings,
+            handle,
+            store,
+            todo,
+            wanted,
+            rows_of,
+            done,
+            engine,
+            chunk_size,
+            progress,
+            should_stop,
+            ray_address,
+            workers,
+            on_rows,
+        )
+    except BaseException:
+        # a failed run leaves nothing that blocks the retry (a stop returns normally: it stays resumable);
+        # what it computed is in the store, so the retry reuses it
+        _write_manifest(out, manifest | {"status": "failed"})
+        raise
+
+
+def _run(
+    out,
+    manifest,
+    data,
+    settings,
+    handle,
+    store,
+    todo,
+    wanted,
+    rows_of,
+    done,
+    engine,
+    chunk_size,
+    progress,
+    should_stop,
+    ray_address,
+    workers,
+    on_rows,
+) -> AuditResult:
     stop = _stopper(should_stop)
     started = time.perf_counter()
     total = len(data.rows)
@@ -254,9 +300,11 @@ def _claim(out: Path, manifest: dict, resume: bool) -> None:
         except (OSError, json.JSONDecodeError):
             old = {}
         same = old.get("settings") == manifest["settings"] and old.get("data") == manifest["data"]
-        if not resume:
+        if old.get("status") == "failed":  # a run that failed holds nothing worth keeping: start afresh
+            pass
+        elif not resume:
             raise InputError(f"'{out}' already holds an audit: pass --resume to continue it, or choose another --out.")
-        if not same:
+        elif not same:
             raise InputError(
                 f"'{out}' holds an audit with other settings or data: --resume continues only the same "
                 "audit; choose another --out."

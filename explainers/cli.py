@@ -288,12 +288,27 @@ def cmd_evaluate(args) -> int:
         return 0
     for exp in explanations:
         _print_explanation(exp)
-    keys = list(reports[0].values)
-    print("\n" + "method".ljust(22) + "".join(k[:12].rjust(13) for k in keys))
-    for report in reports:
-        print(report.method.ljust(22) + "".join(f"{report.values[k]:13.3f}" for k in keys))
+    # one row per metric, its full name and which direction is better; one column per method
+    from .faithfulness import METRICS
+
+    width = max(12, *(len(r.method) for r in reports)) + 2
+    rows = [
+        (METRICS[k].name if k in METRICS else k, METRICS[k].direction if k in METRICS else "")
+        for k in reports[0].values
+    ]
+    label_width = max(len(name) for name, _ in rows) + 2
+    print(f"\nfaithfulness, {args.mode} mode (better: which way a metric's value is better)")
+    print("metric".ljust(label_width) + "better".ljust(8) + "".join(r.method.rjust(width) for r in reports))
+    for key, (name, direction) in zip(reports[0].values, rows):
+        cells = "".join(f"{r.values[key]:{width}.3f}" for r in reports)
+        print(name.ljust(label_width) + direction.ljust(8) + cells)
     print("\nranking (mean rank, 1 = best): " + ", ".join(f"{m} {r:.1f}" for m, r in ranking))
     print(RANKING_RULE)
+    if len(names) > 1:  # how far the methods agree on the order of the tokens
+        print("\nagreement (Spearman rank correlation of token scores: 1 = same order, -1 = reversed)")
+        print(" " * label_width + "".join(n.rjust(width) for n in names))
+        for name, row in zip(names, matrix):
+            print(name.ljust(label_width) + "".join(f"{v:{width}.3f}" for v in row))
     return 0
 
 

@@ -108,3 +108,29 @@ def test_every_flag_of_every_command_has_help():
     explain = dict(_subparsers(build_parser()))["explain"]
     helps = {a.option_strings[-1]: a.help for a in explain._actions if a.option_strings}
     assert "--precision" in helps["--dtype"] and "--dtype" in helps["--precision"]  # each says how they differ
+
+
+# ---- evaluate's table --------------------------------------------------------------------------------------------
+def test_evaluate_prints_full_metric_names_their_direction_and_the_agreement(tiny_bert, tiny_bert_dir, capsys):
+    from scipy.stats import spearmanr
+
+    from explainers.faithfulness import METRICS, evaluate_many
+    from explainers.methods import explain
+
+    text = "a gripping , funny and beautifully acted film ."
+    methods = ["occlusion", "leave_one_out"]
+    args = ["evaluate", "--model", str(tiny_bert_dir), "--text", text]
+    assert main(args + [a for m in methods for a in ("--method", m)]) == 0
+    out = capsys.readouterr().out
+    exps = [explain(tiny_bert, text, m, seed=0) for m in methods]
+    reports = evaluate_many(tiny_bert, exps, "delete")
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    for key in reports[0].values:
+        row = lines[METRICS[key].name]  # the whole name, however long
+        assert row[1] == METRICS[key].direction
+        assert [float(v) for v in row[2:]] == [pytest.approx(r.values[key], abs=6e-4) for r in reports]
+    assert "agreement (Spearman" in out
+    content = [i for i, s in enumerate(exps[0].special) if not s]
+    rho = spearmanr(np.asarray(exps[0].token_scores)[content], np.asarray(exps[1].token_scores)[content]).statistic
+    assert float(lines["occlusion"][-1]) == pytest.approx(rho, abs=6e-4)
+    assert float(lines["leave_one_out"][-2]) == pytest.approx(rho, abs=6e-4)

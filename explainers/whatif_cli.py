@@ -139,7 +139,19 @@ def cmd_model_card(args) -> int:
         from .llm import default_generator
 
         generator = default_generator()
-    card = build_model_card(handle, audit_dir=args.audit, generator=generator)
+    from tqdm import tqdm
+
+    from .gateway import watching
+
+    # the probes and a language model's drafting take minutes on a CPU: say what runs, and count its model rows
+    bar = tqdm(unit=" rows", file=sys.stderr, desc="model card", dynamic_ncols=True)
+    try:
+        with watching(on_rows=bar.update):
+            card = build_model_card(
+                handle, audit_dir=args.audit, generator=generator, progress=lambda stage: bar.set_description(stage)
+            )
+    finally:
+        bar.close()
     if args.json:
         print(dumps(card.to_dict()))
     text = card.to_html() if args.out and args.out.lower().endswith((".html", ".htm")) else card.to_markdown()

@@ -134,3 +134,39 @@ def test_evaluate_prints_full_metric_names_their_direction_and_the_agreement(tin
     rho = spearmanr(np.asarray(exps[0].token_scores)[content], np.asarray(exps[1].token_scores)[content]).statistic
     assert float(lines["occlusion"][-1]) == pytest.approx(rho, abs=6e-4)
     assert float(lines["leave_one_out"][-2]) == pytest.approx(rho, abs=6e-4)
+
+
+# ---- the model card shows progress ----------------------------------------------------------------------------
+def test_model_card_reports_each_stage_and_every_model_row(tiny_bert):
+    from benchmarks.run import ForwardCounter
+    from explainers.gateway import watching
+    from explainers.model_card import DEFAULT_PROBES, build_model_card
+
+    texts = ["he is a good actor and his film works .", "she was not funny .", "a dull film ."]
+    stages, rows = [], []
+    with ForwardCounter(tiny_bert.model) as counter, watching(on_rows=rows.append):
+        build_model_card(tiny_bert, probe_texts=texts, progress=stages.append)
+    assert stages == [
+        f"probe {k + 1} of {len(DEFAULT_PROBES)} ({name}) on 3 texts" for k, name in enumerate(DEFAULT_PROBES)
+    ] + ["writing the prose from templates"]
+    assert sum(rows) == counter.rows > 0  # every row through the model was reported
+
+
+def test_drafting_reports_each_generated_token_and_can_be_stopped(tiny_gpt2):
+    from benchmarks.run import ForwardCounter
+    from explainers.errors import CancelledError
+    from explainers.gateway import watching
+    from explainers.llm import LocalGenerator
+
+    generator = LocalGenerator(tiny_gpt2, max_new_tokens=5)
+    rows = []
+    with ForwardCounter(tiny_gpt2.model) as counter, watching(on_rows=rows.append):
+        generator.generate(["The capital of France is", "The plot"])
+    assert rows and set(rows) == {2} and len(rows) == counter.calls  # one report per generation step
+    with pytest.raises(CancelledError), watching(should_stop=lambda: len(rows) > 6, on_rows=rows.append):
+        generator.generate(["The capital of France is", "The plot"])
+
+
+def test_cli_model_card_shows_its_stages(tiny_bert_dir, tmp_path, capsys):
+    assert main(["model-card", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "card.md")]) == 0
+    assert "writing the prose from templates" in capsys.readouterr().err

@@ -112,7 +112,9 @@ def _explain_all(handle, args) -> list:
 
 
 def _print_explanation(exp) -> None:
-    print(f"{exp.method}: target '{exp.target.label}' p={exp.target_prob:.3f}  ({exp.seconds:.2f}s)")
+    scale = exp.extras.get("target_scale")  # names the scale and the contrast: a contrast is no probability
+    shown = scale["line"] if scale else f"p={exp.target_prob:.3f}"
+    print(f"{exp.method}: target '{exp.target.label}': {shown}  ({exp.seconds:.2f}s)")
     if exp.truncated:
         print("  note: the text was truncated to the model's limit")
     if exp.extras.get("scaled_down"):

@@ -1,0 +1,63 @@
+"""Every output names the scale of its target score and the contrast (issue 20, points 13 and 14): a
+contrast is a difference of probabilities or of log-probabilities, never printed as `p=`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from explainers.cli import main
+
+
+def _logp_next(handle, prompt: str, token_ids) -> float:
+    """log p(a continuation | prompt), teacher-forced, by hand with transformers."""
+    ids = handle.tokenizer(prompt)["input_ids"] + list(token_ids)
+    with torch.no_grad():
+        logits = handle.model(torch.tensor([ids])).logits[0].float()
+    logp = torch.log_softmax(logits, -1)
+    start = len(ids) - len(token_ids)
+    return float(sum(logp[start - 1 + j, t] for j, t in enumerate(token_ids)))
+
+
+def test_lm_contrast_is_printed_and_written_as_log_p_difference_naming_both(tiny_gpt2, tiny_gpt2_dir, capsys):
+    prompt = "The capital of France is"
+    args = ["explain", "--model", str(tiny_gpt2_dir), "--text", prompt, "--method", "occlusion"]
+    assert main(args + ["--target", "Paris", "--contrast", "Rome"]) == 0
+    out = capsys.readouterr().out.splitlines()[0]
+    paris = tiny_gpt2.tokenizer(" Paris", add_special_tokens=False)["input_ids"]
+    rome = tiny_gpt2.tokenizer(" Rome", add_special_tokens=False)["input_ids"]
+    expected = _logp_next(tiny_gpt2, prompt, paris) - _logp_next(tiny_gpt2, prompt, rome)
+    assert f"log p(A) − log p(B) = {expected:.3f} (A=' Paris', B=' Rome')" in out and "p=" not in out
+    assert main(args + ["--target", "Paris", "--contrast", "Rome", "--json"]) == 0
+    exp = json.loads(capsys.readouterr().out)["explanations"][0]
+    scale = exp["extras"]["target_scale"]
+    assert (scale["formula"], scale["A"], scale["B"], scale["probability"]) == (
+        "log p(A) − log p(B)",
+        " Paris",
+        " Rome",
+        False,
+    )
+    assert exp["target_prob"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_plain_and_teacher_forced_and_classifier_contrast_scales(tiny_gpt2, tiny_gpt2_dir, tiny_bert, capsys):
+    from explainers.methods import explain
+
+    prompt = "The capital of France is"
+    exp = explain(tiny_gpt2, prompt, "occlusion", target="Paris. The")
+    ids = exp.target.token_ids
+    assert len(ids) > 1  # a continuation of several tokens: their teacher-forced product
+    scale = exp.extras["target_scale"]
+    assert scale["formula"].startswith("p(A) = Π") and scale["probability"]
+    assert exp.target_prob == pytest.approx(np.exp(_logp_next(tiny_gpt2, prompt, ids)), rel=1e-4)
+    text = "a gripping , funny film ."
+    exp = explain(tiny_bert, text, "occlusion", target="positive", contrast="negative")
+    with torch.no_grad():
+        p = torch.softmax(tiny_bert.model(**tiny_bert.tokenizer(text, return_tensors="pt")).logits[0].float(), -1)
+    assert exp.target_prob == pytest.approx(float(p[1] - p[0]), abs=1e-6)
+    assert exp.extras["target_scale"]["line"] == f"p(A) − p(B) = {float(p[1] - p[0]):.3f} (A='positive', B='negative')"
+    plain = explain(tiny_bert, text, "occlusion", target="positive").extras["target_scale"]
+    assert plain["line"] == f"p(A) = {float(p[1]):.3f} (A='positive')" and plain["B"] is None

@@ -119,9 +119,14 @@ def _print_explanation(exp) -> None:
         print("  note: the text was truncated to the model's limit")
     if exp.extras.get("scaled_down"):
         print(f"  note: {exp.extras['scaled_down']}")
-    width = max((len(w) for w in exp.words), default=4)
-    top = max((abs(s) for s in exp.word_scores), default=0) or 1
-    for word, score in zip(exp.words, exp.word_scores):
+    # --unit word/sentence (or --separator): the units explained, not the words (see conventions: Units)
+    pieces, values = exp.extras.get("units"), exp.extras.get("unit_scores")
+    if not pieces or values is None:
+        pieces, values = exp.words, exp.word_scores
+    pieces = [" ".join(p.split()) for p in pieces]  # a sentence's line breaks would break the table
+    width = max((len(w) for w in pieces), default=4)
+    top = max((abs(s) for s in values), default=0) or 1
+    for word, score in zip(pieces, values):
         bar = ("+" if score >= 0 else "-") * int(round(12 * abs(score) / top))
         print(f"  {word:<{width}} {score:+.4f} {bar}")
 

@@ -61,3 +61,46 @@ def test_plain_and_teacher_forced_and_classifier_contrast_scales(tiny_gpt2, tiny
     assert exp.extras["target_scale"]["line"] == f"p(A) − p(B) = {float(p[1] - p[0]):.3f} (A='positive', B='negative')"
     plain = explain(tiny_bert, text, "occlusion", target="positive").extras["target_scale"]
     assert plain["line"] == f"p(A) = {float(p[1]):.3f} (A='positive')" and plain["B"] is None
+
+
+# ---- 14. the conventions, written once -----------------------------------------------------------------------
+def test_readme_guide_and_json_carry_the_conventions_from_one_source(tiny_bert_dir, capsys):
+    from pathlib import Path
+
+    from explainers import conventions as c
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert c.readme_block() in readme  # else: python -m explainers.conventions
+    notes = c.conventions()
+    for title in ("Scales", "Units", "Generation", "Logit lens", "Minimal flips", "Narration"):
+        assert notes[title] in readme
+    guide = (Path(__file__).resolve().parent.parent / "dashboard" / "app_pages" / "guide.py").read_text()
+    assert "conventions_markdown()" in guide
+    assert (
+        main(["explain", "--model", str(tiny_bert_dir), "--text", "a fine film .", "--method", "occlusion", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["conventions"] == notes
+
+
+def test_unit_sentence_prints_the_sentences_and_spreads_their_scores_evenly(tiny_bert, tiny_bert_dir, capsys):
+    from explainers.methods import explain
+
+    text = "A gripping film. The plot is thin!\nDull and far too long."
+    args = ["explain", "--model", str(tiny_bert_dir), "--text", text, "--method", "occlusion", "--unit", "sentence"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    exp = explain(tiny_bert, text, "occlusion", unit="sentence")
+    units, scores = exp.extras["units"], exp.extras["unit_scores"]
+    assert len(units) == 3 and len(lines) == 3 and np.abs(scores).max() > 0
+    for line, unit, score in zip(lines, units, scores):
+        assert line.strip().startswith(" ".join(unit.split())) and f"{score:+.4f}" in line
+    from explainers.units import segment
+
+    tokens = np.asarray(exp.token_scores)
+    positions = segment(tiny_bert.encode(text), "sentence", None, None).positions
+    for where, score in zip(positions, scores):  # a perturbation method spreads a unit's score evenly
+        np.testing.assert_allclose(tokens[list(where)], score / len(where), atol=1e-12)
+    outside = np.ones(len(tokens), bool)
+    outside[[i for where in positions for i in where]] = False
+    assert not tokens[outside].any()

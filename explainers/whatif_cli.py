@@ -148,7 +148,7 @@ def cmd_model_card(args) -> int:
     try:
         with watching(on_rows=bar.update):
             card = build_model_card(
-                handle, audit_dir=args.audit, generator=generator, progress=lambda stage: bar.set_description(stage)
+                handle, audit_dir=args.audit, generator=generator, progress=lambda stage: bar.set_description_str(stage)
             )
     finally:
         bar.close()

@@ -236,3 +236,20 @@ def test_ray_and_local_write_the_same_summary(tiny_bert, tiny_bert_dir, tmp_path
     for summary in (a, b):
         summary.pop("settings")
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_exact_sum_is_math_fsum_in_any_order():
+    import math
+    import random
+
+    from explainers.audit.summary import ExactSum
+
+    rng = random.Random(1)
+    for _ in range(100):
+        terms = [rng.uniform(-1, 1) * 10 ** rng.randint(-10, 10) for _ in range(rng.randint(0, 200))]
+        forward, backward = ExactSum(), ExactSum()
+        for x in terms:
+            forward.add(x)
+        for x in reversed(terms):
+            backward.add(x)
+        assert forward.value == backward.value == math.fsum(terms)

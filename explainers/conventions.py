@@ -8,12 +8,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .claims import TOP_K
-from .counterfactual import DEFAULT_BEAM, DEFAULT_BUDGET
-from .faithfulness import AOPC_NORMALISER, LEAVE_ONE_OUT_RULE, RANKING_RULE, RATIONALE_RULE
-from .layers import LOGIT_LENS_NOTE
-from .methods import BASELINE_RULE, METHODS, SEED_RULE
-from .tasks import CausalLMTask, ClassificationTask
+from explainers.inside.lens import LOGIT_LENS_NOTE
+from explainers.methods import BASELINE_RULE, METHODS, SEED_RULE
+from explainers.metrics.faithfulness import AOPC_NORMALISER, LEAVE_ONE_OUT_RULE, RANKING_RULE, RATIONALE_RULE
+from explainers.models.tasks import CausalLMTask, ClassificationTask
+from explainers.whatif.claims import TOP_K
+from explainers.whatif.counterfactual import DEFAULT_BEAM, DEFAULT_BUDGET
 
 README_START = "<!-- conventions: written by `python -m explainers.conventions` from explainers/conventions.py -->"
 README_END = "<!-- end of conventions -->"

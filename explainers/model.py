@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import architecture
-from .errors import InputError
-from .gateway import InferenceGateway, Prediction
-from .inference.readable import first_prefix_chars, readable_prefix
-from .tasks import Target, Task
-from .text import Encoded, check_text, group_words
+from explainers.errors import InputError
+from explainers.inference.gateway import InferenceGateway, Prediction
+from explainers.inference.readable import first_prefix_chars, readable_prefix
+from explainers.models import architecture
+from explainers.models.tasks import Target, Task
+from explainers.models.text import Encoded, check_text, group_words
 
 DEFAULT_MAX_TOKENS = 512
 
@@ -120,7 +120,7 @@ class ModelHandle:
         # only the part of a long text the model can read is tokenized (explainers/inference/readable.py)
         read, cut = readable_prefix(tok, text, self.max_tokens, add_special_tokens=not chat)
         if chat:
-            from .text import chat_prompt
+            from explainers.models.text import chat_prompt
 
             text, user = chat_prompt(tok, read)
             read = text

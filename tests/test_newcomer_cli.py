@@ -112,9 +112,9 @@ def test_every_flag_of_every_command_has_help():
 
 # ---- evaluate's table --------------------------------------------------------------------------------------------
 def test_evaluate_prints_full_metric_names_their_direction_and_the_agreement(tiny_bert, tiny_bert_dir, capsys):
+    from explainers.metrics.faithfulness import METRICS, evaluate_many
     from scipy.stats import spearmanr
 
-    from explainers.faithfulness import METRICS, evaluate_many
     from explainers.methods import explain
 
     text = "a gripping , funny and beautifully acted film ."
@@ -138,9 +138,10 @@ def test_evaluate_prints_full_metric_names_their_direction_and_the_agreement(tin
 
 # ---- the model card shows progress ----------------------------------------------------------------------------
 def test_model_card_reports_each_stage_and_every_model_row(tiny_bert):
+    from explainers.inference.gateway import watching
+    from explainers.whatif.model_card import DEFAULT_PROBES, build_model_card
+
     from benchmarks.run import ForwardCounter
-    from explainers.gateway import watching
-    from explainers.model_card import DEFAULT_PROBES, build_model_card
 
     texts = ["he is a good actor and his film works .", "she was not funny .", "a dull film ."]
     stages, rows = [], []
@@ -153,10 +154,11 @@ def test_model_card_reports_each_stage_and_every_model_row(tiny_bert):
 
 
 def test_drafting_reports_each_generated_token_and_can_be_stopped(tiny_gpt2):
+    from explainers.inference.gateway import watching
+    from explainers.whatif.llm import LocalGenerator
+
     from benchmarks.run import ForwardCounter
     from explainers.errors import CancelledError
-    from explainers.gateway import watching
-    from explainers.llm import LocalGenerator
 
     generator = LocalGenerator(tiny_gpt2, max_new_tokens=5)
     rows = []

@@ -95,7 +95,7 @@ def test_unit_sentence_prints_the_sentences_and_spreads_their_scores_evenly(tiny
     assert len(units) == 3 and len(lines) == 3 and np.abs(scores).max() > 0
     for line, unit, score in zip(lines, units, scores):
         assert line.strip().startswith(" ".join(unit.split())) and f"{score:+.4f}" in line
-    from explainers.units import segment
+    from explainers.methods.units import segment
 
     tokens = np.asarray(exp.token_scores)
     positions = segment(tiny_bert.encode(text), "sentence", None, None).positions

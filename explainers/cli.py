@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from explainers import flag_help, strict_json
+from explainers import strict_json
+from explainers.cli import flag_help
 from explainers.errors import InternalError, WhyboxError
 from explainers.models.builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
 

@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from explainers import flag_help
+from explainers.cli import flag_help
 from explainers.errors import InputError, WhyboxError
 from explainers.models.builtin import DEFAULT_MODEL
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from explainers import flag_help
+from explainers.cli import flag_help
 from explainers.errors import InputError
 
 

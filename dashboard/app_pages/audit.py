@@ -14,6 +14,7 @@ from components import audit_view
 from dashboard import views
 from dashboard.sidebar import duration
 from dashboard.widgets import plain
+from explainers.audit import spreadsheet
 from explainers.audit.data import BUILTIN_SETS, columns_of, read_data
 from explainers.audit.engine import default_store, estimate_cost, load_finished, run_audit
 from explainers.audit.store import ResultStore
@@ -342,7 +343,12 @@ d1.download_button(
     "Results (Parquet)", (out / "results.parquet").read_bytes(), "audit-results.parquet", width="stretch"
 )
 d2.download_button(
-    "Results (CSV)", (out / "results.csv").read_bytes(), "audit-results.csv", mime="text/csv", width="stretch"
+    "Results (CSV)",
+    (out / "results.csv").read_bytes(),
+    "audit-results.csv",
+    mime="text/csv",
+    width="stretch",
+    help=spreadsheet.RULE,
 )
 d3.download_button(
     "Summary (JSON)",

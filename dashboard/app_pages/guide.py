@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import plain
-from explainers.conventions import conventions
+from explainers.conventions import markdown as conventions_markdown
 from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
 from explainers.metrics.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
 
@@ -86,7 +86,7 @@ with conventions_tab:
         "How whybox computes the numbers it shows. The same notes travel in the JSON downloads and the "
         "CLI's `--json` output."
     )
-    st.markdown("\n".join(f"- **{title}.** {text}" for title, text in conventions().items()))
+    st.markdown(conventions_markdown())  # the README's list, from the same source
 
 with caveats_tab:
     st.markdown((Path(__file__).resolve().parent.parent / "guide.md").read_text(encoding="utf-8"))

@@ -22,6 +22,11 @@ BUILTIN_SETS = {
 }
 MAX_MB_ENV = "WHYBOX_AUDIT_MAX_MB"
 DEFAULT_MAX_MB = 200
+# A cell is bounded as the file is: a model reads a few thousand characters at most (the rest of a longer
+# text is cut off), and one 10 MB cell once cost gigabytes of memory before any answer.
+MAX_CELL_ENV = "WHYBOX_AUDIT_MAX_CELL_CHARS"
+DEFAULT_MAX_CELL_CHARS = 100_000
+SHOWN_COLUMNS = 8  # a missing column's message names this many of the file's columns, then the count
 FORMATS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -66,6 +71,14 @@ class AuditData:
 
 def max_bytes() -> int:
     return int(float(os.environ.get(MAX_MB_ENV, DEFAULT_MAX_MB)) * 1024 * 1024)
+
+
+def max_cell_chars() -> int:
+    raw = os.environ.get(MAX_CELL_ENV, "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_MAX_CELL_CHARS
+    except ValueError:
+        raise InputError(f"{MAX_CELL_ENV} must be a whole number of characters, not '{raw}'.") from None
 
 
 def read_data(
@@ -144,6 +157,8 @@ def _read_jsonl(path: Path):
                 data = json.load(f)
             except json.JSONDecodeError as exc:
                 raise InputError(f"'{path.name}' is not valid JSON: {exc.msg} at line {exc.lineno}.") from None
+            except RecursionError:
+                raise InputError(_too_deep(path.name)) from None
             lines = [(i + 1, item) for i, item in enumerate(data)]
         else:
             lines = []
@@ -154,12 +169,21 @@ def _read_jsonl(path: Path):
                     lines.append((number, json.loads(line)))
                 except json.JSONDecodeError as exc:
                     raise InputError(f"'{path.name}' line {number} is not valid JSON: {exc.msg}.") from None
+                except RecursionError:
+                    raise InputError(_too_deep(path.name, f" line {number}")) from None
     for number, item in lines:
         if not isinstance(item, dict):
             raise InputError(f"'{path.name}' line {number} is not a JSON object with named fields.")
         records.append(item)
         columns.update(dict.fromkeys(item))
     return records, list(columns)
+
+
+def _too_deep(name: str, where: str = "") -> str:
+    return (
+        f"'{name}'{where} nests lists or objects too deeply to read (thousands of levels): an audit needs one "
+        "object per text, with the text, label and rationale as plain fields."
+    )
 
 
 def _read_parquet(path: Path):
@@ -175,8 +199,25 @@ def _read_parquet(path: Path):
 
 def _need(column: str | None, columns: list[str], what: str, name: str) -> None:
     if column is not None and column not in columns:
-        found = ", ".join(repr(c) for c in columns) or "none"
-        raise InputError(f"{name} has no {what} column '{column}'; its columns are: {found}.")
+        if not columns:
+            raise InputError(f"{name} has no {what} column '{_short(column)}'; it has no columns.")
+        shown = ", ".join(repr(_short(c)) for c in columns[:SHOWN_COLUMNS])
+        more = f", ... ({len(columns):,} columns in all)" if len(columns) > SHOWN_COLUMNS else ""
+        raise InputError(f"{name} has no {what} column '{_short(column)}'; its columns are: {shown}{more}.")
+
+
+def _short(name, limit: int = 40) -> str:
+    name = str(name)
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _check_cell(value, column: str, row_id: int, name: str, limit: int) -> None:
+    if isinstance(value, str) and len(value) > limit:
+        raise InputError(
+            f"{name} row {row_id + 1}: the '{_short(column)}' cell holds {len(value):,} characters, over the limit "
+            f"of {limit:,} per cell (set {MAX_CELL_ENV} to raise it, or shorten that text; a model reads only "
+            "the first few thousand characters of a text)."
+        )
 
 
 def _rows(source, records, columns, text_column, label_column, rationale_column, limit) -> AuditData:
@@ -186,7 +227,11 @@ def _rows(source, records, columns, text_column, label_column, rationale_column,
     _need(rationale_column, columns, "rationale", name)
     skipped = {"empty text": 0, "non-text cell": 0, "no label": 0}
     rows = []
+    cell_limit = max_cell_chars()
     for row_id, record in enumerate(records):
+        for column in (text_column, label_column, rationale_column):
+            if column is not None:
+                _check_cell(record.get(column), column, row_id, name, cell_limit)
         text = record.get(text_column)
         if not isinstance(text, str):
             skipped["empty text" if _blank(text) else "non-text cell"] += 1
@@ -201,7 +246,10 @@ def _rows(source, records, columns, text_column, label_column, rationale_column,
                 skipped["no label"] += 1  # still audited, without a label
             else:
                 label = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
-        rationale = parse_rationale(record.get(rationale_column)) if rationale_column else None
+        try:
+            rationale = parse_rationale(record.get(rationale_column)) if rationale_column else None
+        except RecursionError:
+            raise InputError(_too_deep(name, f" row {row_id + 1}")) from None
         rows.append(AuditRow(row_id, text, label, rationale))
         if limit is not None and len(rows) >= limit:
             break
@@ -218,6 +266,47 @@ def _rows(source, records, columns, text_column, label_column, rationale_column,
     if not rows:
         raise InputError(f"{name} has no text to audit in column '{text_column}' (skipped: {data.describe_skipped()}).")
     return data
+
+
+def parse_label_map(spec: str | None) -> dict[str, str] | None:
+    """`5=positive,4=positive,1=negative` as {file label: model label}."""
+    if spec is None or not spec.strip():
+        return None
+    mapping = {}
+    for pair in spec.split(","):
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise InputError(
+                f"--label-map takes FILE_LABEL=MODEL_LABEL pairs separated by commas (e.g. 5=positive,1=negative), "
+                f"not '{_short(pair)}'."
+            )
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def map_labels(data: AuditData, mapping: dict[str, str] | None) -> AuditData:
+    """The data with its labels renamed by `mapping`; a label the map leaves out is dropped (that text is
+    audited without a label, and counted)."""
+    if not mapping:
+        return data
+    rows, unmapped = [], 0
+    for row in data.rows:
+        label = mapping.get(row.label) if row.label is not None else None
+        unmapped += row.label is not None and label is None
+        rows.append(AuditRow(row.row_id, row.text, label, row.rationale))
+    skipped = dict(data.skipped)
+    if unmapped:
+        skipped["label not in --label-map"] = unmapped
+    return AuditData(
+        data.source,
+        rows,
+        data.columns,
+        data.text_column,
+        data.label_column,
+        data.rationale_column,
+        skipped,
+        data.total_rows,
+    )
 
 
 def _blank(value) -> bool:

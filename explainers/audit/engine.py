@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from explainers.audit.data import AuditData
+from explainers.audit.spreadsheet import neutralise_frame
 from explainers.audit.store import ResultStore, write_parquet_stream
 from explainers.audit.work import AuditSettings, Progress, ProgressFn, explain_items, map_label, model_revision
 from explainers.errors import CancelledError, InputError
@@ -107,9 +108,55 @@ def run_audit(
         raise InputError(f"The audit explains classifiers; '{settings.model}' is a {handle.task.title.lower()}.")
     settings = _with_revision(settings, handle)
     manifest = {"settings": settings.to_dict(), "data": _describe(data), "labels": handle.labels}
-    _claim(out, manifest, resume)
     store = ResultStore(store_dir or default_store())
-    todo, wanted, rows_of, done = plan(data, settings, handle.labels, store)
+    todo, wanted, rows_of, done = plan(data, settings, handle.labels, store)  # labels checked before --out is claimed
+    _claim(out, manifest, resume)
+    try:
+        return _run(
+            out,
+            manifest,
+            data,
+            settings,
+            handle,
+            store,
+            todo,
+            wanted,
+            rows_of,
+            done,
+            engine,
+            chunk_size,
+            progress,
+            should_stop,
+            ray_address,
+            workers,
+            on_rows,
+        )
+    except BaseException:
+        # a failed run leaves nothing that blocks the retry (a stop returns normally: it stays resumable);
+        # what it computed is in the store, so the retry reuses it
+        _write_manifest(out, manifest | {"status": "failed"})
+        raise
+
+
+def _run(
+    out,
+    manifest,
+    data,
+    settings,
+    handle,
+    store,
+    todo,
+    wanted,
+    rows_of,
+    done,
+    engine,
+    chunk_size,
+    progress,
+    should_stop,
+    ray_address,
+    workers,
+    on_rows,
+) -> AuditResult:
     stop = _stopper(should_stop)
     started = time.perf_counter()
     total = len(data.rows)
@@ -208,12 +255,14 @@ def _write_csv(parquet: Path, csv_path: Path) -> None:
         frame = batch.to_pandas()
         for column in ("probs", "words", "word_scores"):
             frame[column] = [None if v is None else json.dumps(list(v), ensure_ascii=False) for v in frame[column]]
-        frame.to_csv(tmp, mode="w" if first else "a", header=first, index=False)
+        frame = neutralise_frame(frame)  # a text starting with '=' must not run in a spreadsheet
+        # RFC 4180's line ends: with them, a text holding a lone carriage return is quoted, not split
+        frame.to_csv(tmp, mode="w" if first else "a", header=first, index=False, lineterminator="\r\n")
         first = False
     if first:  # no rows: still a CSV with its header
         import pandas as pd
 
-        pd.DataFrame(columns=pq.read_schema(parquet).names).to_csv(tmp, index=False)
+        pd.DataFrame(columns=pq.read_schema(parquet).names).to_csv(tmp, index=False, lineterminator="\r\n")
     os.replace(tmp, csv_path)
 
 
@@ -238,9 +287,11 @@ def _claim(out: Path, manifest: dict, resume: bool) -> None:
         except (OSError, json.JSONDecodeError):
             old = {}
         same = old.get("settings") == manifest["settings"] and old.get("data") == manifest["data"]
-        if not resume:
+        if old.get("status") == "failed":  # a run that failed holds nothing worth keeping: start afresh
+            pass
+        elif not resume:
             raise InputError(f"'{out}' already holds an audit: pass --resume to continue it, or choose another --out.")
-        if not same:
+        elif not same:
             raise InputError(
                 f"'{out}' holds an audit with other settings or data: --resume continues only the same "
                 "audit; choose another --out."

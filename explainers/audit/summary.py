@@ -2,7 +2,9 @@
 which words drive each label, and which examples to look at.
 
 Scalar columns (one small row per record) are read at once; words and scores are streamed.
-Intervals are 95 % percentile bootstrap intervals over texts, seeded.
+Intervals are 95 % percentile bootstrap intervals over texts, seeded. The summary does not depend on the
+order in which records arrive (the Ray engine writes them in another order than the local one): records
+are sorted by (row_id, method) before anything is resampled, and the streamed sums are exact.
 """
 
 from __future__ import annotations
@@ -67,6 +69,33 @@ class RunningMeans:
 
 
 # ---- statistics --------------------------------------------------------------------------------
+class ExactSum:
+    """A running float sum that the order of its terms cannot change: Shewchuk's exact partials (the
+    algorithm of math.fsum), rounded once when read."""
+
+    __slots__ = ("partials",)
+
+    def __init__(self):
+        self.partials: list[float] = []
+
+    def add(self, x: float) -> None:
+        partials, i = self.partials, 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            high = x + y
+            low = y - (high - x)
+            if low:
+                partials[i] = low
+                i += 1
+            x = high
+        partials[i:] = [x]
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self.partials)
+
+
 def bootstrap_mean(values, seed: int = 0, n_boot: int = N_BOOT, level: float = 0.95) -> dict:
     """Mean of the non-missing values with a percentile bootstrap interval."""
     v = np.asarray(values, dtype=float)
@@ -145,7 +174,9 @@ def summarize(results: Path, labels: list[str], methods: list[str], seed: int = 
         *METRICS,
         *PLAUSIBILITY,
     ]
+    # the bootstrap resamples by position: the same records in any order must give the same intervals
     frame = pq.read_table(results, columns=scalar).to_pandas()
+    frame = frame.sort_values(["row_id", "method"], kind="stable").reset_index(drop=True)
     ok = frame[frame["error"].isna()]
     texts = frame.drop_duplicates("row_id").set_index("row_id").sort_index()
     summary = {
@@ -272,7 +303,9 @@ def _ranking(per_text: dict, methods: list[str], seed: int) -> dict | None:
 def _word_pass(results: Path, methods, labels, texts):
     """Stream words and scores once: per (method, target label, word) sums; per text the agreement
     between methods (Spearman over word scores)."""
-    stats = defaultdict(lambda: np.zeros(4))  # (method, label, word) -> count, sum, sum of squares, normalised sum
+    # (method, label, word) -> count, sum, sum of squares, normalised sum: exact, so that the order in which
+    # records arrive changes nothing
+    stats = defaultdict(lambda: [0, ExactSum(), ExactSum(), ExactSum()])
     # word -> class of the text -> texts containing it. Counts, not sets of row ids: those would hold every
     # word of every text (memory growing with the data set). A text's words are the same for every method
     # (they come from its encoding), so its first record counts them, once per distinct word.
@@ -293,7 +326,11 @@ def _word_pass(results: Path, methods, labels, texts):
             top = np.abs(scores).max() if len(scores) else 0.0
             for word, score in zip(r["words"], scores):
                 key = (r["method"], r["target_label"], word.lower())
-                stats[key] += (1.0, score, score * score, score / top if top > 0 else 0.0)
+                entry = stats[key]
+                entry[0] += 1
+                entry[1].add(float(score))
+                entry[2].add(float(score * score))
+                entry[3].add(float(score / top) if top > 0 else 0.0)
             if r["row_id"] not in counted:
                 counted.add(r["row_id"])
                 for word in {w.lower() for w in r["words"]}:
@@ -314,7 +351,7 @@ def _word_pass(results: Path, methods, labels, texts):
     for (a, b), values in pair_values.items():
         finite = [v for v in values if v == v]
         i, j = methods.index(a), methods.index(b)
-        matrix[i, j] = matrix[j, i] = float(np.mean(finite)) if finite else float("nan")
+        matrix[i, j] = matrix[j, i] = math.fsum(finite) / len(finite) if finite else float("nan")  # in any order
     agreement = (
         {"methods": methods, "spearman": matrix.tolist(), "level": "word", "texts": int(len(disagreement))}
         if len(methods) > 1
@@ -327,16 +364,18 @@ def _top_words(stats, texts_with, methods, labels, n_texts) -> dict:
     min_count = 3 if n_texts >= 30 else 1  # a word seen once or twice says little about a data set
     per_method = {m: {label: [] for label in labels} for m in methods}
     normalised = defaultdict(dict)  # (label, word) -> method -> mean normalised attribution
-    for (method, label, word), (count, total, squares, norm) in stats.items():
+    for (method, label, word), (count, *sums) in stats.items():
         if count < min_count or label not in labels:
             continue
+        total, squares, norm = (s.value for s in sums)
         mean = total / count
         spread = math.sqrt(max(squares / count - mean * mean, 0.0))
         per_method[method][label].append({"word": word, "mean": mean, "std": spread, "count": int(count)})
         normalised[(label, word)][method] = norm / count
     for method in per_method:
         for label in labels:
-            per_method[method][label] = sorted(per_method[method][label], key=lambda w: -w["mean"])[:TOP_WORDS]
+            ranked = sorted(per_method[method][label], key=lambda w: (-w["mean"], w["word"]))  # ties: by word
+            per_method[method][label] = ranked[:TOP_WORDS]
     consensus = {label: [] for label in labels}
     for (label, word), by_method in normalised.items():
         if len(by_method) == len(methods):  # agreed: every method saw it often enough
@@ -346,14 +385,14 @@ def _top_words(stats, texts_with, methods, labels, n_texts) -> dict:
             consensus[label].append(
                 {
                     "word": word,
-                    "score": float(np.mean(list(by_method.values()))),
+                    "score": float(np.mean([by_method[m] for m in methods])),  # one order of methods
                     "texts": total_texts,
                     "other_label_share": other / total_texts if total_texts else 0.0,
                 }
             )
     shortcuts = []
     for label in labels:
-        consensus[label] = sorted(consensus[label], key=lambda w: -w["score"])[:TOP_WORDS]
+        consensus[label] = sorted(consensus[label], key=lambda w: (-w["score"], w["word"]))[:TOP_WORDS]
         for w in consensus[label]:
             if w["score"] > 0 and w["other_label_share"] >= SHORTCUT_SHARE:
                 shortcuts.append({"label": label, **w})

@@ -129,7 +129,9 @@ def map_label(value: str | None, labels: list[str]) -> str | None:
     if re.fullmatch(r"-?\d+", value.strip()) and 0 <= int(value) < len(labels):
         return labels[int(value)]
     raise InputError(
-        f"Label '{value}' is not one of the model's labels ({', '.join(labels)}) or a class index 0-{len(labels) - 1}."
+        f"Label '{value}' is not one of the model's labels ({', '.join(labels)}) or a class index 0-{len(labels) - 1}: "
+        f"map the file's labels to the model's, e.g. whybox audit --label-map {value}={labels[-1]},...={labels[0]} "
+        "(labels left out of the map are audited without a label)."
     )
 
 

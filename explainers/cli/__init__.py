@@ -1,5 +1,8 @@
-"""`whybox` command line: one module per command group; `main` parses and dispatches."""
+"""`whybox` command line: one module per command group; `commands.main` parses and dispatches."""
 
-from explainers.cli.commands import main
 
-__all__ = ["main"]
+def main(argv: list[str] | None = None) -> int:
+    """The console script's entry point (imported lazily: `--help` stays light, no import circle)."""
+    from explainers.cli.commands import main as run
+
+    return run(argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from explainers.cli import flag_help
 from explainers.errors import InputError
 
 
@@ -18,8 +19,15 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local folder or hub id")
     p.add_argument("--data", required=True, help="a .csv, .jsonl or .parquet file, or builtin:rt-heldout")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default=None, help="gold labels (label names or class indices)")
+    p.add_argument("--text-column", default="text", help="the column holding the texts (default: text)")
+    p.add_argument("--label-column", default=None, help="gold labels (the model's label names or class indices)")
+    p.add_argument(
+        "--label-map",
+        default=None,
+        metavar="FILE=MODEL,...",
+        help="rename the file's labels to the model's, e.g. 5=positive,4=positive,1=negative,2=negative "
+        "(labels left out are audited without a label)",
+    )
     p.add_argument("--rationale-column", default=None, help="marked words (list, or words separated by spaces/commas)")
     p.add_argument(
         "--method",
@@ -29,12 +37,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="e.g. lime.n_samples=500")
     p.add_argument("--target", default="", help="explain this label instead of the predicted one")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how metrics remove tokens")
+    p.add_argument("--seed", type=int, default=0, help=flag_help.SEED)
+    p.add_argument("--mode", default="delete", choices=["delete", "mask"], help=flag_help.MODE)
     p.add_argument("--limit", type=int, default=None, help="audit only the first N texts")
     p.add_argument("--out", default="whybox-audit", help="folder for the results, summary and report")
     p.add_argument("--store", default=None, help="results store shared between audits (default: in the cache)")
-    p.add_argument("--engine", default="local", choices=["local", "ray"])
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process (default); ray: a pool of Ray actors, each loading the model once",
+    )
     p.add_argument(
         "--ray-address",
         default=None,
@@ -64,7 +77,7 @@ def parse_params(pairs: list[str] | None, methods: list[str]) -> dict:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from explainers.audit.data import read_data
+    from explainers.audit.data import map_labels, parse_label_map, read_data
     from explainers.audit.engine import run_audit
     from explainers.audit.work import AuditSettings
 
@@ -74,7 +87,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     ).checked()  # before the (slow) data and model
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, not {args.limit}.")
-    data = read_data(args.data, args.text_column, args.label_column, args.rationale_column, args.limit)
+    if args.label_map and not args.label_column:
+        raise InputError("--label-map renames the labels of --label-column: name that column too.")
+    label_map = parse_label_map(args.label_map)
+    data = map_labels(
+        read_data(args.data, args.text_column, args.label_column, args.rationale_column, args.limit), label_map
+    )
     print(
         f"auditing {len(data.rows):,} texts from {data.source} (skipped: {data.describe_skipped()}) with "
         f"{', '.join(methods)} on {args.engine}",

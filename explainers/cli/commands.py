@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from explainers import strict_json
+from explainers.cli import flag_help
 from explainers.errors import InternalError, WhyboxError
 from explainers.models.builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
 
@@ -112,14 +113,21 @@ def _explain_all(handle, args) -> list:
 
 
 def _print_explanation(exp) -> None:
-    print(f"{exp.method}: target '{exp.target.label}' p={exp.target_prob:.3f}  ({exp.seconds:.2f}s)")
+    scale = exp.extras.get("target_scale")  # names the scale and the contrast: a contrast is no probability
+    shown = scale["line"] if scale else f"p={exp.target_prob:.3f}"
+    print(f"{exp.method}: target '{exp.target.label}': {shown}  ({exp.seconds:.2f}s)")
     if exp.truncated:
         print("  note: the text was truncated to the model's limit")
     if exp.extras.get("scaled_down"):
         print(f"  note: {exp.extras['scaled_down']}")
-    width = max((len(w) for w in exp.words), default=4)
-    top = max((abs(s) for s in exp.word_scores), default=0) or 1
-    for word, score in zip(exp.words, exp.word_scores):
+    # --unit word/sentence (or --separator): the units explained, not the words (see conventions: Units)
+    pieces, values = exp.extras.get("units"), exp.extras.get("unit_scores")
+    if not pieces or values is None:
+        pieces, values = exp.words, exp.word_scores
+    pieces = [" ".join(p.split()) for p in pieces]  # a sentence's line breaks would break the table
+    width = max((len(w) for w in pieces), default=4)
+    top = max((abs(s) for s in values), default=0) or 1
+    for word, score in zip(pieces, values):
         bar = ("+" if score >= 0 else "-") * int(round(12 * abs(score) / top))
         print(f"  {word:<{width}} {score:+.4f} {bar}")
 
@@ -294,12 +302,27 @@ def cmd_evaluate(args) -> int:
         return 0
     for exp in explanations:
         _print_explanation(exp)
-    keys = list(reports[0].values)
-    print("\n" + "method".ljust(22) + "".join(k[:12].rjust(13) for k in keys))
-    for report in reports:
-        print(report.method.ljust(22) + "".join(f"{report.values[k]:13.3f}" for k in keys))
+    # one row per metric, its full name and which direction is better; one column per method
+    from explainers.metrics.faithfulness import METRICS
+
+    width = max(12, *(len(r.method) for r in reports)) + 2
+    rows = [
+        (METRICS[k].name if k in METRICS else k, METRICS[k].direction if k in METRICS else "")
+        for k in reports[0].values
+    ]
+    label_width = max(len(name) for name, _ in rows) + 2
+    print(f"\nfaithfulness, {args.mode} mode (better: which way a metric's value is better)")
+    print("metric".ljust(label_width) + "better".ljust(8) + "".join(r.method.rjust(width) for r in reports))
+    for key, (name, direction) in zip(reports[0].values, rows):
+        cells = "".join(f"{r.values[key]:{width}.3f}" for r in reports)
+        print(name.ljust(label_width) + direction.ljust(8) + cells)
     print("\nranking (mean rank, 1 = best): " + ", ".join(f"{m} {r:.1f}" for m, r in ranking))
     print(RANKING_RULE)
+    if len(names) > 1:  # how far the methods agree on the order of the tokens
+        print("\nagreement (Spearman rank correlation of token scores: 1 = same order, -1 = reversed)")
+        print(" " * label_width + "".join(n.rjust(width) for n in names))
+        for name, row in zip(names, matrix):
+            print(name.ljust(label_width) + "".join(f"{v:{width}.3f}" for v in row))
     return 0
 
 
@@ -352,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("methods", cmd_methods, "list the attribution methods"),
     ]:
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help=flag_help.JSON)
         p.set_defaults(func=func)
 
     for name, func, helptext in [
@@ -369,17 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--contrast", default=None, help="explain the target rather than this label / continuation (A vs B)"
         )
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-        p.add_argument("--dtype", default="auto", help="auto (float32), float16 or bfloat16")
-        p.add_argument(
-            "--precision",
-            default="float32",
-            choices=["auto", "float32", "bf16"],
-            help="forward-only rows (LIME, occlusion, leave-one-out, metrics); gradients stay float32. "
-            "auto: bf16 only where a probe finds it faster and within 0.01 of float32's probabilities",
-        )
-        p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help="override task detection")
+        p.add_argument("--seed", type=int, default=0, help=flag_help.SEED)
+        p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+        p.add_argument("--dtype", default="auto", help=flag_help.DTYPE)
+        p.add_argument("--precision", default="float32", choices=["auto", "float32", "bf16"], help=flag_help.PRECISION)
+        p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help=flag_help.TASK)
         p.add_argument("--param", action="append", metavar="NAME=VALUE", help="method parameter, e.g. n_steps=100")
         p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
         p.add_argument("--unit", default="token", choices=["token", "word", "sentence"], help="granularity")
@@ -400,8 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="K",
                 help="long texts: explain the sentences, then the words of the top K sentences",
             )
-        p.add_argument("--mode", default="delete", choices=["delete", "mask"], help="how tokens are removed (metrics)")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--mode", default="delete", choices=["delete", "mask"], help=flag_help.MODE)
+        p.add_argument("--json", action="store_true", help=flag_help.JSON)
         p.set_defaults(func=func)
 
     p = sub.add_parser("layers", help="what each layer would answer (logit lens; a classifier's head per layer)")
@@ -409,22 +426,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, help="the text ('-' reads stdin)")
     p.add_argument("--target", default=None, help="label or continuation followed through the layers")
     p.add_argument("--contrast", default=None, help="a second label or continuation to follow")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="how many of each layer's top predictions to show (default 5)")
     p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--task", default=None, choices=["classification", "causal_lm"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+    p.add_argument("--dtype", default="auto", help=flag_help.DTYPE)
+    p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help=flag_help.TASK)
+    p.add_argument("--json", action="store_true", help=flag_help.JSON)
     p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser("build-models", help="build (or rebuild) the built-in models into the cache")
     p.add_argument("--only", action="append", help="build only this model (repeatable)")
-    p.add_argument("--rebuild", action="store_true")
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build again even when the cache holds a good copy (e.g. after an upgrade)",
+    )
     p.set_defaults(func=cmd_build_models)
 
     p = sub.add_parser("run", help="start the dashboard")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="localhost")
+    p.add_argument("--port", type=int, default=8501, help="the port the dashboard listens on (default 8501)")
+    p.add_argument(
+        "--address",
+        default="localhost",
+        help="the address it listens on: localhost (this machine only, the default) or 0.0.0.0 (every network)",
+    )
     p.add_argument("--model", default=None, help="model to open first (default: sentiment)")
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="extra arguments for streamlit")
     p.set_defaults(func=cmd_run)

@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+from explainers.cli import flag_help
 from explainers.errors import InputError, WhyboxError
 from explainers.models.builtin import DEFAULT_MODEL
 
@@ -54,8 +55,8 @@ def add_whatif_commands(sub) -> None:
     p.add_argument(
         "--llm", action="store_true", help="also ask a language model (smollm2, or WHYBOX_LLM_URL) for drafts"
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+    p.add_argument("--json", action="store_true", help=flag_help.JSON)
     p.set_defaults(func=cmd_counterfactual)
 
     p = sub.add_parser("model-card", help="a model card (Markdown or HTML) from what whybox knows")
@@ -65,7 +66,7 @@ def add_whatif_commands(sub) -> None:
     p.add_argument(
         "--llm", action="store_true", help="draft the prose with a language model (smollm2, or WHYBOX_LLM_URL)"
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
     p.add_argument("--json", action="store_true", help="print the card's sections and facts as JSON")
     p.set_defaults(func=cmd_model_card)
 
@@ -144,7 +145,19 @@ def cmd_model_card(args) -> int:
         from explainers.whatif.llm import default_generator
 
         generator = default_generator()
-    card = build_model_card(handle, audit_dir=args.audit, generator=generator)
+    from tqdm import tqdm
+
+    from explainers.inference.gateway import watching
+
+    # the probes and a language model's drafting take minutes on a CPU: say what runs, and count its model rows
+    bar = tqdm(unit=" rows", file=sys.stderr, desc="model card", dynamic_ncols=True)
+    try:
+        with watching(on_rows=bar.update):
+            card = build_model_card(
+                handle, audit_dir=args.audit, generator=generator, progress=lambda stage: bar.set_description_str(stage)
+            )
+    finally:
+        bar.close()
     if args.json:
         print(dumps(card.to_dict()))
     text = card.to_html() if args.out and args.out.lower().endswith((".html", ".htm")) else card.to_markdown()

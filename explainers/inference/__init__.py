@@ -1,1 +1,2 @@
-"""Inference: the gateway (the one place that runs the model) and what makes rows cheap."""
+"""Inference: the gateway and what makes model rows cheap (batching, packing, caches, reading only what
+the model can take)."""

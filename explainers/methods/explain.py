@@ -72,6 +72,8 @@ def explain(
         raise InternalError.from_exception(exc, f"explaining with {spec.title} on {handle.architecture}") from exc
     if scaled_down:  # said on the page and in the CLI
         scores.extras["scaled_down"] = scaled_down
+    # target_prob may be a probability, a teacher-forced product or a contrast: the JSON says which
+    scores.extras["target_scale"] = handle.task.target_scale(tgt, target_prob)
     seconds = time.perf_counter() - started
     handle.gateway.record_rate(method, seconds, spec.estimate(enc.n_tokens, params).rows * enc.n_tokens)
     if "baseline" in params:  # the token that actually stood for 'absent', for the JSON and the page

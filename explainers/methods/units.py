@@ -104,6 +104,7 @@ def features_are_units(spec, units: Units) -> bool:
 
 def explain_units(spec, ctx, units: Units):
     """Run `spec` on the context at this granularity: returns Scores with the unit scores in extras."""
+
     if features_are_units(spec, units):
         unit_scores = spec.unit_features(ctx, units)
         scores = Scores(units.spread(unit_scores, ctx.enc.n_tokens))

@@ -14,6 +14,7 @@ import torch
 
 from explainers.errors import InputError
 from explainers.inference.gateway import InferenceGateway, Prediction
+from explainers.inference.readable import first_prefix_chars, readable_prefix
 from explainers.models import architecture
 from explainers.models.tasks import Target, Task
 from explainers.models.text import Encoded, check_text, group_words
@@ -116,13 +117,16 @@ class ModelHandle:
         check_text(text)
         tok = self.tokenizer
         user = None
+        # only the part of a long text the model can read is tokenized (explainers/inference/readable.py)
+        read, cut = readable_prefix(tok, text, self.max_tokens, add_special_tokens=not chat)
         if chat:
             from explainers.models.text import chat_prompt
 
-            text, user = chat_prompt(tok, text)
-        full_length = len(tok(text, add_special_tokens=not chat, truncation=False)["input_ids"])
+            text, user = chat_prompt(tok, read)
+            read = text
+            cut = cut or len(tok(text, add_special_tokens=False)["input_ids"]) > self.max_tokens
         out = tok(
-            text,
+            read,
             add_special_tokens=not chat,  # a chat template writes its own special tokens
             truncation=True,
             max_length=self.max_tokens,
@@ -147,7 +151,7 @@ class ModelHandle:
         if user is not None:  # the template around the user's text: kept, never scored
             special = [s or not (b > user[0] and a < user[1]) for s, (a, b) in zip(special, offsets)]
         tokens = [raw_tokens[i] if special[i] else text[a:b] for i, (a, b) in enumerate(offsets)]
-        word_of_token, word_spans = group_words(text, offsets, special)
+        word_of_token, word_spans = group_words(read, offsets, special)
         return Encoded(
             text=text,
             ids=ids,
@@ -156,7 +160,7 @@ class ModelHandle:
             word_of_token=word_of_token,
             words=[text[a:b] for a, b in word_spans],
             word_spans=word_spans,
-            truncated=full_length > len(ids),
+            truncated=cut,
             pieces=list(raw_tokens),
         )
 
@@ -218,8 +222,10 @@ class ModelHandle:
     def predict_proba(self, texts: Sequence[str], target: Target | None = None) -> np.ndarray:
         """Black-box view for LIME and friends: (N, C) class probabilities; for a causal LM,
         (N, 2) = [1 - p(target), p(target)]. All texts go through the model in batches."""
-        # one call: the Rust tokenizer encodes the whole list in parallel
-        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=self.max_tokens)
+        # one call: the Rust tokenizer encodes the whole list in parallel; of a long text, only what the model reads
+        whole = first_prefix_chars(self.max_tokens)
+        texts = [t if len(t) <= whole else readable_prefix(self.tokenizer, t, self.max_tokens)[0] for t in texts]
+        encoded = self.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=self.max_tokens)
         sequences = [tuple(ids) or (self.baseline_token_id(),) for ids in encoded["input_ids"]]
         # LIME draws many identical samples on short texts: score each distinct one once
         unique = list(dict.fromkeys(sequences))

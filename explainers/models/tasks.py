@@ -131,6 +131,23 @@ class Task:
         """What a target's score is: "p", or the contrast's formula (log p(A) − log p(B) is no probability)."""
         return self.contrast_formula if target.contrast else "p"
 
+    def plain_formula(self, target: Target) -> str:
+        """What a target's score is without a contrast."""
+        return "p(A)"
+
+    def target_scale(self, target: Target, value: float) -> dict:
+        """The scale of `value`, a score of `target` (an explanation's target_prob, IG's p_baseline, the
+        metrics' p(x)): its formula, what A and B are, and one line that says it all, for the JSON and the CLI."""
+        names = f"A={target.label!r}" + (f", B={target.contrast.label!r}" if target.contrast else "")
+        formula = self.contrast_formula if target.contrast else self.plain_formula(target)
+        return {
+            "formula": formula,
+            "A": target.label,
+            "B": target.contrast.label if target.contrast else None,
+            "probability": not target.contrast,  # a contrast is a difference, not a probability
+            "line": f"{formula} = {value:.3f} ({names})",
+        }
+
     def with_contrast(self, target: Target, contrast: Target) -> Target:
         if contrast.plain == target.plain:
             raise InputError(f"The contrast must differ from the target ({self._display_one(target)}).")
@@ -306,6 +323,10 @@ class CausalLMTask(Task):
         return Target(target, token_ids=token_ids, leading_space=spaced)
 
     contrast_formula = "log p(A) − log p(B)"
+
+    def plain_formula(self, target: Target) -> str:
+        # several tokens: teacher forced, the product of each token's p given the prompt and the tokens before
+        return "p(A)" if target.n_tokens <= 1 else "p(A) = Π p(token | prompt, tokens before it)"
 
     def target_probability_from(self, probs: np.ndarray, target: Target) -> float | None:
         if target.contrast:

@@ -38,7 +38,7 @@ class Encoded:
 
 
 def check_text(text) -> str:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not text or text.isspace():  # no copy of a huge text
         raise InputError("The text is empty: type a sentence to explain.")
     return text
 

@@ -74,9 +74,26 @@ class LocalGenerator:
                 do_sample=False,
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id,
+                stopping_criteria=_checkpoints(),  # each new token: progress, and a place to stop
             )
         new = out[:, batch["input_ids"].shape[1] :]
         return [tok.decode(row, skip_special_tokens=True).strip() for row in new]
+
+
+def _checkpoints():
+    """A stopping criterion that never stops generation itself: after each step it reports the step's rows
+    through the gateway (progress for whoever is `watching`) and raises there when a stop was asked."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from explainers.inference.gateway import checkpoint
+
+    class Checkpoints(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            checkpoint(int(input_ids.shape[0]))
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Checkpoints()])
 
 
 class EndpointGenerator:
@@ -90,7 +107,13 @@ class EndpointGenerator:
         self.max_new_tokens = max_new_tokens
 
     def generate(self, prompts: Sequence[str]) -> list[str]:
-        return [self._one(p) for p in prompts]
+        from explainers.inference.gateway import checkpoint
+
+        replies = []
+        for prompt in prompts:
+            replies.append(self._one(prompt))
+            checkpoint(1)  # one reply: progress, and a place to stop
+        return replies
 
     def _one(self, prompt: str) -> str:
         body = json.dumps(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -207,10 +207,19 @@ def load_audit(folder: str | Path | None) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def run_probes(handle, texts: Sequence[str], probes: dict[str, str] | None = None) -> dict[str, dict]:
+def run_probes(handle, texts: Sequence[str], probes: dict[str, str] | None = None, progress=None) -> dict[str, dict]:
     from explainers.whatif.counterfactual import probe
 
-    return {name: probe(handle, texts, spec).to_dict() for name, spec in (probes or DEFAULT_PROBES).items()}
+    probes = probes or DEFAULT_PROBES
+    results = {}
+    for k, (name, spec) in enumerate(probes.items()):
+        (progress or _silent)(f"probe {k + 1} of {len(probes)} ({name}) on {len(texts)} texts")
+        results[name] = probe(handle, texts, spec).to_dict()
+    return results
+
+
+def _silent(stage: str) -> None:
+    pass
 
 
 def default_probe_texts(handle) -> tuple[list[str], str]:
@@ -229,10 +238,13 @@ def build_model_card(
     probe_texts: Sequence[str] | None = None,
     probes: dict[str, str] | None = None,
     generator=None,
+    progress: Callable[[str], None] | None = None,
 ) -> ModelCard:
     """The card for a loaded model. `probe_texts` None: the built-in held-out set when there is one.
     `generator` (explainers.whatif.llm) drafts the prose sections; None: whybox's templates. Either way every
-    drafted sentence is checked against the card's figures and marked for review."""
+    drafted sentence is checked against the card's figures and marked for review. `progress(stage)` as each
+    stage starts; the model rows within a stage are reported through the gateway (`watching`)."""
+    progress = progress or _silent
     info = handle.describe()
     entry, build = build_info(handle)
     audit = load_audit(audit_dir)
@@ -241,7 +253,7 @@ def build_model_card(
         if probe_texts is not None
         else default_probe_texts(handle)
     )
-    probe_results = run_probes(handle, texts, probes) if texts and handle.labels else {}
+    probe_results = run_probes(handle, texts, probes, progress) if texts and handle.labels else {}
     card = ModelCard(str(handle.name))
     card.facts = {
         "model": info,
@@ -258,6 +270,12 @@ def build_model_card(
     _metrics_and_data(card, build, audit, texts_from, audit_dir)
     _analyses(card, build, probe_results, texts_from, audit)
     _ethics(card, probe_results, str(handle.name) == "sentiment")
+    progress(
+        f"drafting the prose with {generator.name} (one batch, up to {getattr(generator, 'max_new_tokens', '?')} "
+        "tokens each)"
+        if generator is not None
+        else "writing the prose from templates"
+    )
     _draft_prose(card, generator)
     return card
 

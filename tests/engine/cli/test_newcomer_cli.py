@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explainers.cli import build_parser, main
+from explainers.cli.commands import build_parser, main
 
 STARS = [
     ("a gripping , funny and beautifully acted film .", 5),

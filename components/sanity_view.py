@@ -1,0 +1,52 @@
+"""The model-randomisation sanity check drawn: each method's similarity to its original map as the model's
+layers are randomised from the output down, one line per method."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+
+from explainers.metrics.sanity import INSENSITIVE, SanityResult
+from explainers.metrics.similarity import SIMILARITIES
+
+from .charts import DASHES, GREY, METHOD_PALETTE, _style, label, method_colors, unique_labels
+
+
+def sanity_chart(result: SanityResult, measure: str) -> go.Figure:
+    """x: the trained model, then each randomised layer group (cumulative); y: similarity to the original
+    map (1 at the start by definition); a grey dotted line: p(target) on the randomised model, which shows
+    that the randomisation changed the model."""
+    similarity = SIMILARITIES[measure]
+    steps = ["trained"] + [f"+ {layer}" for layer in result.layers]
+    fig = go.Figure()
+    names = unique_labels(result.titles)
+    for i, (method, name, color) in enumerate(zip(result.methods, names, method_colors(len(names)))):
+        values = [1.0] + [None if math.isnan(v) else v for v in result.values[method][measure]]
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                name=label(name),
+                mode="lines+markers",
+                line=dict(color=color, width=2.2, dash=DASHES[i // len(METHOD_PALETTE) % len(DASHES)]),
+                marker=dict(size=7),
+                hovertemplate=f"{label(name)}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=[result.original_target_prob, *result.target_probs],
+            name=f"p({label(result.target.strip())}) of the model",
+            mode="lines",
+            line=dict(color=GREY, width=1.5, dash="dot"),
+            hovertemplate="p(target) %{x}: %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_hline(y=INSENSITIVE, line=dict(color=GREY, width=1, dash="dash"))
+    fig.update_xaxes(
+        title_text="Randomised so far (cascading from the output)", categoryorder="array", categoryarray=steps
+    )
+    fig.update_yaxes(title_text=similarity.title, range=[similarity.low - 0.05, 1.05])
+    return _style(fig, title=f"{similarity.title} with the original map", height=360, legend_items=len(fig.data))

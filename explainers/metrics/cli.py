@@ -1,4 +1,5 @@
-"""`whybox sanity`: the model-randomisation sanity check of each method's map, from the command line."""
+"""`whybox sanity` (does each method's map follow the model's weights?) and `whybox consistency` (does it
+survive a paraphrase?), from the command line."""
 
 from __future__ import annotations
 
@@ -21,17 +22,35 @@ def add_parser(sub) -> None:
     _common(p, DEFAULT_MODEL)
     p.set_defaults(func=cmd_sanity)
 
+    from .consistency import MAX_VARIANTS, SIMILARITY_THRESHOLD
+
+    p = sub.add_parser(
+        "consistency",
+        help="do meaning- and prediction-preserving variants of the text get the same explanation?",
+        description="Consistency under paraphrase. Try: whybox consistency --text 'I did not like this film' "
+        "--method integrated_gradients --method lime",
+    )
+    _common(p, DEFAULT_MODEL)
+    p.add_argument("--variant", action="append", help="a paraphrase of your own, repeatable")
+    p.add_argument("--no-generate", action="store_true", help="use only the --variant texts")
+    p.add_argument("--threshold", type=float, default=SIMILARITY_THRESHOLD, help="least MiniLM similarity")
+    p.add_argument("--max-variants", type=int, default=MAX_VARIANTS, help="most variants explained")
+    p.set_defaults(func=cmd_consistency)
+
 
 def _common(p, default_model: str) -> None:
     p.add_argument("--model", default=default_model, help="built-in name, local folder or hub id")
     p.add_argument("--text", required=True, help="the text ('-' reads stdin)")
     p.add_argument("--method", action="append", help="attribution method, repeatable (default: the default set)")
     p.add_argument("--target", default=None, help="label (classifier) or continuation (causal LM)")
-    p.add_argument("--contrast", default=None, help="explain the target rather than this one")
+    if p.prog.endswith("sanity"):
+        p.add_argument("--contrast", default=None, help="explain the target rather than this one")
     p.add_argument(
         "--param", action="append", metavar="NAME=VALUE", help="method parameter, for the methods that have it"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the randomisation and of random methods")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of random methods (and of the sanity check's randomisation)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--task", default=None, choices=["classification", "causal_lm"])
@@ -89,4 +108,38 @@ def cmd_sanity(args: argparse.Namespace) -> int:
             cells = "".join("         n/a" if v != v else f"{v:12.3f}" for v in result.values[method][measure])
             print(f"{title:<{width}}{cells}")
     print("\np(target) " + " ".join(f"{p:.3f}" for p in result.target_probs))
+    return 0
+
+
+def cmd_consistency(args: argparse.Namespace) -> int:
+    from .consistency import consistency
+
+    params = method_params(args.param, args.method)
+    if args.no_generate and not args.variant:
+        raise InputError("--no-generate needs at least one --variant.")
+    if args.max_variants < 1:
+        raise InputError(f"--max-variants must be at least 1, not {args.max_variants}.")
+    handle = _load(args)
+
+    def progress(result) -> None:
+        print(f"explained variant {len(result.values[result.methods[0]][result.measures[0]])}", file=sys.stderr)
+
+    result = consistency(
+        handle, args.text, args.method, target=args.target, seed=args.seed, params=params, variants=args.variant,
+        generate=not args.no_generate, threshold=args.threshold, max_variants=args.max_variants,
+        on_variant=progress,
+    )  # fmt: skip
+    if args.json:
+        print(strict_json.dumps(result.to_dict(), indent=2))
+        return 0
+    dropped = ", ".join(f"{n} {why}" for why, n in result.dropped().items()) or "none"
+    print(f"explaining '{result.target}': {len(result.used)} variants used (dropped: {dropped})")
+    for v in result.used:
+        print(f"  {v.kind:<12} similarity {v.similarity:.3f}  {v.changed_share:.0%} of words changed  {v.text}")
+    print("\nmean over the variants (noise floor: the same text, another seed)")
+    for method, title in zip(result.methods, result.titles):
+        cells = "  ".join(
+            f"{m} {result.mean(method, m):.3f} (floor {result.noise_floor[method][m]:.3f})" for m in result.measures
+        )
+        print(f"  {title:<24} {cells}")
     return 0

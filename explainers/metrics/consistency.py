@@ -86,6 +86,8 @@ class ConsistencyResult:
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # method -> measure -> per used variant
     noise_floor: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> measure -> value
     noise_note: dict[str, str] = field(default_factory=dict)
+    planned: int = 0  # variants to explain
+    complete: bool = False
 
     @property
     def used(self) -> list[Variant]:
@@ -120,6 +122,7 @@ class ConsistencyResult:
             "mean": {m: {s: self.mean(m, s) for s in self.measures} for m in self.methods},
             "noise_floor": self.noise_floor,
             "noise_note": self.noise_note,
+            "complete": self.complete,
         }
 
 
@@ -295,6 +298,7 @@ def consistency(
         threshold,
         candidates,
         values={m: {s: [] for s in measures} for m in methods},
+        planned=min(len(kept), max_variants),
     )
     for method, original in zip(methods, originals):
         if get_method(method).random:
@@ -307,7 +311,6 @@ def consistency(
     words = originals[0].words
     for v in kept[:max_variants]:
         checkpoint()
-        v.used = True
         pairs = None
         for method, original in zip(methods, originals):
             other = explain(handle, v.text, method, target=fixed, seed=seed, **params.get(method, {}))
@@ -321,6 +324,8 @@ def consistency(
                 v.changed_share = 1 - exact / max(len(words), 1)
             for measure, value in compare(original, other, measures, pairs).items():
                 result.values[method][measure].append(value)
+        v.used = True  # only once every method's values are in: a stop in between leaves it unused
         if on_variant is not None:
             on_variant(result)
+    result.complete = True
     return result

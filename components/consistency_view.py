@@ -28,9 +28,10 @@ def consistency_chart(result: ConsistencyResult, measure: str) -> go.Figure:
         go.Bar(
             x=names,
             y=[result.noise_floor[m][measure] for m in result.methods],
+            customdata=[label(result.noise_note[m]) for m in result.methods],
             name="noise floor: the same text, another seed",
             marker_color=GREY,
-            hovertemplate="%{x}: %{y:.3f}<extra>noise floor</extra>",
+            hovertemplate="%{x}: %{y:.3f} (%{customdata})<extra>noise floor</extra>",
         )
     )
     similarity = SIMILARITIES[measure]

@@ -18,7 +18,8 @@ def sanity_chart(result: SanityResult, measure: str) -> go.Figure:
     map (1 at the start by definition); a grey dotted line: p(target) on the randomised model, which shows
     that the randomisation changed the model."""
     similarity = SIMILARITIES[measure]
-    steps = ["trained"] + [f"+ {layer}" for layer in result.layers]
+    axis = ["trained"] + [f"+ {layer}" for layer in result.planned]  # the whole cascade: no rescaling mid-run
+    steps = axis[: len(result.layers) + 1]
     fig = go.Figure()
     names = unique_labels(result.titles)
     for i, (method, name, color) in enumerate(zip(result.methods, names, method_colors(len(names)))):
@@ -44,9 +45,18 @@ def sanity_chart(result: SanityResult, measure: str) -> go.Figure:
             hovertemplate="p(target) %{x}: %{y:.3f}<extra></extra>",
         )
     )
-    fig.add_hline(y=INSENSITIVE, line=dict(color=GREY, width=1, dash="dash"))
+    fig.add_hline(
+        y=INSENSITIVE,
+        line=dict(color=GREY, width=1, dash="dash"),
+        annotation_text="above: the map hardly changed",
+        annotation_position="bottom right",
+        annotation_font=dict(size=11, color=GREY),
+    )
     fig.update_xaxes(
-        title_text="Randomised so far (cascading from the output)", categoryorder="array", categoryarray=steps
+        title_text="Randomised so far (cascading from the output)",
+        categoryorder="array",
+        categoryarray=axis,
+        range=[-0.3, len(axis) - 0.7],  # categories not reached yet keep their place
     )
     fig.update_yaxes(title_text=similarity.title, range=[similarity.low - 0.05, 1.05])
     return _style(fig, title=f"{similarity.title} with the original map", height=360, legend_items=len(fig.data))

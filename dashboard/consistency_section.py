@@ -74,7 +74,8 @@ def show(handle: ModelHandle, req: Request) -> None:
 
 
 def _run(handle, req: Request, threshold: float, measure: str, chart, done: dict, key) -> None:
-    st.button("Stop", icon=":material/stop_circle:", key="w_consistency_stop")
+    stop = st.empty()  # gone once the run is over
+    stop.button("Stop", icon=":material/stop_circle:", key="w_consistency_stop")
     bar = st.progress(0.0, text="Finding variants…")
     rows = [0]
 
@@ -102,3 +103,4 @@ def _run(handle, req: Request, threshold: float, measure: str, chart, done: dict
     except WhyboxError as exc:
         views.show_error("The consistency check", exc)
     bar.empty()
+    stop.empty()

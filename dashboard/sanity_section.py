@@ -75,7 +75,8 @@ def show(handle: ModelHandle, req: Request) -> None:
 def _run(handle: ModelHandle, req: Request, measure: str, chart, done: dict) -> None:
     """Run the check in the server's admission queue, drawing the chart after each step and a progress line
     after each batch (where a Stop, or any change of the page, takes effect)."""
-    st.button("Stop", icon=":material/stop_circle:", key="w_sanity_stop")
+    stop = st.empty()  # gone once the run is over
+    stop.button("Stop", icon=":material/stop_circle:", key="w_sanity_stop")
     bar = st.progress(0.0, text="Copying the model…")
     steps = handle.n_layers + 2
     began = time.perf_counter()
@@ -105,3 +106,4 @@ def _run(handle: ModelHandle, req: Request, measure: str, chart, done: dict) -> 
     except WhyboxError as exc:
         views.show_error("The sanity check", exc)
     bar.empty()
+    stop.empty()

@@ -172,3 +172,17 @@ def test_cli(tiny_bert_dir, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--variant" in err
     assert main([*args, "--threshold", "1.5"]) == 2
+
+
+def test_a_causal_lm_variant_is_used_only_when_its_next_token_is_the_texts(tiny_gpt2):
+    text = "The capital of France is Paris. The capital of Italy is"
+    variants = [text + " ", "The capital of France is Rome. The capital of Italy is"]
+    result = consistency(tiny_gpt2, text, ["occlusion"], variants=variants, generate=False, threshold=0.1)
+    first = explain(tiny_gpt2, text, "occlusion").target
+    for v in result.variants:
+        assert v.used == (not v.dropped)
+        if v.used:
+            assert explain(tiny_gpt2, v.text, "occlusion").target == first
+        elif v.dropped == "prediction changed":
+            assert explain(tiny_gpt2, v.text, "occlusion").target != first
+    assert result.used and len(result.values["occlusion"]["rbo"]) == len(result.used)

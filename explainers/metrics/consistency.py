@@ -244,7 +244,8 @@ def consistency(
 ) -> ConsistencyResult:
     """Explain `text` and its meaning- and prediction-preserving variants with each method, and compare the
     maps over aligned words; beside them, each method re-run on `text` with seed + 1 (its noise floor).
-    `variants` adds texts of the caller's; `generate=False` uses only those."""
+    `variants` adds texts of the caller's; `generate=False` uses only those. Every text is explained for
+    `target` as given (None: the prediction, which a used variant shares with the text)."""
     if not methods:
         raise InputError("Choose at least one method for the consistency check.")
     if not 0 < threshold <= 1:
@@ -270,7 +271,6 @@ def consistency(
 
     originals = [explain(handle, text, m, target=target, seed=seed, **params.get(m, {})) for m in methods]
     first = originals[0].target
-    fixed = first.class_index if first.class_index is not None else first.label
     live = [v for v in candidates if not v.dropped]
     if live:
         embeddings = sentence_embeddings([text] + [v.text for v in live])
@@ -283,8 +283,6 @@ def consistency(
             elif not v.same_prediction:
                 v.dropped = "prediction changed"
     kept = sorted((v for v in live if not v.dropped), key=lambda v: -v.similarity)
-    for v in kept[max_variants:]:
-        v.dropped = f"beyond the {max_variants} most similar"
 
     result = ConsistencyResult(
         handle.name,
@@ -302,26 +300,30 @@ def consistency(
     )
     for method, original in zip(methods, originals):
         if get_method(method).random:
-            again = explain(handle, text, method, target=fixed, seed=seed + 1, **params.get(method, {}))
+            again = explain(handle, text, method, target=target, seed=seed + 1, **params.get(method, {}))
             result.noise_floor[method] = compare(original, again, measures)
             result.noise_note[method] = f"the same text with seed {seed + 1}"
         else:
             result.noise_floor[method] = {m: 1.0 for m in measures}
             result.noise_note[method] = "deterministic: the same text always gives the same map"
     words = originals[0].words
-    for v in kept[:max_variants]:
+    for v in kept:
+        if len(result.used) == max_variants:
+            v.dropped = f"beyond the {max_variants} most similar"
+            continue
         checkpoint()
-        pairs = None
-        for method, original in zip(methods, originals):
-            other = explain(handle, v.text, method, target=fixed, seed=seed, **params.get(method, {}))
-            if other.target.plain != first.plain:  # a decoded next token need not tokenize back to itself
-                raise InputError(
-                    f"The predicted continuation {first.label!r} cannot be named again as text: give it with --target."
-                )
-            if pairs is None:
-                pairs = align(words, other.words)
-                exact = sum(1 for i, j in pairs if words[i] == other.words[j])
-                v.changed_share = 1 - exact / max(len(words), 1)
+        explained = []
+        for method in methods:
+            other = explain(handle, v.text, method, target=target, seed=seed, **params.get(method, {}))
+            if other.target != first:  # a causal LM's next token changed: the class view above cannot see it
+                v.same_prediction, v.dropped = False, "prediction changed"
+                break
+            explained.append(other)
+        if v.dropped:
+            continue
+        pairs = align(words, explained[0].words)
+        v.changed_share = 1 - sum(1 for i, j in pairs if words[i] == explained[0].words[j]) / max(len(words), 1)
+        for method, original, other in zip(methods, originals, explained):
             for measure, value in compare(original, other, measures, pairs).items():
                 result.values[method][measure].append(value)
         v.used = True  # only once every method's values are in: a stop in between leaves it unused

@@ -100,12 +100,13 @@ def cascade_groups(model: torch.nn.Module, blocks: torch.nn.ModuleList) -> list[
     know; a parameter used by every block (DeBERTa's relative embeddings) lands after them, in the head."""
     in_block: dict[int, int] = {}
     for k, block in enumerate(blocks):
-        for p in block.parameters():
-            if in_block.setdefault(id(p), k) != k:
-                raise InputError(
-                    f"{type(model).__name__} shares weights between its layers (ALBERT-style): they cannot be "
-                    "randomised one layer at a time."
-                )
+        own = list(block.parameters())
+        shared = any(in_block.setdefault(id(p), k) != k for p in own)
+        if shared or not own:  # (an unrolled shared layer's applications hold no weights of their own)
+            raise InputError(
+                f"{type(model).__name__} shares weights between its layers (ALBERT-style): they cannot be "
+                "randomised one layer at a time."
+            )
     before: list[str] = []
     after: list[str] = []
     per_block: list[list[str]] = [[] for _ in blocks]

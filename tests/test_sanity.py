@@ -98,10 +98,11 @@ def test_similarities_equal_scipy_on_a_hand_randomised_copy(tiny_bert, tiny_bert
     assert min(result.values["input_x_gradient"]["spearman"]) < 0.9
 
 
-def test_the_loaded_model_is_never_touched(tiny_bert, tiny_gpt2):
-    for handle in (tiny_bert, tiny_gpt2):
+def test_the_loaded_model_is_never_touched(tiny_bert, tiny_gpt2, tiny_llama):
+    for handle in (tiny_bert, tiny_gpt2, tiny_llama):
         before = {k: v.clone() for k, v in handle.model.state_dict().items()}
-        tied = handle.model.get_output_embeddings() is not None
+        head, embeddings = handle.model.get_output_embeddings(), handle.model.get_input_embeddings()
+        tied = head is not None and head.weight is embeddings.weight
         sanity_check(handle, TEXT, ["input_x_gradient"], seed=SEED)
         after = handle.model.state_dict()
         assert before.keys() == after.keys()
@@ -113,6 +114,7 @@ def test_the_loaded_model_is_never_touched(tiny_bert, tiny_gpt2):
 def test_a_tied_head_is_randomised_at_its_own_step(tiny_gpt2):
     from explainers.architecture import cascade_groups
 
+    assert tiny_gpt2.model.lm_head.weight is tiny_gpt2.model.transformer.wte.weight  # tied in the loaded model
     twin = randomisable_copy(tiny_gpt2)
     groups = dict(cascade_groups(twin.model, twin.blocks))
     assert "lm_head.weight" in groups["head"] and "transformer.wte.weight" in groups["embeddings"]
@@ -166,3 +168,23 @@ def test_cli_json_and_bad_input(tiny_bert, tiny_bert_dir, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "n_steps" in err
+
+
+def test_layers_that_share_weights_are_refused():
+    from transformers import AlbertConfig, AlbertForSequenceClassification
+
+    from explainers import architecture
+    from explainers.errors import InputError
+
+    config = AlbertConfig(
+        vocab_size=100,
+        embedding_size=8,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=16,
+    )
+    model = AlbertForSequenceClassification(config)
+    architecture.prepare(model)  # one shared layer, unrolled into two applications
+    with pytest.raises(InputError, match="shares weights between its layers"):
+        architecture.cascade_groups(model, architecture.find_blocks(model))

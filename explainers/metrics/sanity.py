@@ -150,6 +150,7 @@ def sanity_check(
     params = params or {}
     for method in methods:
         get_method(method).validate(params.get(method, {}))  # bad input before the slow copy
+    handle.encode(text, chat=chat)
     twin = randomisable_copy(handle)
     groups = architecture.cascade_groups(twin.model, twin.blocks)
 

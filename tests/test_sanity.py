@@ -188,3 +188,23 @@ def test_layers_that_share_weights_are_refused():
     architecture.prepare(model)  # one shared layer, unrolled into two applications
     with pytest.raises(InputError, match="shares weights between its layers"):
         architecture.cascade_groups(model, architecture.find_blocks(model))
+
+
+@pytest.mark.parametrize("argv", [["sanity", "--help"], ["consistency", "--help"]])
+def test_help_imports_no_heavy_module(argv):
+    import subprocess
+    import sys
+
+    from tests.test_cli_startup import PROBE, ROOT
+
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "[] 0", proc.stderr
+
+
+def test_consistency_help_states_the_engines_defaults(capsys):
+    from explainers.metrics.consistency import MAX_VARIANTS, SIMILARITY_THRESHOLD
+
+    with pytest.raises(SystemExit):
+        main(["consistency", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"({SIMILARITY_THRESHOLD})" in text and f"({MAX_VARIANTS})" in text

@@ -22,8 +22,6 @@ def add_parser(sub) -> None:
     _common(p, DEFAULT_MODEL)
     p.set_defaults(func=cmd_sanity)
 
-    from .consistency import MAX_VARIANTS, SIMILARITY_THRESHOLD
-
     p = sub.add_parser(
         "consistency",
         help="do meaning- and prediction-preserving variants of the text get the same explanation?",
@@ -33,8 +31,9 @@ def add_parser(sub) -> None:
     _common(p, DEFAULT_MODEL)
     p.add_argument("--variant", action="append", help="a paraphrase of your own, repeatable")
     p.add_argument("--no-generate", action="store_true", help="use only the --variant texts")
-    p.add_argument("--threshold", type=float, default=SIMILARITY_THRESHOLD, help="least MiniLM similarity")
-    p.add_argument("--max-variants", type=int, default=MAX_VARIANTS, help="most variants explained")
+    # defaults: the engine's (explainers/metrics/consistency.py), not imported here: --help stays light
+    p.add_argument("--threshold", type=float, default=None, help="least MiniLM similarity of a variant (0.85)")
+    p.add_argument("--max-variants", type=int, default=None, help="most variants explained (8)")
     p.set_defaults(func=cmd_consistency)
 
 
@@ -117,7 +116,7 @@ def cmd_consistency(args: argparse.Namespace) -> int:
     params = method_params(args.param, args.method)
     if args.no_generate and not args.variant:
         raise InputError("--no-generate needs at least one --variant.")
-    if args.max_variants < 1:
+    if args.max_variants is not None and args.max_variants < 1:
         raise InputError(f"--max-variants must be at least 1, not {args.max_variants}.")
     handle = _load(args)
 
@@ -126,8 +125,8 @@ def cmd_consistency(args: argparse.Namespace) -> int:
 
     result = consistency(
         handle, args.text, args.method, target=args.target, seed=args.seed, params=params, variants=args.variant,
-        generate=not args.no_generate, threshold=args.threshold, max_variants=args.max_variants,
-        on_variant=progress,
+        generate=not args.no_generate, on_variant=progress,
+        **{k: v for k, v in (("threshold", args.threshold), ("max_variants", args.max_variants)) if v is not None},
     )  # fmt: skip
     if args.json:
         print(strict_json.dumps(result.to_dict(), indent=2))

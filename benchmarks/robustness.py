@@ -20,9 +20,9 @@ import sys
 import time
 
 import numpy as np
+from explainers.models.builtin import sentiment_splits
+from explainers.models.loading import load_model
 
-from explainers.builtin import sentiment_splits
-from explainers.loading import load_model
 from explainers.metrics.consistency import consistency
 from explainers.metrics.sanity import sanity_check
 

@@ -4,17 +4,17 @@ asked, drawn after each variant, stoppable; what finished is kept for the reques
 from __future__ import annotations
 
 import streamlit as st
+from explainers.inference.gateway import watching
+from explainers.models.handle import ModelHandle
+from explainers.serving import admission
 
 from components.consistency_view import consistency_chart, variants_frame
 from dashboard import views
 from dashboard.results import Request
 from dashboard.widgets import plain
-from explainers import admission
 from explainers.errors import CancelledError, WhyboxError
-from explainers.gateway import watching
 from explainers.metrics.consistency import CONSISTENCY_MEASURES, SIMILARITY_THRESHOLD, ConsistencyResult, consistency
 from explainers.metrics.similarity import SIMILARITIES
-from explainers.model import ModelHandle
 
 
 def show(handle: ModelHandle, req: Request) -> None:

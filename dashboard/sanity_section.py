@@ -8,17 +8,17 @@ import time
 
 import pandas as pd
 import streamlit as st
+from explainers.inference.gateway import watching
+from explainers.models.handle import ModelHandle
+from explainers.serving import admission
 
 from components.sanity_view import sanity_chart
 from dashboard import views
 from dashboard.results import Request
 from dashboard.widgets import plain
-from explainers import admission
 from explainers.errors import CancelledError, WhyboxError
-from explainers.gateway import watching
 from explainers.metrics.sanity import INSENSITIVE, RANDOMISATION, READING, SANITY_MEASURES, SanityResult, sanity_check
 from explainers.metrics.similarity import SIMILARITIES
-from explainers.model import ModelHandle
 
 
 def show(handle: ModelHandle, req: Request) -> None:

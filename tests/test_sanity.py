@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from explainers.inference.gateway import watching
 from scipy.stats import spearmanr
 
 from explainers.cli import main
 from explainers.errors import CancelledError
-from explainers.gateway import watching
 from explainers.methods import METHODS, Cost, Method, Scores
 from explainers.metrics.sanity import randomisable_copy, sanity_check
 
@@ -112,7 +112,7 @@ def test_the_loaded_model_is_never_touched(tiny_bert, tiny_gpt2, tiny_llama):
 
 
 def test_a_tied_head_is_randomised_at_its_own_step(tiny_gpt2):
-    from explainers.architecture import cascade_groups
+    from explainers.models.architecture import cascade_groups
 
     assert tiny_gpt2.model.lm_head.weight is tiny_gpt2.model.transformer.wte.weight  # tied in the loaded model
     twin = randomisable_copy(tiny_gpt2)
@@ -171,9 +171,9 @@ def test_cli_json_and_bad_input(tiny_bert, tiny_bert_dir, capsys):
 
 
 def test_layers_that_share_weights_are_refused():
+    from explainers.models import architecture
     from transformers import AlbertConfig, AlbertForSequenceClassification
 
-    from explainers import architecture
     from explainers.errors import InputError
 
     config = AlbertConfig(

@@ -8,9 +8,9 @@ import json
 import urllib.parse
 
 import pytest
+from explainers.models.builtin import DEFAULT_MODEL_ENV
 
 from benchmarks.browser import dashboard_server, idle, rerun
-from explainers.builtin import DEFAULT_MODEL_ENV
 
 pytestmark = pytest.mark.browser
 

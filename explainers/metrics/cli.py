@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import strict_json
-from ..errors import InputError
+from explainers import strict_json
+from explainers.errors import InputError
 
 
 def add_parser(sub) -> None:
-    from ..builtin import DEFAULT_MODEL
+    from explainers.models.builtin import DEFAULT_MODEL
 
     p = sub.add_parser(
         "sanity",
@@ -58,7 +58,7 @@ def _common(p, default_model: str) -> None:
 
 def method_params(pairs: list[str] | None, methods: list[str]) -> dict[str, dict]:
     """--param NAME=VALUE goes to every chosen method that has the parameter; one no method has is an error."""
-    from ..methods import get_method
+    from explainers.methods import get_method
 
     given: dict[str, str] = {}
     for pair in pairs or []:
@@ -74,16 +74,16 @@ def method_params(pairs: list[str] | None, methods: list[str]) -> dict[str, dict
 
 
 def _load(args):
-    from ..loading import load_model
-    from ..threads import apply_thread_policy
+    from explainers.models.loading import load_model
+    from explainers.serving.threads import apply_thread_policy
 
     apply_thread_policy()
     return load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
 
 
 def cmd_sanity(args: argparse.Namespace) -> int:
-    from .sanity import READING, sanity_check
-    from .similarity import SIMILARITIES
+    from explainers.metrics.sanity import READING, sanity_check
+    from explainers.metrics.similarity import SIMILARITIES
 
     params = method_params(args.param, args.method)  # before the slow model load
     handle = _load(args)
@@ -111,7 +111,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
 
 
 def cmd_consistency(args: argparse.Namespace) -> int:
-    from .consistency import consistency
+    from explainers.metrics.consistency import consistency
 
     params = method_params(args.param, args.method)
     if args.no_generate and not args.variant:

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..counterfactual import apply_edits, embedding_neighbours, word_spans
-from ..errors import InputError
-from ..explanation import Explanation
-from ..gateway import checkpoint
-from ..methods import explain, get_method
-from ..model import ModelHandle
-from .similarity import SIMILARITIES
+from explainers.errors import InputError
+from explainers.explanation import Explanation
+from explainers.inference.gateway import checkpoint
+from explainers.methods import explain, get_method
+from explainers.metrics.similarity import SIMILARITIES
+from explainers.models.handle import ModelHandle
+from explainers.whatif.counterfactual import apply_edits, embedding_neighbours, word_spans
 
 CONSISTENCY_MEASURES = ("spearman", "top_k", "rbo")
 SIMILARITY_THRESHOLD = 0.85  # MiniLM cosine: below it a variant may not mean the same

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import architecture
-from ..errors import InputError, InternalError
-from ..explanation import Explanation
-from ..gateway import checkpoint
-from ..methods import explain, get_method
-from ..model import ModelHandle
-from .similarity import SIMILARITIES
+from explainers.errors import InputError, InternalError
+from explainers.explanation import Explanation
+from explainers.inference.gateway import checkpoint
+from explainers.methods import explain, get_method
+from explainers.metrics.similarity import SIMILARITIES
+from explainers.models import architecture
+from explainers.models.handle import ModelHandle
 
 SANITY_MEASURES = ("spearman_abs", "spearman", "top_k")
 INSENSITIVE = 0.9  # a map still this similar to its original after every step did not follow the model

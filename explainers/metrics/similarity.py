@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..faithfulness import spearman
+from explainers.metrics.faithfulness import spearman
 
 RBO_PERSISTENCE = 0.9  # rank-biased overlap's p: the top ranks weigh most (Webber et al. 2010)
 

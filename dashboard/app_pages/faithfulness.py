@@ -5,7 +5,7 @@ import streamlit as st
 
 from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
-from dashboard import downloads, models, results, shared_text, views, widgets
+from dashboard import consistency_section, downloads, models, results, sanity_section, shared_text, views, widgets
 from dashboard.widgets import plain
 from explainers.metrics.faithfulness import (
     CURVE_METRICS,
@@ -70,6 +70,9 @@ if len(exps) > 1:
         "0 = unrelated, −1 = opposite. Agreement is not faithfulness: methods can agree and all be wrong."
     )
     st.plotly_chart(agreement_heatmap(titles, matrix), key="agreement")
+
+sanity_section.show(handle, req)
+consistency_section.show(handle, req)
 
 st.subheader("Plausibility: do they match what you think matters?")
 st.caption(

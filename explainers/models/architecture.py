@@ -90,3 +90,32 @@ def layer_output_module(model: torch.nn.Module, block: torch.nn.Module) -> torch
     sub-layer where the block's own output is not all tensors."""
     child = BLOCK_OUTPUT_CHILD.get(getattr(model.config.get_text_config(), "model_type", ""))
     return getattr(block, child) if child and hasattr(block, child) else block
+
+
+def cascade_groups(model: torch.nn.Module, blocks: torch.nn.ModuleList) -> list[tuple[str, list[str]]]:
+    """The model's parameters by layer, from the output down, for the randomisation sanity check: ("head",
+    everything after the last block: pooler, final norm, classifier or LM head), ("block n" .. "block 1"),
+    ("embeddings", everything before the first block). Names as in `named_parameters`, whose order is the
+    order modules are registered in, which is the order of the forward pass for every Hugging Face model we
+    know; a parameter used by every block (DeBERTa's relative embeddings) lands after them, in the head."""
+    in_block: dict[int, int] = {}
+    for k, block in enumerate(blocks):
+        own = list(block.parameters())
+        shared = any(in_block.setdefault(id(p), k) != k for p in own)
+        if shared or not own:  # (an unrolled shared layer's applications hold no weights of their own)
+            raise InputError(
+                f"{type(model).__name__} shares weights between its layers (ALBERT-style): they cannot be "
+                "randomised one layer at a time."
+            )
+    before: list[str] = []
+    after: list[str] = []
+    per_block: list[list[str]] = [[] for _ in blocks]
+    for name, p in model.named_parameters():
+        k = in_block.get(id(p))
+        if k is not None:
+            per_block[k].append(name)
+        else:
+            (after if any(per_block) else before).append(name)
+    groups = [("head", after)] if after else []
+    groups += [(f"block {k + 1}", per_block[k]) for k in reversed(range(len(blocks)))]
+    return groups + ([("embeddings", before)] if before else [])

@@ -53,8 +53,8 @@ def test_preview_equals_first_order_estimate_by_hand(request, fixture, component
 
 def test_agreement_is_pearson_and_top_k_recall(tiny_bert):
     pair = patching.prepare(tiny_bert, *PAIRS["tiny_bert"])
-    exact = patching.patch(tiny_bert, pair, "heads")
-    estimate = attribution_patching.preview(tiny_bert, pair, "heads")
+    exact = patching.patch(tiny_bert, pair, "head")
+    estimate = attribution_patching.preview(tiny_bert, pair, "head")
     found = attribution_patching.agreement(exact, estimate, k=3)
     assert found["pearson_r"] == pytest.approx(stats.pearsonr(exact.values.ravel(), estimate.values.ravel())[0])
     top = lambda v: set(np.argsort(-np.abs(v.ravel()))[:3])  # noqa: E731

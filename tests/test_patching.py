@@ -33,8 +33,8 @@ def named_site(model, component: str, layer: int):
         values = "attention.self.value"
     if component == "resid":
         return (blocks[0], "pre") if layer == 0 else (blocks[layer - 1], "post")
-    name = {"attn": attn_out, "mlp": mlp_out, "heads": attn_out, "keys": keys, "values": values}[component]
-    return blocks[layer - 1].get_submodule(name), "pre" if component == "heads" else "post"
+    name = {"attn": attn_out, "mlp": mlp_out, "head": attn_out, "keys": keys, "values": values}[component]
+    return blocks[layer - 1].get_submodule(name), "pre" if component == "head" else "post"
 
 
 def _first(x):
@@ -104,17 +104,17 @@ CASES = [
     ("tiny_gpt2", "resid", "denoise"),
     ("tiny_gpt2", "attn", "noise"),
     ("tiny_gpt2", "mlp", "denoise"),
-    ("tiny_gpt2", "heads", "denoise"),
+    ("tiny_gpt2", "head", "denoise"),
     ("tiny_llama", "resid", "noise"),
     ("tiny_llama", "attn", "denoise"),
     ("tiny_llama", "mlp", "noise"),
-    ("tiny_llama", "heads", "denoise"),
+    ("tiny_llama", "head", "denoise"),
     ("tiny_llama", "keys", "denoise"),
     ("tiny_llama", "values", "noise"),
     ("tiny_bert", "resid", "denoise"),
     ("tiny_bert", "attn", "denoise"),
     ("tiny_bert", "mlp", "noise"),
-    ("tiny_bert", "heads", "noise"),
+    ("tiny_bert", "head", "noise"),
     ("tiny_bert", "values", "denoise"),
 ]
 
@@ -137,7 +137,7 @@ def test_logprob_metric_equals_the_plain_loop(tiny_llama):
 
 
 @pytest.mark.parametrize("fixture", ["tiny_gpt2", "tiny_llama", "tiny_bert"])
-@pytest.mark.parametrize("component", ["resid", "attn", "mlp", "heads"])
+@pytest.mark.parametrize("component", ["resid", "attn", "mlp", "head"])
 def test_clean_into_clean_is_one_and_corrupted_into_corrupted_is_zero(request, fixture, component):
     handle = request.getfixturevalue(fixture)
     pair = patching.prepare(handle, *PAIRS[fixture])
@@ -205,4 +205,4 @@ def test_bad_input_gets_one_clear_message(tiny_gpt2, tiny_bert):
 def test_keys_and_values_are_per_key_value_group(tiny_llama):
     pair = patching.prepare(tiny_llama, *PAIRS["tiny_llama"])
     assert len(patching.patch(tiny_llama, pair, "keys").units) == tiny_llama.config.num_key_value_heads == 2
-    assert len(patching.patch(tiny_llama, pair, "heads").units) == tiny_llama.config.num_attention_heads == 4
+    assert len(patching.patch(tiny_llama, pair, "head").units) == tiny_llama.config.num_attention_heads == 4

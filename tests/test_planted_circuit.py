@@ -31,7 +31,7 @@ def planted(tiny_llama_dir):
 def test_exact_patching_finds_exactly_the_planted_head(planted):
     pair = patching.prepare(planted, "The capital of France is", "The capital of Italy is")
     assert abs(pair.clean_metric - pair.corrupted_metric) > 0.1
-    heads = patching.patch(planted, pair, "heads")
+    heads = patching.patch(planted, pair, "head")
     where = np.unravel_index(np.argmax(np.abs(heads.effects)), heads.values.shape)
     assert (heads.units[where[0]], heads.layers[where[1]]) == (f"head {HEAD}", LAYER)
     assert heads.values[where] == pytest.approx(1.0, abs=1e-4)  # the whole difference goes through it
@@ -45,8 +45,8 @@ def test_exact_patching_finds_exactly_the_planted_head(planted):
 
 def test_the_previews_agreement_on_the_planted_head_is_measured(planted):
     pair = patching.prepare(planted, "The capital of France is", "The capital of Italy is")
-    exact = patching.patch(planted, pair, "heads")
-    estimate = attribution_patching.preview(planted, pair, "heads")
+    exact = patching.patch(planted, pair, "head")
+    estimate = attribution_patching.preview(planted, pair, "head")
     # heads that write nothing have no gradient path: the preview gives them exactly nothing
     silent = np.ones_like(estimate.values, dtype=bool)
     silent[HEAD, estimate.layers.index(LAYER)] = False

@@ -67,7 +67,7 @@ COMPONENTS = {
     "resid": "residual stream after the block",
     "attn": "attention output (what attention adds to the residual stream)",
     "mlp": "MLP output (what the MLP adds to the residual stream)",
-    "heads": "each head's output (the input of attention's output projection)",
+    "head": "each head's output (the input of attention's output projection)",
     "keys": "keys, per key/value group",
     "values": "values, per key/value group",
 }
@@ -94,12 +94,12 @@ def check_site(handle: ModelHandle, site: Site) -> Site:
 
 
 def site_module(handle: ModelHandle, site: Site) -> torch.nn.Module:
-    """The module whose output (input, for "heads") is the site's activation; not for "resid"."""
+    """The module whose output (input, for "head") is the site's activation; not for "resid"."""
     parts = architecture.block_parts(handle.blocks[site.layer - 1])
     module = {
         "attn": parts.attn_out,
         "mlp": parts.mlp_out,
-        "heads": parts.attn_out,
+        "head": parts.attn_out,
         "keys": parts.keys,
         "values": parts.values,
     }[site.component]
@@ -123,7 +123,7 @@ def _hook_site(handle: ModelHandle, site: Site, edit: Edit, ran: list[int]):
     if site.component == "resid":
         return _hook_layer(handle, site.layer, edit, ran)
     module = site_module(handle, site)
-    if site.component == "heads":
+    if site.component == "head":
 
         def pre(_module, args):
             ran[0] += 1

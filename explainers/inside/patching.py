@@ -41,7 +41,7 @@ from .activations import Site
 DIRECTIONS = {"denoise": "restore clean into corrupted", "noise": "put corrupted into clean"}
 METRICS = {"logit_diff": "logit(target) − logit(contrast)", "logprob": "log p(target)"}
 # component -> what one cell of its grid is: a token position (rows = tokens) or a head / key-value group
-UNIT = {"resid": "position", "attn": "position", "mlp": "position", "heads": "head", "keys": "group", "values": "group"}
+UNIT = {"resid": "position", "attn": "position", "mlp": "position", "head": "head", "keys": "group", "values": "group"}
 NORMALISED = "normalised so that the corrupted run is 0 and the clean run is 1"
 
 
@@ -241,7 +241,7 @@ def default_layers(handle: ModelHandle, component: str) -> list[int]:
 def n_units(handle: ModelHandle, pair: Pair, component: str) -> int:
     if UNIT[component] == "position":
         return pair.clean.n_tokens
-    if component == "heads":
+    if component == "head":
         return handle.n_heads
     text_config = handle.config.get_text_config()
     return int(getattr(text_config, "num_key_value_heads", None) or handle.n_heads)

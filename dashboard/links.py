@@ -61,6 +61,9 @@ def init() -> None:
     for parameter, setting in COMPARE.items():  # Compare's inputs; its page seeds its widgets from them
         if query.get(parameter):
             ss[setting] = query[parameter]
+    for setting in TRACE:  # Trace's inputs, likewise
+        if query.get(setting):
+            ss[setting] = query[setting]
     # A link that carries a text reopens its view, and a first visit shows the example explained: both
     # run without waiting for the button (when cheap enough: take_autorun).
     ss.autorun = "text" in query or not query.to_dict()
@@ -76,6 +79,45 @@ COMPARE = {
     "cmp_contrast": "cmp_contrast",
     "cmp_target_b": "cmp_target_b",  # side B's picker seeds itself, once B's model is loaded
 }
+
+
+# Trace's inputs: URL parameter = setting (its widget's key is "w_" + the setting) -> its default
+TRACE = {
+    "tr_clean": "",
+    "tr_corrupted": "",
+    "tr_contrast": "",
+    "tr_metric": "logit_diff",
+    "tr_direction": "denoise",
+    "tr_components": "resid",
+    "tr_layers": "",
+    "tr_preview": "",
+}
+
+
+def _trace_widget_value(setting: str, value: str):
+    if setting == "tr_components":
+        return [c for c in value.split(",") if c]
+    if setting == "tr_preview":
+        return value == "1"
+    return value
+
+
+def seed_trace() -> None:
+    """Seed Trace's widgets from its settings (a link, or the page's last visit) when the page draws them anew."""
+    ss = st.session_state
+    for setting, default in TRACE.items():
+        if "w_" + setting not in ss and (ss.get(setting) or default):
+            ss["w_" + setting] = _trace_widget_value(setting, ss.get(setting) or default)
+
+
+def _trace_link() -> dict:
+    """Trace's inputs for the URL, once the page has been used (the settings follow the widgets here)."""
+    ss = st.session_state
+    for setting in TRACE:
+        if "w_" + setting in ss:
+            value = ss["w_" + setting]
+            ss[setting] = ",".join(value) if isinstance(value, list) else ("1" if value is True else str(value or ""))
+    return {s: ss[s] for s, default in TRACE.items() if ss.get(s) and ss[s] != default}
 
 
 def seed_compare(kinds: list[str], methods: list[str], models_offered: list[str]) -> None:
@@ -214,6 +256,7 @@ def sync_url() -> None:
         wanted["marks"] = ",".join(map(str, ss.marks))
     wanted |= framing.to_query()
     wanted |= _compare_link()
+    wanted |= _trace_link()
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 

@@ -4,7 +4,7 @@ with the exact grid. What the CLI prints and the Trace page draws; one JSON form
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
@@ -56,13 +56,13 @@ def run_trace(
     preview: bool = False,
     top_k: int = 5,
     max_seconds: float | None = None,
+    on_grid: Callable[[str, Trace], None] | None = None,
 ) -> Trace:
-    """The grids (layers and positions apply where they fit: positions to per-position components)."""
+    """The grids (layers and positions apply where they fit: positions to per-position components).
+    `on_grid(component, trace so far)` after each component's preview and again after its exact grid,
+    so that a page shows results as they arrive."""
     if max_seconds is not None:
-        seconds = sum(
-            patching.estimate_seconds(handle, pair, c, _layers(handle, c, layers), _units(c, positions))
-            for c in components
-        )
+        seconds = estimate_seconds(handle, pair, components, layers, positions)
         if seconds > max_seconds:
             raise InputError(
                 f"These grids need about {seconds:.0f} s, more than the {max_seconds:.0f} s allowed: choose fewer "
@@ -73,12 +73,23 @@ def run_trace(
         chosen = {"layers": _layers(handle, component, layers), "units": _units(component, positions)}
         if preview:  # first: it is quick, and a page can show it while the exact grid runs
             trace.previews[component] = attribution_patching.preview(handle, pair, component, direction, **chosen)
+            if on_grid is not None:
+                on_grid(component, trace)
         trace.grids[component] = patching.patch(handle, pair, component, direction, **chosen)
         if preview:
             trace.agreements[component] = attribution_patching.agreement(
                 trace.grids[component], trace.previews[component], top_k
             )
+        if on_grid is not None:
+            on_grid(component, trace)
     return trace
+
+
+def estimate_seconds(handle: ModelHandle, pair: patching.Pair, components, layers=None, positions=None) -> float:
+    """Seconds the exact grids should take (the preview adds two passes per component)."""
+    return sum(
+        patching.estimate_seconds(handle, pair, c, _layers(handle, c, layers), _units(c, positions)) for c in components
+    )
 
 
 def _layers(handle: ModelHandle, component: str, layers: Sequence[int] | None):

@@ -25,13 +25,20 @@ def grid_frame(grid: Grid) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grid_chart(grid: Grid, title: str) -> alt.Chart:
+def colour_domain(*grids: Grid) -> tuple[float, float]:
+    """One colour scale for grids shown side by side (a preview may overshoot [0, 1])."""
+    values = [float(v) for g in grids for v in g.values.ravel()]
+    return min([-0.2, *values]), max([1.0, *values])
+
+
+def grid_chart(grid: Grid, title: str, domain: tuple[float, float] | None = None) -> alt.Chart:
     """Blue where the patch moves the answer to the clean one, red past the corrupted one; white = no change."""
     frame = grid_frame(grid)
-    height = max(120, 18 * len(grid.units))
+    height = max(120, 22 * len(grid.units))
+    low, high = domain or colour_domain(grid)
     colour = alt.Color(
         "value:Q",
-        scale=alt.Scale(scheme="redblue", domainMid=grid.baseline, domain=[min(-0.2, frame.value.min()), 1.0]),
+        scale=alt.Scale(scheme="redblue", domainMid=grid.baseline, domain=[low, high]),
         title="normalised",
     )
     return (
@@ -39,7 +46,12 @@ def grid_chart(grid: Grid, title: str) -> alt.Chart:
         .mark_rect()
         .encode(
             x=alt.X("layer:O", title="layer" if grid.component == "resid" else "block"),
-            y=alt.Y("row:N", sort=alt.EncodingSortField("order"), title=grid.unit),
+            y=alt.Y(
+                "row:N",
+                sort=alt.EncodingSortField("order"),
+                title=grid.unit,
+                axis=alt.Axis(labelLimit=240, labelOverlap=False),
+            ),
             color=colour,
             tooltip=["row", "layer", alt.Tooltip("value:Q", format=".3f"), "run"],
         )

@@ -3,7 +3,7 @@ preview beside it and their agreement."""
 
 import streamlit as st
 
-from components.trace_view import agreement_frame, chart_png, chart_svg, grid_chart
+from components.trace_view import agreement_frame, chart_png, chart_svg, colour_domain, grid_chart
 from dashboard import examples, links, views
 from dashboard.widgets import current_text, plain
 from explainers import strict_json
@@ -51,7 +51,7 @@ direction = c3.radio(
     "Direction",
     list(patching.DIRECTIONS),
     key="w_tr_direction",
-    format_func=lambda d: f"{patching.DIRECTIONS[d]} ({d}ing)",
+    format_func=lambda d: f"{patching.DIRECTIONS[d]} ({d[:-1]}ing)",
 )
 c4, c5, c6 = st.columns([2, 1, 1])
 components = c4.multiselect(
@@ -94,15 +94,17 @@ def draw(name: str, trace) -> None:
     with slots[name].container():
         st.subheader(f"{name}: {COMPONENTS[name]}")
         columns = st.columns(2) if name in trace.previews else [st.container()]
+        shown_grids = [g for g in (trace.grids.get(name), trace.previews.get(name)) if g is not None]
+        domain = colour_domain(*shown_grids)  # the same colours mean the same values side by side
         if name in trace.grids:
-            chart = grid_chart(trace.grids[name], f"{name}: exact patching")
+            chart = grid_chart(trace.grids[name], f"{name}: exact patching", domain)
             columns[0].altair_chart(chart, width="stretch")
             svg, png = st.columns(2)
             svg.download_button("SVG", chart_svg(chart), f"whybox-trace-{name}.svg", "image/svg+xml", key=f"svg_{name}")
             png.download_button("PNG", chart_png(chart), f"whybox-trace-{name}.png", "image/png", key=f"png_{name}")
         if name in trace.previews:
             title = f"{name}: preview (first-order estimate, not the result)"
-            columns[-1].altair_chart(grid_chart(trace.previews[name], title), width="stretch")
+            columns[-1].altair_chart(grid_chart(trace.previews[name], title, domain), width="stretch")
         if name in trace.agreements:
             a = trace.agreements[name]
             st.caption(
@@ -121,7 +123,8 @@ elif not pressed:
     st.stop()
 else:
     stop_col, bar_col = st.columns([1, 4])
-    stop_col.button("Stop", icon=":material/stop:", help="Ends the run at the next batch")
+    stop = stop_col.empty()
+    stop.button("Stop", icon=":material/stop:", help="Ends the run at the next batch")
     bar = bar_col.progress(0.0, text="Patching…")
     total = max(1, sum(patching.n_units(handle, pair, c) * len(patching.default_layers(handle, c)) for c in components))
     done = [0]
@@ -137,6 +140,7 @@ else:
         views.show_error("Trace", exc)
         st.stop()
     bar.empty()
+    stop.empty()
     ss.trace_result = (shown, trace)
 if trace.agreements:
     st.dataframe(agreement_frame(trace.agreements), hide_index=True)

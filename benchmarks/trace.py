@@ -52,7 +52,7 @@ def plain_loop(handle, pair, component) -> np.ndarray:
         for i, unit in enumerate(units):
             where = patching.cell_index(handle, component, unit)
 
-            def edit(hidden, where=where, source=source[site]):
+            def edit(hidden, where=where, source=source[site][0]):
                 hidden = hidden.clone()
                 hidden[0][where] = source[where]
                 return hidden

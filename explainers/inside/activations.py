@@ -213,17 +213,19 @@ def read(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequen
     return out
 
 
-def capture(handle: ModelHandle, ids: Sequence[int], sites: Sequence[Site]):
-    """One forward pass of one token sequence: each site's activation (T, D) as the model computed it
-    (its dtype and device), and every block's raw output (for `starting_at`)."""
+def capture(handle: ModelHandle, ids: Sequence[int], sites: Sequence[Site], noise: torch.Tensor | None = None):
+    """One forward pass of one token sequence (S rows with `noise`, see `noising`): each site's activation
+    (S, T, D) as the model computed it (its dtype and device), and every block's raw output (for
+    `starting_at`)."""
     if not ids:
         raise InputError("Cannot read activations of an empty token sequence.")
     got: dict[Site, torch.Tensor] = {}
     outputs: list = [None] * len(handle.blocks)
+    rows = 1 if noise is None else noise.shape[0]
 
     def keep(site: Site) -> Edit:
         def edit(hidden: torch.Tensor) -> torch.Tensor:
-            got[site] = hidden[0].detach().clone()
+            got[site] = hidden.detach().clone()
             return hidden
 
         return edit
@@ -234,14 +236,46 @@ def capture(handle: ModelHandle, ids: Sequence[int], sites: Sequence[Site]):
 
         return hook
 
-    with editing(handle, {site: keep(site) for site in sites}), torch.inference_mode():
+    with editing(handle, {site: keep(site) for site in sites}), noising(handle, noise), torch.inference_mode():
         hooks = [block.register_forward_hook(keep_block(k)) for k, block in enumerate(handle.blocks)]
         try:
-            handle.model(input_ids=torch.tensor([list(ids)], device=handle.device), **no_cache(handle))
+            batch = torch.tensor([list(ids)], device=handle.device).expand(rows, -1)
+            handle.model(input_ids=batch, **no_cache(handle))
         finally:
             for hook in hooks:
                 hook.remove()
     return got, outputs
+
+
+@contextlib.contextmanager
+def noising(handle: ModelHandle, noise: torch.Tensor | None) -> Iterator[None]:
+    """Forward passes in this block add `noise` (S, T, H) to the token embeddings (before position
+    embeddings and any embedding norm): row r of a batch gets noise[r % S] (the corrupted run of causal
+    tracing, Meng et al. 2022). None: nothing changes."""
+    if noise is None:
+        yield
+        return
+    ran = [0]
+
+    def hook(_module, _inputs, output):
+        ran[0] += 1
+        rows = output.shape[0]
+        if rows % noise.shape[0] or output.shape[1:] != noise.shape[1:]:
+            raise InternalError.from_exception(
+                RuntimeError(f"noise {tuple(noise.shape)} does not fit embeddings {tuple(output.shape)}"),
+                "adding noise to the embeddings",
+            )
+        return output + noise.to(output.dtype).repeat(rows // noise.shape[0], 1, 1)
+
+    with handle.gateway.exclusive():
+        registered = handle.embedding_layer.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            registered.remove()
+    if not ran[0]:
+        problem = RuntimeError("the embedding noise never ran: the model did not embed its tokens")
+        raise InternalError.from_exception(problem, "adding noise to the embeddings")
 
 
 def no_cache(handle: ModelHandle) -> dict:
@@ -250,8 +284,11 @@ def no_cache(handle: ModelHandle) -> dict:
 
 
 def _expanded(output, rows: int):
-    if isinstance(output, torch.Tensor):
-        return output.expand(rows, *output.shape[1:]) if output.shape[0] == 1 else output
+    """A cached batch of S rows as `rows` rows: row r is cached row r % S."""
+    if isinstance(output, torch.Tensor) and output.ndim >= 1 and rows % output.shape[0] == 0:
+        if output.shape[0] == 1:
+            return output.expand(rows, *output.shape[1:])
+        return output.repeat(rows // output.shape[0], *[1] * (output.ndim - 1))
     if isinstance(output, tuple):
         return tuple(_expanded(o, rows) for o in output)
     return output
@@ -260,7 +297,7 @@ def _expanded(output, rows: int):
 @contextlib.contextmanager
 def starting_at(handle: ModelHandle, first: int, outputs: Sequence, rows: int) -> Iterator[None]:
     """Forward passes in this block skip blocks 1..`first` (1-based; 0 skips none): each returns its
-    cached output from `capture` for `rows` identical rows instead of computing it. Right where a
+    cached output from `capture` for `rows` rows (row r: cached row r % S) instead of computing it. Right where a
     change (a patch) comes later than those blocks, which then would compute exactly that output.
     Hooks on a skipped block still run on what it returns."""
     skipped = list(handle.blocks)[:first]

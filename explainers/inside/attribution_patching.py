@@ -34,8 +34,11 @@ from .patching import (
 PREVIEW_NOTE = "first-order estimate (attribution patching): a preview, to be checked against exact patching"
 
 
-def gradients(handle: ModelHandle, ids: Sequence[int], sites: Sequence[Site], pair: Pair):
-    """(metric, {site: activation (T, D)}, {site: ∂metric/∂activation (T, D)}) of one run."""
+def gradients(handle: ModelHandle, run, sites: Sequence[Site], pair: Pair):
+    """(mean metric, {site: activation (S, T, D)}, {site: ∂metric/∂activation (S, T, D)}) of one run
+    (`pair.runs` value: tokens and embedding noise; S noise draws, each its own row and gradient)."""
+    enc, noise = run
+    samples = 1 if noise is None else noise.shape[0]
     kept: dict[Site, torch.Tensor] = {}
 
     def keep(site: Site):
@@ -50,17 +53,21 @@ def gradients(handle: ModelHandle, ids: Sequence[int], sites: Sequence[Site], pa
     def track(_module, _inputs, output):
         return output.detach().requires_grad_(True)
 
-    with activations.editing(handle, {site: keep(site) for site in sites}), torch.enable_grad():
-        hook = handle.embedding_layer.register_forward_hook(track)
+    with (
+        activations.editing(handle, {site: keep(site) for site in sites}),
+        activations.noising(handle, noise),
+        torch.enable_grad(),
+    ):
+        hook = handle.embedding_layer.register_forward_hook(track)  # after the noise: the graph starts there
         try:
-            metric = pair.score(answer_logits(handle, ids))[0]
+            metric = pair.score(answer_logits(handle, enc.ids, samples))
         finally:
             hook.remove()
-        metric.backward()
-    checkpoint(1)
-    acts = {site: t[0].detach() for site, t in kept.items()}
-    grads = {site: t.grad[0].detach() for site, t in kept.items()}
-    return float(metric.detach()), acts, grads
+        metric.sum().backward()  # rows are independent: each row's gradient is its own
+    checkpoint(samples)
+    acts = {site: t.detach() for site, t in kept.items()}
+    grads = {site: t.grad.detach() for site, t in kept.items()}
+    return float(metric.detach().mean()), acts, grads
 
 
 def preview(
@@ -75,15 +82,17 @@ def preview(
     layers = default_layers(handle, component) if layers is None else [int(x) for x in layers]
     sites = [activations.check_site(handle, Site(component, layer)) for layer in layers]
     units = _check_units(handle, pair, component, units)
-    src_enc, dst_enc = (pair.clean, pair.corrupted) if direction == "denoise" else (pair.corrupted, pair.clean)
-    src, _ = activations.capture(handle, src_enc.ids, sites)
+    src_name, dst_name = ("clean", "corrupted") if direction == "denoise" else ("corrupted", "clean")
+    src_enc, src_noise = pair.runs[src_name]
+    src, _ = activations.capture(handle, src_enc.ids, sites, src_noise)
     checkpoint(1)
-    metric, dst, grads = gradients(handle, dst_enc.ids, sites, pair)
+    metric, dst, grads = gradients(handle, pair.runs[dst_name], sites, pair)
     values = np.zeros((len(units), len(layers)))
     for j, site in enumerate(sites):
-        change = (src[site].float() - dst[site].float()) * grads[site].float()
+        change = (src[site].float() - dst[site].float()) * grads[site].float()  # (S, T, D): per noise draw
         for i, unit in enumerate(units):
-            values[i, j] = pair.normalise(metric + float(change[cell_index(handle, component, unit)].sum()))
+            moved = float(change[(slice(None), *cell_index(handle, component, unit))].sum()) / change.shape[0]
+            values[i, j] = pair.normalise(metric + moved)
     computed = np.ones_like(values, dtype=bool)
     notes = [PREVIEW_NOTE]
     return Grid(

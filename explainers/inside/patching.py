@@ -57,7 +57,14 @@ class Pair:
     contrast_label: str | None
     metric: str
     clean_metric: float
-    corrupted_metric: float
+    corrupted_metric: float  # with noise: the mean over the noise samples
+    noise: torch.Tensor | None = None  # (S, T, H) added to the corrupted run's token embeddings (causal tracing)
+    noise_recipe: dict | None = None
+
+    @property
+    def runs(self) -> dict[str, tuple[Encoded, torch.Tensor | None]]:
+        """Each run's tokens and embedding noise."""
+        return {"clean": (self.clean, None), "corrupted": (self.corrupted, self.noise)}
 
     def score(self, logits: torch.Tensor) -> torch.Tensor:
         """(B,) metric from the logits at the answer (B, C or V)."""
@@ -88,6 +95,7 @@ class Pair:
             "metric_label": self.metric_label,
             "clean_metric": self.clean_metric,
             "corrupted_metric": self.corrupted_metric,
+            "noise": self.noise_recipe,
         }
 
 
@@ -181,18 +189,64 @@ def prepare(
     contrast: str | int | None = None,
     metric: str = "logit_diff",
 ) -> Pair:
-    """Check the two texts and resolve what is measured. Target: the clean prediction unless named;
-    contrast (for the logit difference): the corrupted prediction unless named, or the clean run's
-    runner-up where both runs predict the target."""
-    if metric not in METRICS:
-        raise InputError(f"Unknown metric '{metric}': use one of {', '.join(METRICS)}.")
+    """Check the two texts and resolve what is measured (see `_resolve`)."""
+    _check_metric(metric)
     clean_enc, corrupted_enc = handle.encode(clean), handle.encode(corrupted)
     _same_length(clean_enc, corrupted_enc)
     if clean_enc.ids == corrupted_enc.ids:
         raise InputError("The clean and corrupted texts are the same tokens: change a word of the corrupted text.")
+    return _resolve(handle, clean_enc, corrupted_enc, None, None, target, contrast, metric)
+
+
+NOISE_SCALE = 3.0  # × the embeddings' standard deviation (Meng et al. 2022)
+
+
+def prepare_noise(
+    handle: ModelHandle,
+    clean: str,
+    positions: Sequence[int],
+    samples: int = 10,
+    seed: int = 0,
+    scale: float = NOISE_SCALE,
+    target: str | int | None = None,
+    contrast: str | int | None = None,
+    metric: str = "logit_diff",
+) -> Pair:
+    """The corrupted run of causal tracing (ROME): the clean text with Gaussian noise of `scale` × the
+    standard deviation of the model's token embeddings (over its whole embedding matrix) added to the
+    token embeddings at `positions`; every corrupted figure is the mean over `samples` seeded draws."""
+    _check_metric(metric)
+    enc = handle.encode(clean)
+    positions = sorted(set(int(p) for p in positions))
+    if not positions:
+        raise InputError("Choose at least one token position to add noise to (e.g. the subject's tokens).")
+    if positions[0] < 0 or positions[-1] >= enc.n_tokens:
+        raise InputError(f"Noise positions run from 0 to {enc.n_tokens - 1} in this text, not {positions}.")
+    if not 1 <= samples <= 1000:
+        raise InputError(f"Noise samples must be between 1 and 1000, not {samples}.")
+    weight = handle.embedding_layer.weight
+    sigma = float(weight.detach().float().std())
+    generator = torch.Generator().manual_seed(int(seed))
+    noise = torch.zeros(samples, enc.n_tokens, weight.shape[1])
+    noise[:, positions] = torch.randn(samples, len(positions), weight.shape[1], generator=generator) * scale * sigma
+    recipe = {"positions": positions, "samples": samples, "seed": int(seed), "scale": scale, "sigma": sigma}
+    return _resolve(handle, enc, enc, noise.to(handle.device), recipe, target, contrast, metric)
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise InputError(f"Unknown metric '{metric}': use one of {', '.join(METRICS)}.")
+
+
+def _resolve(handle, clean_enc, corrupted_enc, noise, recipe, target, contrast, metric) -> Pair:
+    """Target: the clean prediction unless named; contrast (for the logit difference): the corrupted
+    prediction unless named, or the clean run's runner-up where both runs predict the target."""
+    samples = 1 if noise is None else noise.shape[0]
     with handle.gateway.exclusive(), torch.inference_mode():
         clean_logits = answer_logits(handle, clean_enc.ids)[0].float()
-        corrupted_logits = answer_logits(handle, corrupted_enc.ids)[0].float()
+        with activations.noising(handle, noise):
+            corrupted_rows = answer_logits(handle, corrupted_enc.ids, samples).float()
+    corrupted_logits = corrupted_rows.mean(0)
     if target in (None, ""):
         resolved = handle.task.predicted_target(torch.softmax(clean_logits, dim=-1).numpy())
     else:
@@ -211,11 +265,12 @@ def prepare(
             contrast_id = next(i for i in order if i != target_id)
             contrast_label = _label(handle, contrast_id)
     pair = Pair(clean_enc, corrupted_enc, resolved.plain, target_id, contrast_id, contrast_label, metric, 0.0, 0.0)
+    pair.noise, pair.noise_recipe = noise, recipe
     pair.clean_metric = float(pair.score(clean_logits[None])[0])
-    pair.corrupted_metric = float(pair.score(corrupted_logits[None])[0])
+    pair.corrupted_metric = float(pair.score(corrupted_rows).mean())
     if abs(pair.clean_metric - pair.corrupted_metric) < 1e-6:
         raise InputError(
-            f"The clean and corrupted texts give the same {pair.metric_label} ({pair.clean_metric:.4g}): there is no "
+            f"The clean and corrupted runs give the same {pair.metric_label} ({pair.clean_metric:.4g}): there is no "
             "difference to trace. Choose a corrupted text that changes the answer, or another target or contrast."
         )
     return pair
@@ -321,44 +376,49 @@ def patch(
                 f"This grid ({len(layers)} layers × {len(units)} {UNIT[component]}s) needs about {seconds:.0f} s, "
                 f"more than the {max_seconds:.0f} s allowed: choose fewer layers or {UNIT[component]}s."
             )
-    dst_enc = pair.corrupted if direction == "denoise" else pair.clean
-    src_enc = {"clean": pair.clean, "corrupted": pair.corrupted}.get(source or "", None)
-    if src_enc is None:
-        src_enc = pair.clean if direction == "denoise" else pair.corrupted
-    src, _ = activations.capture(handle, src_enc.ids, sites)
-    dst, dst_outputs = activations.capture(handle, dst_enc.ids, sites)
+    dst_name = "corrupted" if direction == "denoise" else "clean"
+    src_name = source or ("clean" if direction == "denoise" else "corrupted")
+    if src_name not in pair.runs:
+        raise InputError(f"Unknown source run '{source}': use clean or corrupted.")
+    (dst_enc, dst_noise), (src_enc, src_noise) = pair.runs[dst_name], pair.runs[src_name]
+    src, _ = activations.capture(handle, src_enc.ids, sites, src_noise)
+    dst, dst_outputs = activations.capture(handle, dst_enc.ids, sites, dst_noise)
+    samples = max(src[sites[0]].shape[0], dst[sites[0]].shape[0]) if sites else 1  # noise draws per cell
 
     values = np.full((len(units), len(layers)), np.nan)
     computed = np.zeros((len(units), len(layers)), dtype=bool)
     rows = 0
-    dst_metric = pair.corrupted_metric if dst_enc is pair.corrupted else pair.clean_metric
+    dst_metric = pair.corrupted_metric if dst_name == "corrupted" else pair.clean_metric
     for j, site in enumerate(sites):
         cells = []
         for i, unit in enumerate(units):
             where = cell_index(handle, component, unit)
-            if not run_identical and torch.equal(src[site][where], dst[site][where]):
+            every = (slice(None), *where)  # in every noise draw
+            if not run_identical and bool((src[site][every] == dst[site][every]).all()):
                 values[i, j] = float(pair.normalise(dst_metric))  # nothing to change: the destination's own value
             else:
                 cells.append((i, where))
-        per_batch = max(1, handle.gateway.rows_per_batch(dst_enc.n_tokens))
+        per_batch = max(1, handle.gateway.rows_per_batch(dst_enc.n_tokens) // samples)
         for start in range(0, len(cells), per_batch):
             chunk = cells[start : start + per_batch]
             scores = handle.gateway.with_backoff(
                 lambda chunk=chunk, site=site: _patched_scores(
-                    handle, pair, dst_enc, dst_outputs, site, src[site], chunk
+                    handle, pair, (dst_enc, dst_noise), dst_outputs, site, src[site], chunk, samples
                 )
             )
             for (i, _), score in zip(chunk, scores):
                 values[i, j] = float(pair.normalise(score))
                 computed[i, j] = True
-            rows += len(chunk)
-            checkpoint(len(chunk))
+            rows += len(chunk) * samples
+            checkpoint(len(chunk) * samples)
     return Grid(component, direction, layers, unit_names(handle, pair, component, units), values, computed, rows=rows)
 
 
-def _patched_scores(handle, pair, dst_enc: Encoded, dst_outputs, site: Site, source: torch.Tensor, cells) -> np.ndarray:
-    """One batch: row r is the destination run with cell r's part of `site` taken from `source`."""
-    batch = len(cells)
+def _patched_scores(handle, pair, destination, dst_outputs, site: Site, source, cells, samples: int) -> np.ndarray:
+    """One batch, `samples` rows per cell (one per noise draw): row r is the destination run (its draw
+    r % samples) with cell r // samples's part of `site` taken from the source run (the same draw)."""
+    dst_enc, dst_noise = destination
+    batch = len(cells) * samples
     shape = (batch, dst_enc.n_tokens, source.shape[-1])
     seen: list[tuple] = []
 
@@ -367,13 +427,15 @@ def _patched_scores(handle, pair, dst_enc: Encoded, dst_outputs, site: Site, sou
         if tuple(hidden.shape) != shape:
             return hidden  # reported below: the patch would not be the one planned
         out = hidden.clone()
-        for r, (_, where) in enumerate(cells):
-            out[r][where] = source[where].to(out.dtype)
+        for r in range(batch):
+            where = cells[r // samples][1]
+            out[r][where] = source[r % samples % source.shape[0]][where].to(out.dtype)
         return out
 
     ran: dict = {}
     with (
         activations.editing(handle, {site: edit}, ran),
+        activations.noising(handle, dst_noise),
         activations.starting_at(handle, first_computed_block(handle, site), dst_outputs, batch),
         torch.inference_mode(),
     ):
@@ -381,4 +443,4 @@ def _patched_scores(handle, pair, dst_enc: Encoded, dst_outputs, site: Site, sou
     if seen != [shape]:
         problem = RuntimeError(f"the patch of {site} ran on activations shaped {seen}, planned once on {shape}")
         raise InternalError.from_exception(problem, "patching the model's activations")
-    return scores.cpu().numpy()
+    return scores.reshape(len(cells), samples).mean(1).cpu().numpy()

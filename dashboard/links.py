@@ -21,6 +21,9 @@ from dashboard.widgets import current_text, plain
 from explainers.builtin import default_model
 from explainers.errors import WhyboxError
 from explainers.faithfulness import MODES
+from explainers.inside.activations import COMPONENTS
+from explainers.inside.patching import DIRECTIONS
+from explainers.inside.patching import METRICS as TRACE_METRICS
 from explainers.methods import DEFAULT_METHODS, METHODS
 
 # Rows x tokens a link may start by itself (the sidebar warns above the same figure): on a CPU about
@@ -91,14 +94,23 @@ TRACE = {
     "tr_components": "resid",
     "tr_layers": "",
     "tr_preview": "",
+    "tr_kind": "text",
+    "tr_noise": "",
+    "tr_samples": "10",
 }
 
 
 def _trace_widget_value(setting: str, value: str):
+    """A link's value as its widget holds it; one the widget does not offer falls back to the default."""
+    offered = {"tr_metric": TRACE_METRICS, "tr_direction": DIRECTIONS, "tr_kind": ("text", "noise")}
+    if setting in offered and value not in offered[setting]:
+        return TRACE[setting]
     if setting == "tr_components":
-        return [c for c in value.split(",") if c]
+        return [c for c in value.split(",") if c in COMPONENTS] or ["resid"]
     if setting == "tr_preview":
         return value == "1"
+    if setting == "tr_samples":
+        return int(value) if value.isdigit() and 1 <= int(value) <= 100 else 10
     return value
 
 

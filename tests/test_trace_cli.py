@@ -51,3 +51,17 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tiny_bert_dir):
     code = main(["trace", "--model", str(tiny_bert_dir), "--clean", CLEAN, "--corrupted", CORRUPTED, "--layers", "x"])
     err = capsys.readouterr().err
     assert code == 2 and "--layers takes numbers" in err
+
+
+def test_trace_with_noise_is_the_engines_noise_grid(capsys, tiny_gpt2_dir, tiny_gpt2):
+    code = main(
+        ["trace", "--model", str(tiny_gpt2_dir), "--clean", "The capital of France is", "--noise-positions", "2-3"]
+        + ["--noise-samples", "2", "--seed", "1", "--component", "attn", "--json"]
+    )
+    found = json.loads(capsys.readouterr().out)
+    assert code == 0 and found["pair"]["noise"]["positions"] == [2, 3] and found["pair"]["noise"]["samples"] == 2
+    pair = patching.prepare_noise(tiny_gpt2, "The capital of France is", [2, 3], samples=2, seed=1)
+    expected = patching.patch(tiny_gpt2, pair, "attn")
+    np.testing.assert_allclose(np.array(found["grids"]["attn"]["values"], dtype=float), expected.values, atol=1e-4)
+    code = main(["trace", "--model", str(tiny_gpt2_dir), "--clean", "The capital of France is"])
+    assert code == 2 and "either --corrupted" in capsys.readouterr().err

@@ -69,3 +69,20 @@ def test_a_link_reopens_the_trace_settings(tiny_bert_dir, monkeypatch):
     assert at.text_area(key="w_tr_corrupted").value == CORRUPTED
     assert at.multiselect(key="w_tr_components").value == ["mlp", "attn"]
     assert at.radio(key="w_tr_direction").value == "noise"
+
+
+def test_noise_run_on_the_page_is_the_engines(tiny_gpt2_dir, tiny_gpt2, monkeypatch):
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_gpt2_dir))
+    at = AppTest.from_file(str(APP), default_timeout=300)
+    at.query_params.update({"tr_kind": "noise", "tr_noise": "2-3", "tr_samples": "2", "tr_components": "attn"})
+    at.query_params["tr_direction"] = "sideways"  # not offered: the default instead, no error
+    at.run()
+    at.switch_page("app_pages/trace.py").run()
+    at.text_area(key="w_tr_clean").set_value("The capital of France is").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="w_tr_direction").value == "denoise"
+    next(b for b in at.button if b.label == "Trace").click().run()
+    assert not at.exception, at.exception
+    grid = at.session_state["trace_result"][1].grids["attn"]
+    pair = patching.prepare_noise(tiny_gpt2, "The capital of France is", [2, 3], samples=2, seed=0)
+    np.testing.assert_allclose(grid.values, patching.patch(tiny_gpt2, pair, "attn").values, atol=1e-4, rtol=1e-4)

@@ -29,14 +29,28 @@ if "w_tr_clean" not in ss:
 if "w_tr_corrupted" not in ss:
     ss.w_tr_corrupted = examples.for_task(handle.task).get(ss.w_tr_clean, ss.w_tr_clean)
 
+KINDS = {"text": "a text of my own", "noise": "noise on the clean text (causal tracing)"}
+kind = st.radio("Corrupted run", list(KINDS), key="w_tr_kind", format_func=KINDS.get, horizontal=True)
 left, right = st.columns(2)
 clean = left.text_area("Clean text", key="w_tr_clean", height=90)
-corrupted = right.text_area(
-    "Corrupted text",
-    key="w_tr_corrupted",
-    height=90,
-    help="The same number of tokens as the clean text: change a word for one the tokenizer splits as much.",
-)
+if kind == "noise":
+    noise_text = right.text_input(
+        "Add noise to token positions",
+        key="w_tr_noise",
+        placeholder="e.g. 1-3 (the subject's tokens)",
+        help=f"Gaussian noise of {patching.NOISE_SCALE:g} × the standard deviation of the model's token embeddings "
+        "is added there (Meng et al. 2022); every corrupted figure is the mean over the draws (seed: the sidebar's).",
+    )
+    samples = right.number_input("Noise draws", 1, 100, key="w_tr_samples")
+    corrupted = ""
+else:
+    corrupted = right.text_area(
+        "Corrupted text",
+        key="w_tr_corrupted",
+        height=90,
+        help="The same number of tokens as the clean text: change a word for one the tokenizer splits as much.",
+    )
+    noise_text, samples = "", 0
 c1, c2, c3 = st.columns(3)
 contrast = c1.text_input(
     "Contrast (for the logit difference)",
@@ -67,7 +81,12 @@ preview = c6.checkbox(
 
 try:
     layers = parse_indices(layers_text, "Layers")
-    pair = patching.prepare(handle, clean, corrupted, ss.get("target") or None, contrast.strip() or None, metric)
+    answer = {"target": ss.get("target") or None, "contrast": contrast.strip() or None, "metric": metric}
+    if kind == "noise":
+        positions = parse_indices(noise_text, "Noise positions") or []
+        pair = patching.prepare_noise(handle, clean, positions, int(samples), int(ss.get("seed", 0)), **answer)
+    else:
+        pair = patching.prepare(handle, clean, corrupted, **answer)
     seconds = estimate_seconds(handle, pair, components, layers)
 except WhyboxError as exc:
     views.show_error("Trace", exc)
@@ -75,13 +94,16 @@ except WhyboxError as exc:
 if not components:
     st.info("Choose at least one component.")
     st.stop()
+with st.expander(f"Tokens ({pair.clean.n_tokens}) and the corrupted run"):
+    st.markdown("Clean: " + " · ".join(f"`{i}` {plain(t)}" for i, t in enumerate(pair.clean.tokens)))
+    st.markdown(f"Corrupted: {plain(pair.noise_description)}")
 st.markdown(
     f"Measured: **{plain(pair.metric_label)}**: clean {pair.clean_metric:.3f}, corrupted "
     f"{pair.corrupted_metric:.3f} · {pair.clean.n_tokens} tokens · about **{seconds:.0f} s** on this machine"
 )
 pressed = st.button("Trace", type="primary", icon=":material/route:")
 request = (handle.name, clean, corrupted, ss.get("target", ""), contrast, metric, direction, tuple(components))
-request += (layers_text, preview)
+request += (layers_text, preview, kind, noise_text, samples, ss.get("seed", 0))
 shown = views.request_to_show("trace_done", request, pressed)
 if shown is None:
     st.info("Press **Trace** to patch every cell of the chosen grids (batched; Stop ends it at the next batch).")

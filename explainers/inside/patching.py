@@ -79,6 +79,16 @@ class Pair:
         )
 
     @property
+    def noise_description(self) -> str:
+        r = self.noise_recipe or {}
+        return (
+            f"the clean text with noise of {r['scale']:g} × σ (= {r['scale'] * r['sigma']:.3g}, σ the embeddings' "
+            f"standard deviation) on positions {r['positions']}, mean over {r['samples']} draws (seed {r['seed']})"
+            if r
+            else "the corrupted text"
+        )
+
+    @property
     def metric_label(self) -> str:
         if self.metric == "logprob":
             return f"log p({self.target.label!r})"

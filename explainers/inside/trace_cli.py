@@ -23,7 +23,14 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local folder or hub id")
     p.add_argument("--clean", required=True, help="the text the model answers with the target")
-    p.add_argument("--corrupted", required=True, help="the same number of tokens, answered otherwise")
+    p.add_argument("--corrupted", default=None, help="the same number of tokens, answered otherwise")
+    p.add_argument(
+        "--noise-positions",
+        default=None,
+        help="instead of --corrupted: causal tracing's noise (3x the embeddings' std) on these positions, e.g. 1-3",
+    )
+    p.add_argument("--noise-samples", type=int, default=10, help="noise draws averaged (with --noise-positions)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
     p.add_argument("--target", default=None, help="label or next token (default: the clean prediction)")
     p.add_argument("--contrast", default=None, help="label or next token compared with (default: the corrupted answer)")
     p.add_argument("--metric", default="logit_diff", choices=list(METRICS))
@@ -49,15 +56,31 @@ def add_parser(sub) -> None:
 def cmd_trace(args: argparse.Namespace) -> int:
     from .. import strict_json
     from ..cli import _load
+    from ..errors import InputError
     from ..gateway import watching
-    from .patching import DIRECTIONS, NORMALISED, prepare
+    from .patching import DIRECTIONS, NORMALISED, prepare, prepare_noise
     from .trace import parse_indices, run_trace
 
     layers = parse_indices(args.layers, "--layers")  # before the (slow) model load
     positions = parse_indices(args.positions, "--positions")
+    noised = parse_indices(args.noise_positions, "--noise-positions")
+    if (args.corrupted is None) == (noised is None):
+        raise InputError("Give the corrupted run: either --corrupted TEXT or --noise-positions (causal tracing).")
     components = args.component or ["resid"]
     handle = _load(args)
-    pair = prepare(handle, args.clean, args.corrupted, args.target, args.contrast, args.metric)
+    if noised is not None:
+        pair = prepare_noise(
+            handle,
+            args.clean,
+            noised,
+            args.noise_samples,
+            args.seed,
+            target=args.target,
+            contrast=args.contrast,
+            metric=args.metric,
+        )
+    else:
+        pair = prepare(handle, args.clean, args.corrupted, args.target, args.contrast, args.metric)
     from tqdm import tqdm
 
     bar = tqdm(unit="row", file=sys.stderr, desc="trace", dynamic_ncols=True, disable=None)
@@ -72,6 +95,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         print(strict_json.dumps(trace.to_dict(), indent=2))
         return 0
     print(f"metric: {pair.metric_label}; clean {pair.clean_metric:.3f}, corrupted {pair.corrupted_metric:.3f}")
+    if pair.noise_recipe:
+        print(f"corrupted run: {pair.noise_description}")
     print(f"{DIRECTIONS[args.direction]} ({args.direction}); values {NORMALISED}")
     for name, grid in trace.grids.items():
         print(f"\n{name}: rows = {grid.unit}s, columns = layers")

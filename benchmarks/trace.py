@@ -1,7 +1,7 @@
 """Activation patching (explainers/inside/patching.py) against the plain loop, and the preview's agreement.
 
     .venv/bin/python -m benchmarks.trace [--models smollm2,sentiment] [--components resid,attn,mlp,head]
-                                         [--threads 1] [--json]
+                                         [--threads 1] [--examples] [--skip-timing] [--json]
 
 For each model, one prompt pair (smollm2: 12 tokens; sentiment: 16 tokens) and each component's full
 grid (every layer × every position, or × every head), denoising, logit difference against the
@@ -14,7 +14,8 @@ corrupted answer:
 
 CPU seconds (`time.process_time`, one thread) of each, their ratio, and the largest difference of the
 normalised values; then the attribution-patching preview's seconds and its agreement with the exact grid
-(Pearson r, top-5 recall). The machine's load is printed: the figures are only as quiet as it is.
+(Pearson r, top-5 recall); with --examples, that agreement on the dashboard's example pairs. The
+machine's load is printed: the figures are only as quiet as it is.
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ def main() -> None:
     parser.add_argument("--components", default="resid,attn,mlp,head")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--examples", action="store_true", help="also the agreement table on the example pairs")
+    parser.add_argument("--skip-timing", action="store_true", help="only the agreement table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = os.getloadavg()
     print(f"load {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} on {os.cpu_count()} cores; {args.threads} thread(s)")
     rows = []
-    for name in args.models.split(","):
+    for name in [] if args.skip_timing else args.models.split(","):
         handle = load_model(name, device="cpu")
         clean, corrupted, tokens = PAIRS[name]
         pair = patching.prepare(handle, clean, corrupted)
@@ -117,8 +120,37 @@ def main() -> None:
                 f"plain {base:7.2f} s  ratio {row['ratio']:.2f}  max|Δ| {row['max_abs_diff']:.1e}  "
                 f"preview {prev:5.2f} s  r {agree['pearson_r']:.3f}  top-5 recall {agree['top_k_recall']:.2f}"
             )
+    if args.examples:
+        rows += agreement_on_examples(args.models.split(","), args.components.split(","))
     if args.json:
         print(json.dumps(rows, indent=2))
+
+
+def agreement_on_examples(models: list[str], components: list[str]) -> list[dict]:
+    """The preview against exact patching on the dashboard's example pairs (each text and its one-word edit)."""
+    from dashboard.examples import for_task
+    from explainers.errors import InputError
+
+    print("\npreview vs exact on the built-in examples (denoising; Pearson r / top-5 recall)")
+    print(f"  {'model':<10} {'example':<44} " + " ".join(f"{c:>12}" for c in components))
+    rows = []
+    for name in models:
+        handle = load_model(name, device="cpu")
+        for clean, corrupted in for_task(handle.task).items():
+            try:
+                pair = patching.prepare(handle, clean, corrupted)
+            except InputError as exc:  # different token lengths: not a patching pair
+                print(f"  {name:<10} {clean[:44]:<44} skipped: {str(exc)[:60]}")
+                continue
+            cells = []
+            for component in components:
+                agree = attribution_patching.agreement(
+                    patching.patch(handle, pair, component), attribution_patching.preview(handle, pair, component)
+                )
+                rows.append({"model": name, "example": clean, "component": component, **agree})
+                cells.append(f"{agree['pearson_r']:6.2f}/{agree['top_k_recall']:.1f}")
+            print(f"  {name:<10} {clean[:44]:<44} " + " ".join(f"{c:>12}" for c in cells))
+    return rows
 
 
 if __name__ == "__main__":

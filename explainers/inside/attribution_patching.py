@@ -24,9 +24,9 @@ from .patching import (
     UNIT,
     Grid,
     Pair,
-    _check_units,
     answer_logits,
     cell_index,
+    check_units,
     default_layers,
     unit_names,
 )
@@ -81,7 +81,7 @@ def preview(
     """The attribution-patching estimate of `patching.patch`'s grid for the same cells."""
     layers = default_layers(handle, component) if layers is None else [int(x) for x in layers]
     sites = [activations.check_site(handle, Site(component, layer)) for layer in layers]
-    units = _check_units(handle, pair, component, units)
+    units = check_units(handle, pair, component, units)
     src_name, dst_name = ("clean", "corrupted") if direction == "denoise" else ("corrupted", "clean")
     src_enc, src_noise = pair.runs[src_name]
     src, _ = activations.capture(handle, src_enc.ids, sites, src_noise)

@@ -294,10 +294,6 @@ def _label(handle: ModelHandle, index: int) -> str:
 
 
 # ---- the grid -----------------------------------------------------------------------------------------
-def site_of(component: str, layer: int) -> Site:
-    return Site(component, layer)
-
-
 def default_layers(handle: ModelHandle, component: str) -> list[int]:
     n = len(handle.blocks)
     return list(range(n + 1)) if component == "resid" else list(range(1, n + 1))
@@ -337,7 +333,7 @@ def first_computed_block(handle: ModelHandle, site: Site) -> int:
     return site.layer if whole else site.layer - 1
 
 
-def _check_units(handle, pair, component, units) -> list[int]:
+def check_units(handle, pair, component, units) -> list[int]:
     n = n_units(handle, pair, component)
     if units is None:
         return list(range(n))
@@ -351,11 +347,12 @@ def _check_units(handle, pair, component, units) -> list[int]:
 def estimate_seconds(handle: ModelHandle, pair: Pair, component: str, layers=None, units=None) -> float:
     """Seconds the exact grid should take: its rows, each priced by the blocks it computes."""
     layers = default_layers(handle, component) if layers is None else list(layers)
-    n_cells = len(_check_units(handle, pair, component, units))
+    n_cells = len(check_units(handle, pair, component, units))
     n = len(handle.blocks)
     rate = handle.gateway.seconds_per_row_token()
     share = sum((n - first_computed_block(handle, Site(component, layer)) + 1) / (n + 1) for layer in layers)
-    return share * n_cells * pair.clean.n_tokens * rate
+    samples = 1 if pair.noise is None else pair.noise.shape[0]
+    return share * n_cells * samples * pair.clean.n_tokens * rate
 
 
 def patch(
@@ -378,7 +375,7 @@ def patch(
         raise InputError(f"Unknown component '{component}': use one of {', '.join(UNIT)}.")
     layers = default_layers(handle, component) if layers is None else [int(x) for x in layers]
     sites = [activations.check_site(handle, Site(component, layer)) for layer in layers]
-    units = _check_units(handle, pair, component, units)
+    units = check_units(handle, pair, component, units)
     if max_seconds is not None:
         seconds = estimate_seconds(handle, pair, component, layers, units)
         if seconds > max_seconds:

@@ -27,10 +27,10 @@ import time
 
 import numpy as np
 import torch
+from explainers.models.loading import load_model
 
 from explainers.inside import activations, attribution_patching, patching
 from explainers.inside.activations import Site
-from explainers.loading import load_model
 
 PAIRS = {
     "smollm2": ("The Eiffel Tower is in the heart of the city of", "The Colosseum is in the heart of the city of", 12),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from explainers.inference.gateway import watching
 
 from explainers.errors import CancelledError, InputError, InternalError
-from explainers.gateway import watching
 from explainers.inside import patching
 
 PAIRS = {

@@ -14,7 +14,7 @@ LAYER, HEAD = 2, 3  # block 2 (1-based), head 3 of 4; heads 2 and 3 share key/va
 
 @pytest.fixture(scope="module")
 def planted(tiny_llama_dir):
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     handle = load_model(str(tiny_llama_dir), device="cpu")
     width = handle.config.hidden_size // handle.config.num_attention_heads

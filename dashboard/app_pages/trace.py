@@ -2,13 +2,13 @@
 preview beside it and their agreement."""
 
 import streamlit as st
+from explainers.inference.gateway import watching
 
 from components.trace_view import agreement_frame, chart_png, chart_svg, colour_domain, grid_chart
 from dashboard import examples, links, views
 from dashboard.widgets import current_text, plain
 from explainers import strict_json
 from explainers.errors import WhyboxError
-from explainers.gateway import watching
 from explainers.inside import patching
 from explainers.inside.activations import COMPONENTS
 from explainers.inside.trace import estimate_seconds, parse_indices, run_trace

@@ -15,11 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..gateway import checkpoint
-from ..model import ModelHandle
-from . import activations
-from .activations import Site
-from .patching import (
+from explainers.inference.gateway import checkpoint
+from explainers.inside import activations
+from explainers.inside.activations import Site
+from explainers.inside.patching import (
     DIRECTIONS,
     UNIT,
     Grid,
@@ -30,6 +29,7 @@ from .patching import (
     default_layers,
     unit_names,
 )
+from explainers.models.handle import ModelHandle
 
 PREVIEW_NOTE = "first-order estimate (attribution patching): a preview, to be checked against exact patching"
 

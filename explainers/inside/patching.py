@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InputError, InternalError
-from ..gateway import checkpoint
-from ..model import ModelHandle
-from ..tasks import Target
-from ..text import Encoded
-from . import activations
-from .activations import Site
+from explainers.errors import InputError, InternalError
+from explainers.inference.gateway import checkpoint
+from explainers.inside import activations
+from explainers.inside.activations import Site
+from explainers.models.handle import ModelHandle
+from explainers.models.tasks import Target
+from explainers.models.text import Encoded
 
 DIRECTIONS = {"denoise": "restore clean into corrupted", "noise": "put corrupted into clean"}
 METRICS = {"logit_diff": "logit(target) − logit(contrast)", "logprob": "log p(target)"}

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import InputError
-from ..model import ModelHandle
-from . import attribution_patching, patching
+from explainers.errors import InputError
+from explainers.inside import attribution_patching, patching
+from explainers.models.handle import ModelHandle
 
 SCHEMA = "whybox.trace/1"
 

@@ -9,8 +9,8 @@ COMPONENT_CHOICES = ("resid", "attn", "mlp", "head", "keys", "values")
 
 
 def add_parser(sub) -> None:
-    from ..builtin import DEFAULT_MODEL
-    from .patching import DIRECTIONS, METRICS
+    from explainers.inside.patching import DIRECTIONS, METRICS
+    from explainers.models.builtin import DEFAULT_MODEL
 
     p = sub.add_parser(
         "trace",
@@ -54,12 +54,12 @@ def add_parser(sub) -> None:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from .. import strict_json
-    from ..cli import _load
-    from ..errors import InputError
-    from ..gateway import watching
-    from .patching import DIRECTIONS, NORMALISED, prepare, prepare_noise
-    from .trace import parse_indices, run_trace
+    from explainers import strict_json
+    from explainers.cli import _load
+    from explainers.errors import InputError
+    from explainers.inference.gateway import watching
+    from explainers.inside.patching import DIRECTIONS, NORMALISED, prepare, prepare_noise
+    from explainers.inside.trace import parse_indices, run_trace
 
     layers = parse_indices(args.layers, "--layers")  # before the (slow) model load
     positions = parse_indices(args.positions, "--positions")

@@ -19,6 +19,9 @@ from dashboard import framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
 from explainers.errors import WhyboxError
+from explainers.inside.activations import COMPONENTS
+from explainers.inside.patching import DIRECTIONS
+from explainers.inside.patching import METRICS as TRACE_METRICS
 from explainers.methods import DEFAULT_METHODS, METHODS
 from explainers.metrics.faithfulness import MODES
 from explainers.models.builtin import default_model
@@ -63,6 +66,9 @@ def init() -> None:
     for parameter, setting in COMPARE.items():  # Compare's inputs; its page seeds its widgets from them
         if query.get(parameter):
             ss[setting] = query[parameter]
+    for setting in TRACE:  # Trace's inputs, likewise
+        if query.get(setting):
+            ss[setting] = query[setting]
     # A link that carries a text reopens its view, and a first visit shows the example explained: both
     # run without waiting for the button (when cheap enough: take_autorun).
     ss.autorun = "text" in query or not query.to_dict()
@@ -78,6 +84,54 @@ COMPARE = {
     "cmp_contrast": "cmp_contrast",
     "cmp_target_b": "cmp_target_b",  # side B's picker seeds itself, once B's model is loaded
 }
+
+
+# Trace's inputs: URL parameter = setting (its widget's key is "w_" + the setting) -> its default
+TRACE = {
+    "tr_clean": "",
+    "tr_corrupted": "",
+    "tr_contrast": "",
+    "tr_metric": "logit_diff",
+    "tr_direction": "denoise",
+    "tr_components": "resid",
+    "tr_layers": "",
+    "tr_preview": "",
+    "tr_kind": "text",
+    "tr_noise": "",
+    "tr_samples": "10",
+}
+
+
+def _trace_widget_value(setting: str, value: str):
+    """A link's value as its widget holds it; one the widget does not offer falls back to the default."""
+    offered = {"tr_metric": TRACE_METRICS, "tr_direction": DIRECTIONS, "tr_kind": ("text", "noise")}
+    if setting in offered and value not in offered[setting]:
+        return TRACE[setting]
+    if setting == "tr_components":
+        return [c for c in value.split(",") if c in COMPONENTS] or ["resid"]
+    if setting == "tr_preview":
+        return value == "1"
+    if setting == "tr_samples":
+        return int(value) if value.isdigit() and 1 <= int(value) <= 100 else 10
+    return value
+
+
+def seed_trace() -> None:
+    """Seed Trace's widgets from its settings (a link, or the page's last visit) when the page draws them anew."""
+    ss = st.session_state
+    for setting, default in TRACE.items():
+        if "w_" + setting not in ss and (ss.get(setting) or default):
+            ss["w_" + setting] = _trace_widget_value(setting, ss.get(setting) or default)
+
+
+def _trace_link() -> dict:
+    """Trace's inputs for the URL, once the page has been used (the settings follow the widgets here)."""
+    ss = st.session_state
+    for setting in TRACE:
+        if "w_" + setting in ss:
+            value = ss["w_" + setting]
+            ss[setting] = ",".join(value) if isinstance(value, list) else ("1" if value is True else str(value or ""))
+    return {s: ss[s] for s, default in TRACE.items() if ss.get(s) and ss[s] != default}
 
 
 def seed_compare(kinds: list[str], methods: list[str], models_offered: list[str]) -> None:
@@ -216,6 +270,7 @@ def sync_url() -> None:
         wanted["marks"] = ",".join(map(str, ss.marks))
     wanted |= framing.to_query()
     wanted |= _compare_link()
+    wanted |= _trace_link()
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 

@@ -119,3 +119,47 @@ def cascade_groups(model: torch.nn.Module, blocks: torch.nn.ModuleList) -> list[
     groups = [("head", after)] if after else []
     groups += [(f"block {k + 1}", per_block[k]) for k in reversed(range(len(blocks)))]
     return groups + ([("embeddings", before)] if before else [])
+
+
+class BlockParts:
+    """The sub-layers of one block that patching reads and replaces, found by structure, not by name:
+
+    - the attention is the first child of the block holding two or more weight matrices (q/k/v/out);
+      its output projection is the last weight matrix in it: the projection's input is the heads'
+      outputs side by side (head h = features h*d..(h+1)*d), its output is what attention adds to the
+      residual stream (before the LayerNorm of a post-LN block such as BERT's);
+    - the MLP's output is the last weight matrix of the block outside the attention (its down/out
+      projection: what the MLP adds, before a post-LN block's LayerNorm);
+    - keys and values are the second and third projections of the attention when it has separate ones
+      (q, k, v, out); a fused projection (GPT-2's c_attn) has none.
+    """
+
+    def __init__(self, block: torch.nn.Module):
+        def matrices(module):
+            return [m for m in module.modules() if getattr(m, "weight", None) is not None and m.weight.ndim == 2]
+
+        attention = next((c for c in block.children() if len(matrices(c)) >= 2), None)
+        if attention is None:
+            raise InputError(f"Could not find the attention of {type(block).__name__}.")
+        inside = {id(m) for m in attention.modules()}
+        outside = [m for m in matrices(block) if id(m) not in inside]
+        if not outside:
+            raise InputError(f"Could not find the MLP of {type(block).__name__}.")
+        projections = matrices(attention)
+        self.attention = attention
+        self.attn_out = projections[-1]
+        self.mlp_out = outside[-1]
+        separate = len(projections) >= 4
+        self.keys = projections[1] if separate else None
+        self.values = projections[2] if separate else None
+        self.queries = projections[0] if separate else None
+
+
+def block_parts(block: torch.nn.Module) -> BlockParts:
+    if isinstance(block, _Application):  # its sub-layers run once per application: no per-layer site
+        raise InputError("This model shares one layer's weights across layers: its sub-layers have no per-layer site.")
+    parts = getattr(block, "_whybox_parts", None)
+    if parts is None:
+        parts = BlockParts(block)
+        object.__setattr__(block, "_whybox_parts", parts)  # not a submodule: a plain attribute
+    return parts

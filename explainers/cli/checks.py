@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from explainers import strict_json
+from explainers.cli.common import load_handle
 from explainers.errors import InputError
 
 
@@ -73,20 +74,12 @@ def method_params(pairs: list[str] | None, methods: list[str]) -> dict[str, dict
     return {m: {k: v for k, v in given.items() if k in names[m]} for m in methods}
 
 
-def _load(args):
-    from explainers.models.loading import load_model
-    from explainers.serving.threads import apply_thread_policy
-
-    apply_thread_policy()
-    return load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
-
-
 def cmd_sanity(args: argparse.Namespace) -> int:
     from explainers.checks.sanity import READING, sanity_check
     from explainers.metrics.similarity import SIMILARITIES
 
     params = method_params(args.param, args.method)  # before the slow model load
-    handle = _load(args)
+    handle = load_handle(args)
 
     def progress(result) -> None:
         print(f"randomised {result.layers[-1]} ({len(result.layers)}/{len(result.planned)})", file=sys.stderr)
@@ -118,7 +111,7 @@ def cmd_consistency(args: argparse.Namespace) -> int:
         raise InputError("--no-generate needs at least one --variant.")
     if args.max_variants is not None and args.max_variants < 1:
         raise InputError(f"--max-variants must be at least 1, not {args.max_variants}.")
-    handle = _load(args)
+    handle = load_handle(args)
 
     def progress(result) -> None:
         print(f"explained variant {len(result.values[result.methods[0]][result.measures[0]])}", file=sys.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from explainers import strict_json
 from explainers.cli import flag_help
+from explainers.cli.common import load_handle
 from explainers.errors import InternalError, WhyboxError
 from explainers.models.builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
 
@@ -64,22 +65,6 @@ def _check_arguments(argv: list[str]) -> None:
 def _separator(value: str | None) -> str | None:
     """A separator as typed in a shell: '\\n' and '\\t' mean a line break and a tab."""
     return value.replace("\\n", "\n").replace("\\t", "\t") if value else value
-
-
-def _load(args):
-    from explainers.models.loading import load_model
-    from explainers.serving.threads import apply_thread_policy
-
-    apply_thread_policy()  # no more torch threads than idle cores (see threads.py)
-
-    handle = load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
-    if getattr(args, "precision", "float32") != "float32":
-        from explainers.inference.precision import set_precision
-
-        probe = set_precision(handle, args.precision)
-        if probe is not None:  # auto: say once what it measured and chose
-            print(f"whybox: precision {probe.chosen}: {probe.reason}", file=sys.stderr)
-    return handle
 
 
 def _explain_all(handle, args) -> list:
@@ -163,7 +148,7 @@ def cmd_methods(args) -> int:
 def cmd_explain(args) -> int:
     from explainers.conventions import conventions
 
-    handle = _load(args)
+    handle = load_handle(args)
     if args.generate or args.continuation:
         return _explain_generation(handle, args)
     if args.sentences_first:
@@ -255,7 +240,7 @@ def cmd_layers(args) -> int:
     from explainers.inside.lens import logit_lens
 
     lens = logit_lens(
-        _load(args), args.text, target=args.target, contrast=args.contrast, top_k=args.top_k, chat=args.chat
+        load_handle(args), args.text, target=args.target, contrast=args.contrast, top_k=args.top_k, chat=args.chat
     )
     if args.json:
         print(lens.to_json(indent=2))
@@ -278,7 +263,7 @@ def cmd_evaluate(args) -> int:
         ranking_metrics,
     )
 
-    handle = _load(args)
+    handle = load_handle(args)
     explanations = _explain_all(handle, args)
     reports = evaluate_many(handle, explanations, mode=args.mode)
     ranking = rank_explanations(reports)

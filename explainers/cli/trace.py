@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from explainers.cli.common import load_handle
+
 COMPONENT_CHOICES = ("resid", "attn", "mlp", "head", "keys", "values")
 
 
@@ -55,7 +57,6 @@ def add_parser(sub) -> None:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from explainers import strict_json
-    from explainers.cli.commands import _load
     from explainers.errors import InputError
     from explainers.inference.gateway import watching
     from explainers.inside.patching import DIRECTIONS, NORMALISED, prepare, prepare_noise
@@ -67,7 +68,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if (args.corrupted is None) == (noised is None):
         raise InputError("Give the corrupted run: either --corrupted TEXT or --noise-positions (causal tracing).")
     components = args.component or ["resid"]
-    handle = _load(args)
+    handle = load_handle(args)
     if noised is not None:
         pair = prepare_noise(
             handle,

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from explainers.cli import flag_help
+from explainers.cli.common import load_handle
 from explainers.errors import InputError, WhyboxError
 from explainers.models.builtin import DEFAULT_MODEL
 
@@ -71,12 +72,6 @@ def add_whatif_commands(sub) -> None:
     p.set_defaults(func=cmd_model_card)
 
 
-def _load(args):
-    from explainers.models.loading import load_model
-
-    return load_model(args.model, device=args.device)
-
-
 def cmd_counterfactual(args) -> int:
     from explainers.whatif.counterfactual import (
         DEFAULT_BUDGET,
@@ -88,7 +83,7 @@ def cmd_counterfactual(args) -> int:
 
     if args.budget is not None and args.budget < 1:
         raise InputError("--budget is a number of model calls: 1 or more.")
-    handle = _load(args)
+    handle = load_handle(args)
     search = minimal_flips(
         handle, args.text, target=args.target, threshold=args.threshold, budget=args.budget or DEFAULT_BUDGET
     )
@@ -139,7 +134,7 @@ def cmd_model_card(args) -> int:
 
     if args.audit and not Path(args.audit).expanduser().is_dir():
         raise InputError(f"--audit: '{args.audit}' is not a folder.")
-    handle = _load(args)
+    handle = load_handle(args)
     generator = None
     if args.llm:
         from explainers.whatif.llm import default_generator

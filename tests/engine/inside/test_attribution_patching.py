@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from tests.test_patching import PAIRS, _first, named_site
 
 from explainers.inside import attribution_patching, patching
+from tests.engine.inside.test_patching import PAIRS, _first, named_site
 
 
 @pytest.mark.parametrize(

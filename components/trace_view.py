@@ -6,7 +6,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from explainers.inside.patching import DIRECTIONS, Grid
+from explainers.inside.patching import Grid
+from explainers.inside.vocabulary import DIRECTIONS
 
 
 def grid_frame(grid: Grid) -> pd.DataFrame:

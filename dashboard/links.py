@@ -19,9 +19,8 @@ from dashboard import framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
 from explainers.errors import WhyboxError
-from explainers.inside.activations import COMPONENTS
-from explainers.inside.patching import DIRECTIONS
-from explainers.inside.patching import METRICS as TRACE_METRICS
+from explainers.inside.vocabulary import COMPONENTS, DIRECTIONS
+from explainers.inside.vocabulary import METRICS as TRACE_METRICS
 from explainers.methods import DEFAULT_METHODS, METHODS
 from explainers.metrics.faithfulness import MODES
 from explainers.models.builtin import default_model

@@ -10,8 +10,8 @@ from explainers import strict_json
 from explainers.errors import WhyboxError
 from explainers.inference.gateway import watching
 from explainers.inside import patching
-from explainers.inside.activations import COMPONENTS
 from explainers.inside.trace import estimate_seconds, parse_indices, run_trace
+from explainers.inside.vocabulary import COMPONENTS
 
 st.title("Trace")
 st.caption(

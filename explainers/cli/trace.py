@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from explainers.cli.common import load_handle
+from explainers.inside.vocabulary import COMPONENTS, DIRECTIONS, METRICS
 
-COMPONENT_CHOICES = ("resid", "attn", "mlp", "head", "keys", "values")
+COMPONENT_CHOICES = tuple(COMPONENTS)
 
 
 def add_parser(sub) -> None:
-    from explainers.inside.patching import DIRECTIONS, METRICS
     from explainers.models.builtin import DEFAULT_MODEL
 
     p = sub.add_parser(
@@ -59,8 +59,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from explainers import strict_json
     from explainers.errors import InputError
     from explainers.inference.gateway import watching
-    from explainers.inside.patching import DIRECTIONS, NORMALISED, prepare, prepare_noise
+    from explainers.inside.patching import prepare, prepare_noise
     from explainers.inside.trace import parse_indices, run_trace
+    from explainers.inside.vocabulary import NORMALISED
 
     layers = parse_indices(args.layers, "--layers")  # before the (slow) model load
     positions = parse_indices(args.positions, "--positions")

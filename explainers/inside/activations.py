@@ -20,6 +20,7 @@ import torch
 
 from explainers.errors import InputError, InternalError
 from explainers.inference.gateway import checkpoint
+from explainers.inside.vocabulary import COMPONENTS  # noqa: F401  (part of this module's interface)
 from explainers.models import architecture
 from explainers.models.handle import ModelHandle
 
@@ -63,14 +64,6 @@ def _hook_layer(handle: ModelHandle, layer: int, edit: Edit, ran: list[int]):
 
 
 # component -> what it is, for people; "resid" is numbered by layer 0..n, the others by block 1..n
-COMPONENTS = {
-    "resid": "residual stream after the block",
-    "attn": "attention output (what attention adds to the residual stream)",
-    "mlp": "MLP output (what the MLP adds to the residual stream)",
-    "head": "each head's output (the input of attention's output projection)",
-    "keys": "keys, per key/value group",
-    "values": "values, per key/value group",
-}
 
 
 @dataclass(frozen=True)

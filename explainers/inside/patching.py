@@ -34,15 +34,10 @@ from explainers.errors import InputError, InternalError
 from explainers.inference.gateway import checkpoint
 from explainers.inside import activations
 from explainers.inside.activations import Site
+from explainers.inside.vocabulary import DIRECTIONS, METRICS, NORMALISED, UNIT  # noqa: F401
 from explainers.models.handle import ModelHandle
 from explainers.models.tasks import Target
 from explainers.models.text import Encoded
-
-DIRECTIONS = {"denoise": "restore clean into corrupted", "noise": "put corrupted into clean"}
-METRICS = {"logit_diff": "logit(target) − logit(contrast)", "logprob": "log p(target)"}
-# component -> what one cell of its grid is: a token position (rows = tokens) or a head / key-value group
-UNIT = {"resid": "position", "attn": "position", "mlp": "position", "head": "head", "keys": "group", "values": "group"}
-NORMALISED = "normalised so that the corrupted run is 0 and the clean run is 1"
 
 
 @dataclass

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from explainers import strict_json
+from explainers.cli import flag_help
 from explainers.cli.common import load_handle
 from explainers.errors import InputError
 
@@ -51,10 +52,10 @@ def _common(p, default_model: str) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="seed of random methods (and of the sanity check's randomisation)"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--task", default=None, choices=["classification", "causal_lm"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+    p.add_argument("--dtype", default="auto", help=flag_help.DTYPE)
+    p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help=flag_help.TASK)
+    p.add_argument("--json", action="store_true", help=flag_help.JSON)
 
 
 def method_params(pairs: list[str] | None, methods: list[str]) -> dict[str, dict]:

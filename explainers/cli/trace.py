@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from explainers.cli import flag_help
 from explainers.cli.common import load_handle
 from explainers.inside.vocabulary import COMPONENTS, DIRECTIONS, METRICS
 
@@ -35,7 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
     p.add_argument("--target", default=None, help="label or next token (default: the clean prediction)")
     p.add_argument("--contrast", default=None, help="label or next token compared with (default: the corrupted answer)")
-    p.add_argument("--metric", default="logit_diff", choices=list(METRICS))
+    p.add_argument(
+        "--metric", default="logit_diff", choices=list(METRICS), help="; ".join(f"{k}: {v}" for k, v in METRICS.items())
+    )
     p.add_argument("--component", action="append", choices=COMPONENT_CHOICES, help="repeatable (default: resid)")
     p.add_argument(
         "--direction",
@@ -48,10 +51,10 @@ def add_parser(sub) -> None:
     p.add_argument("--preview", action="store_true", help="also the attribution-patching preview and its agreement")
     p.add_argument("--top-k", type=int, default=5, help="top-k recall of the preview's agreement")
     p.add_argument("--max-seconds", type=float, default=None, help="refuse grids estimated to take longer")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--task", default=None, choices=["classification", "causal_lm"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
+    p.add_argument("--dtype", default="auto", help=flag_help.DTYPE)
+    p.add_argument("--task", default=None, choices=["classification", "causal_lm"], help=flag_help.TASK)
+    p.add_argument("--json", action="store_true", help=flag_help.JSON)
     p.set_defaults(func=cmd_trace)
 
 

@@ -12,6 +12,7 @@ import streamlit as st
 
 from components import audit_view
 from dashboard import views
+from dashboard.run_queue import queued
 from dashboard.sidebar import duration
 from dashboard.widgets import plain
 from explainers.audit.data import BUILTIN_SETS, columns_of, read_data
@@ -184,7 +185,17 @@ elif start:
 
     try:
         # Pressing Stop reruns the page, which interrupts this run at its next redraw; Start resumes it.
-        result = run_audit(data, settings, out_dir, handle=handle, progress=show, on_rows=rows_done, resume=True)
+        # each chunk takes its turn in the server's run queue (dashboard/run_queue.py), so explains are not starved
+        result = run_audit(
+            data,
+            settings,
+            out_dir,
+            handle=handle,
+            progress=show,
+            on_rows=rows_done,
+            resume=True,
+            admit=lambda: queued(None),
+        )
     except WhyboxError as exc:
         st.error(plain(str(exc)))
         st.stop()

@@ -113,3 +113,21 @@ def test_rays_output_goes_to_the_log_and_a_lost_worker_is_one_line(tmp_path, cap
     assert text.count("KeyError: 7") == 60 and DIED in text and RETRIED in text
     print("after", flush=True)  # stdout and stderr are the terminal's again
     assert capfd.readouterr().out == "after\n"
+
+
+def test_the_progress_bar_made_before_ray_runs_still_reaches_the_terminal(tmp_path, capfd, monkeypatch):
+    from tqdm import tqdm
+
+    from explainers.audit.cli import _Terminal
+
+    log = tmp_path / "whybox.log"
+    monkeypatch.setenv("WHYBOX_LOG", str(log))
+    bar = tqdm(total=6, file=_Terminal(), desc="audit", ascii=True, mininterval=0, dynamic_ncols=False, ncols=60)
+    with ray_cluster.ray_output_to_log():
+        os.write(2, b"a line Ray did not end")  # then the relay's own mark: the line still ends in the log
+        bar.update(4)
+    bar.close()
+    err = capfd.readouterr().err
+    assert "4/6" in err
+    text = log.read_text()
+    assert "4/6" not in text and text == "a line Ray did not end\n"

@@ -49,7 +49,18 @@ def add_parser(sub) -> None:
 
 
 class _Terminal:
-    """The terminal, also while Ray's output goes to the log (ray_cluster.terminal)."""
+    """The terminal, also while Ray's output goes to the log (ray_cluster.terminal), looked up at each
+    write: tqdm keeps the `write` it was first given."""
+
+    def write(self, text: str) -> int:
+        from .ray_cluster import terminal
+
+        return terminal().write(text)
+
+    def flush(self) -> None:
+        from .ray_cluster import terminal
+
+        terminal().flush()
 
     def __getattr__(self, name):
         from .ray_cluster import terminal

@@ -121,7 +121,9 @@ class _Relay:
         last = -float("inf")
         with self.log, self.terminal, os.fdopen(self.read_fd, "r", errors="replace") as pipe:
             for line in pipe:
-                if line == self.MARK:
+                if line.endswith(self.MARK):  # after whatever part of a line was written before it
+                    if line != self.MARK:
+                        self.log.write(line[: -len(self.MARK)] + "\n")
                     with self._synced:
                         self._marks += 1
                         self._synced.notify_all()

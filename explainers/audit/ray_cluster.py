@@ -136,7 +136,7 @@ class _Relay:
                     now = time.monotonic()
                     if now - last > self.QUIET:
                         self.lost_events += 1
-                        self.terminal.write(LOST_NOTE.format(log=self.log.name) + "\n")
+                        self.terminal.write("\n" + LOST_NOTE.format(log=self.log.name) + "\n")  # off the bar
                         self.terminal.flush()
                     last = now
 

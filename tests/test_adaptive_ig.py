@@ -40,7 +40,7 @@ def test_adaptive_ig_equals_fixed_ig_at_its_steps_and_meets_the_tolerance(tiny_b
     used, tried = adaptive.extras["n_steps_used"], adaptive.extras["n_steps_tried"]
     assert tried == counted.rows  # the rows reported are the rows run
     assert tried <= ADAPTIVE_FIRST_STEPS + MOST // 2 + MOST
-    fixed = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=used, tolerance=0)
+    fixed = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=used)
     np.testing.assert_allclose(adaptive.token_scores, fixed.token_scores, rtol=1e-6, atol=1e-9)
     assert adaptive.extras["convergence_delta"] == pytest.approx(fixed.extras["convergence_delta"], abs=1e-9)
     gap = abs(adaptive.target_prob - adaptive.extras["p_baseline"])
@@ -48,11 +48,11 @@ def test_adaptive_ig_equals_fixed_ig_at_its_steps_and_meets_the_tolerance(tiny_b
     if used < MOST:
         assert within
     # never less accurate than n_steps: whenever fixed n_steps meets the tolerance, adaptive does
-    full = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=MOST, tolerance=0)
+    full = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=MOST)
     if full.extras["convergence_delta"] <= tolerance * gap:
         assert within
     # the path taken: 8 steps; else the predicted count (from the delta at 8); else n_steps as well
-    first = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=ADAPTIVE_FIRST_STEPS, tolerance=0)
+    first = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=ADAPTIVE_FIRST_STEPS)
     if first.extras["convergence_delta"] <= tolerance * gap:
         assert (used, tried) == (ADAPTIVE_FIRST_STEPS, ADAPTIVE_FIRST_STEPS)
     else:
@@ -67,5 +67,5 @@ def test_adaptive_ig_equals_fixed_ig_at_its_steps_and_meets_the_tolerance(tiny_b
 
 def test_no_tolerance_runs_exactly_n_steps(tiny_bert):
     with GradientRows(tiny_bert.model) as counted:
-        got = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=12, tolerance=0)
+        got = explain(tiny_bert, TEXT, "integrated_gradients", n_steps=12)
     assert counted.rows == 12 and "n_steps_used" not in got.extras

@@ -11,7 +11,7 @@ import contextlib
 
 import streamlit as st
 
-from explainers import admission
+from explainers.serving import admission
 
 
 def session_id() -> str:

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 import torch
+from explainers.serving.admission import AdmissionQueue, BusyError, Waiting
 
-from explainers import admission
-from explainers.admission import AdmissionQueue, BusyError, Waiting
 from explainers.errors import CancelledError, InputError
+from explainers.serving import admission
 from tests.test_app import APP, TIMEOUT, shown
 
 WAIT = 30  # seconds before a test that hangs fails (never reached when it passes)

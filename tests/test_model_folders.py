@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from explainers.models.builtin import builtin_path
+from explainers.models.loading import load_model
 
-from explainers import builtin
-from explainers.builtin import builtin_path
 from explainers.errors import ModelLoadError
-from explainers.loading import load_model
+from explainers.models import builtin
 
 
 @pytest.fixture

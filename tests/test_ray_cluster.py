@@ -117,9 +117,8 @@ def test_rays_output_goes_to_the_log_and_a_lost_worker_is_one_line(tmp_path, cap
 
 
 def test_the_progress_bar_made_before_ray_runs_still_reaches_the_terminal(tmp_path, capfd, monkeypatch):
+    from explainers.cli.audit import _Terminal
     from tqdm import tqdm
-
-    from explainers.audit.cli import _Terminal
 
     log = tmp_path / "whybox.log"
     monkeypatch.setenv("WHYBOX_LOG", str(log))

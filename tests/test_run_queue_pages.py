@@ -8,13 +8,13 @@ import contextlib
 import threading
 
 import pytest
+from explainers.serving.admission import AdmissionQueue
 from streamlit.testing.v1 import AppTest
 
-from explainers import admission
-from explainers.admission import AdmissionQueue
 from explainers.audit.data import read_data
 from explainers.audit.engine import run_audit
 from explainers.audit.work import AuditSettings
+from explainers.serving import admission
 from tests.test_admission import wait_until
 from tests.test_app import APP, errors
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import InputError
+from explainers.errors import InputError
 
 RAY_PIN = "ray[data]==2.60.0"
 CLIENT_FIX = (
@@ -49,7 +49,7 @@ LOST_NOTE = "whybox: a Ray worker was lost and its chunk retried on another (Ray
 
 def log_path() -> Path:
     """whybox's log file (WHYBOX_LOG, default whybox.log in the cache folder)."""
-    from ..builtin import cache_dir
+    from explainers.models.builtin import cache_dir
 
     return Path(os.environ.get("WHYBOX_LOG") or cache_dir() / "whybox.log")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from explainers.errors import ModelLoadError
 
 CLASSIFIER_PREFIXES = ("classifier.", "score.")
 LM_HEAD_PREFIXES = ("lm_head.",)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import InputError
+from explainers.errors import InputError
 
 SHARED_ENV = "WHYBOX_SHARED_AUDITS"
 RETENTION_ENV = "WHYBOX_UPLOAD_RETENTION_HOURS"

@@ -17,6 +17,7 @@ from components import image_export
 from components.charts import shown_attention
 from components.report import html_report, json_bundle
 from dashboard import results
+from dashboard.run_queue import queued
 from explainers.errors import WhyboxError
 from explainers.explanation import Explanation
 from explainers.inference.gateway import watching
@@ -135,19 +136,24 @@ def offer(
         slot.empty()  # pressed: the status below takes its place
         with st.status("Preparing report…", expanded=True) as status:
             bar = st.progress(0.0, text="Starting…")
-            files = PREPARED.get_or_compute(
-                key,
-                lambda: prepare(
-                    handle,
-                    req,
-                    exps,
-                    mode,
-                    marks,
-                    reports,
-                    agreement,
-                    on_step=lambda share, text: bar.progress(share, text=text),
-                ),
-            )
+            try:
+                with queued("Running the report's checks…"):
+                    files = PREPARED.get_or_compute(
+                        key,
+                        lambda: prepare(
+                            handle,
+                            req,
+                            exps,
+                            mode,
+                            marks,
+                            reports,
+                            agreement,
+                            on_step=lambda share, text: bar.progress(share, text=text),
+                        ),
+                    )
+            except WhyboxError as exc:
+                status.update(label=str(exc), state="error", expanded=True)
+                return
             bar.progress(1.0, text="Done.")
             status.update(
                 label=f"Report ready (prepared in {files['seconds']:.1f} s)", state="complete", expanded=False

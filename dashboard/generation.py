@@ -8,6 +8,7 @@ import streamlit as st
 
 from components.generation_view import generation_report_html, render_generation
 from dashboard import results, views
+from dashboard.run_queue import queued
 from explainers import strict_json
 from explainers.errors import WhyboxError
 from explainers.generation.tokens import (
@@ -83,9 +84,12 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
             try:
                 params = json.dumps(json.loads(shown[3]).get(method, {}), sort_keys=True)
                 run = (shown[0], shown[1], method, params, shown[4], shown[5], shown[6])
-                gen = _run(*run, handle)["gen"]
-                status.update(label=f"{METHODS[method].title}: faithfulness of each token ({i + 1} of {len(shown[2])})")
-                gens.append((gen, _faithfulness(*run, mode, gen, handle)))
+                with queued(f"{METHODS[method].title}: generating and explaining…"):
+                    gen = _run(*run, handle)["gen"]
+                    status.update(
+                        label=f"{METHODS[method].title}: faithfulness of each token ({i + 1} of {len(shown[2])})"
+                    )
+                    gens.append((gen, _faithfulness(*run, mode, gen, handle)))
             except WhyboxError as exc:
                 views.show_error(METHODS[method].title, exc)
         status.update(label=f"Explained {len(gens)} of {len(shown[2])} methods", state="complete", expanded=False)

@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 
 from dashboard import framing
+from dashboard.run_queue import queued
 from dashboard.widgets import current_text
 from explainers.explanation import Explanation
 from explainers.inference.memo import ByteLRU
@@ -116,9 +117,10 @@ def explain_one(handle: ModelHandle, req: Request, method: str) -> Explanation:
     exp = finished(req, method)
     if exp is None:
         target = req.target or None
-        exp = explain(
-            handle, req.text, method, target=target, seed=req.seed, **req.framing(), **req.method_params(method)
-        )
+        with queued():
+            exp = explain(
+                handle, req.text, method, target=target, seed=req.seed, **req.framing(), **req.method_params(method)
+            )
         _store().put(_key(req, method), exp)
     return exp
 
@@ -131,15 +133,23 @@ REPORTS = ByteLRU(max_bytes=32 << 20, max_entries=500, copy=True)
 
 def attentions(handle: ModelHandle, text: str) -> list[torch.Tensor]:
     """Attention weights per layer, each (1, heads, T, T), cached per (model, text)."""
-    return list(ATTENTIONS.get_or_compute((handle.name, text), lambda: tuple(handle.attentions(handle.encode(text)))))
+
+    def compute():
+        with queued():
+            return tuple(handle.attentions(handle.encode(text)))
+
+    return list(ATTENTIONS.get_or_compute((handle.name, text), compute))
 
 
 def reports(handle: ModelHandle, req: Request, explanations: list[Explanation], mode: str) -> list[Report]:
     """Faithfulness reports of a request's explanations, cached per request and mode."""
     done = replace(req, methods=tuple(e.method for e in explanations))
-    data = REPORTS.get_or_compute(
-        (done, mode), lambda: [r.to_dict() for r in evaluate_many(handle, explanations, mode)]
-    )
+
+    def compute():
+        with queued():
+            return [r.to_dict() for r in evaluate_many(handle, explanations, mode)]
+
+    data = REPORTS.get_or_compute((done, mode), compute)
     return [Report.from_dict(d) for d in data]
 
 

@@ -8,6 +8,8 @@ import time
 import streamlit as st
 
 from dashboard import cold_start, links, models, results
+from dashboard.run_queue import queue_note as _queue_note
+from dashboard.run_queue import session_id as _session_id
 from dashboard.widgets import plain
 from explainers.errors import CancelledError, InternalError, WhyboxError
 from explainers.explanation import Explanation
@@ -232,19 +234,6 @@ def _compute(handle: ModelHandle, req: results.Request, todo: list[str], done: d
             state="error" if errors else "complete",
             expanded=False,
         )
-
-
-def _session_id() -> str:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else "no-session"
-
-
-def _queue_note(area):
-    """Draws the queue's "Busy: N ahead of you" in `area` while a run waits (each redraw is also where
-    Streamlit's Stop takes effect)."""
-    return lambda waiting: area.info(waiting.message(), icon=":material/hourglass_top:")
 
 
 def _run_methods(handle, req, todo, seconds, n_tokens, done, errors, draw, ticket) -> None:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from components import audit_view
 from dashboard import views
+from dashboard.run_queue import queued
 from dashboard.sidebar import duration
 from dashboard.widgets import plain
 from explainers.audit import spreadsheet
@@ -23,8 +24,11 @@ from explainers.audit.work import AuditSettings, Progress
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
 from explainers.models.builtin import cache_dir
+from explainers.serving.audits import SHARED_ENV, finished_audits, prune_uploads, retention_seconds, shared_folder
 
-AUDITS = cache_dir() / "audits"
+SHARED = shared_folder()  # set by the operator: every visitor sees every audit in it
+AUDITS = SHARED or cache_dir() / "audits"
+UPLOADS = cache_dir() / "audit-uploads"
 AUDIT_METHODS = [m for m in METHODS if METHODS[m].family != "attention"]  # attention is not an explanation to score
 
 st.title("Audit a data set")
@@ -37,24 +41,26 @@ ss = st.session_state
 handle = views.model()
 
 
-def _finished_audits() -> dict[str, Path]:
-    found = (
-        sorted(AUDITS.glob("*/summary.json"), key=lambda p: p.stat().st_mtime, reverse=True) if AUDITS.is_dir() else []
-    )
-    out = {}
-    for path in found:
-        try:
-            s = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        source = Path(s["data"]["source"]).name
-        name = f"{s['settings']['model']} · {source} · {s['texts']:,} texts · {', '.join(s['methods'])}"
-        out[name] = path.parent
-    return out
+mine = ss.setdefault("my_audits", [])  # the audits this session ran or opened: the only ones it is shown
+
+
+def _mine(folder) -> None:
+    if str(folder) not in mine:
+        mine.append(str(folder))
 
 
 with st.expander("Open a finished audit", expanded=False, icon=":material/history:"):
-    finished = _finished_audits()
+    finished = finished_audits(AUDITS, None if SHARED else mine)
+    if SHARED:
+        st.caption(
+            f"Audits on this server are **shared**: everyone who opens this page sees every audit in "
+            f"{plain(str(SHARED))}, with its texts and labels (the operator set {SHARED_ENV})."
+        )
+    else:
+        st.caption(
+            "Only the audits run in this browser session are listed: other visitors cannot open yours, and a "
+            f"new session starts with none (an operator can share a folder with {SHARED_ENV})."
+        )
     if finished:
         pick = st.selectbox(
             "Finished audits (newest first)",
@@ -67,6 +73,12 @@ with st.expander("Open a finished audit", expanded=False, icon=":material/histor
             ss.audit_dir = str(finished[pick])
     else:
         st.caption("No finished audit yet.")
+
+try:  # uploads past the operator's retention go, whoever made them (one in use was touched by its session)
+    prune_uploads(UPLOADS, retention_seconds())
+except WhyboxError as exc:
+    st.error(plain(str(exc)))
+    st.stop()
 
 # ---- what to audit --------------------------------------------------------------------------------
 source = st.radio("Data", ["Built-in held-out sentences", "Upload a file"], horizontal=True, key="w_audit_source")
@@ -83,11 +95,11 @@ else:
         st.info("Upload a file with one text per row, or pick the built-in held-out sentences.")
         st.stop()
     body = upload.getvalue()
-    folder = AUDITS.parent / "audit-uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(body).hexdigest()[:16]}{Path(upload.name).suffix.lower()}"
+    UPLOADS.mkdir(parents=True, exist_ok=True)
+    path = UPLOADS / f"{hashlib.sha256(body).hexdigest()[:16]}{Path(upload.name).suffix.lower()}"
     if not path.exists():
         path.write_bytes(body)
+    path.touch()  # in use: the retention counts from its last use
     try:
         columns = columns_of(str(path))
     except WhyboxError as exc:
@@ -146,6 +158,7 @@ left, right = st.columns([1, 4])
 start = left.button("Open audit" if done_summary else "Start audit", type="primary", icon=":material/play_arrow:")
 if start and done_summary:
     ss.audit_dir = str(out_dir)
+    _mine(out_dir)
 elif start:
     stop_slot = right.empty()
     stop_slot.button(
@@ -185,7 +198,17 @@ elif start:
 
     try:
         # Pressing Stop reruns the page, which interrupts this run at its next redraw; Start resumes it.
-        result = run_audit(data, settings, out_dir, handle=handle, progress=show, on_rows=rows_done, resume=True)
+        # each chunk takes its turn in the server's run queue (dashboard/run_queue.py), so explains are not starved
+        result = run_audit(
+            data,
+            settings,
+            out_dir,
+            handle=handle,
+            progress=show,
+            on_rows=rows_done,
+            resume=True,
+            admit=lambda: queued(None),
+        )
     except WhyboxError as exc:
         st.error(plain(str(exc)))
         st.stop()
@@ -193,6 +216,9 @@ elif start:
     bar.empty()
     live.empty()  # the results below replace it, with their intervals
     ss.audit_dir = str(out_dir)
+    _mine(out_dir)
+    if source != "Built-in held-out sentences":  # finished: the upload is no longer needed (its session keeps it)
+        path.unlink(missing_ok=True)
 elif not done_summary and (out_dir / "audit.json").is_file():
     st.info("This audit was stopped before it finished: press **Start audit** to continue where it stopped.")
 

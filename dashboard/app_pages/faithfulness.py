@@ -7,6 +7,7 @@ from components.charts import agreement_heatmap, curves_chart
 from components.metrics_view import render_metrics
 from dashboard import consistency_section, downloads, models, results, sanity_section, shared_text, views, widgets
 from dashboard.widgets import plain
+from explainers.errors import WhyboxError
 from explainers.metrics.faithfulness import (
     CURVE_METRICS,
     MODES,
@@ -42,8 +43,12 @@ exps = views.explanations(req, run_id)
 stop_area.empty()  # finished: nothing left to stop
 handle = models.get_model(req.model)
 
-with st.spinner("Running the checks in both modes (one batched pass per method and mode)…"):
-    by_mode = {m: results.reports(handle, req, exps, m) for m in MODES}
+try:
+    with st.spinner("Running the checks in both modes (one batched pass per method and mode)…"):
+        by_mode = {m: results.reports(handle, req, exps, m) for m in MODES}
+except WhyboxError as exc:
+    views.show_error("Faithfulness", exc)
+    st.stop()
 reports = by_mode[mode]
 titles = [e.title for e in exps]
 names, matrix = agreement(exps)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from components.layers_view import lens_report_html, render_lens
 from dashboard import shared_text, views
+from dashboard.run_queue import queued
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
 from explainers.inside.lens import logit_lens
@@ -38,7 +39,7 @@ if shown is None:
     st.info("Press **Look inside** to read the prediction from every layer (one forward pass per layer, batched).")
     st.stop()
 try:
-    with st.spinner("Reading every layer…"):
+    with queued("Reading every layer…"):
         lens = _lens(*shown, handle)
 except WhyboxError as exc:
     views.show_error("Layers", exc)

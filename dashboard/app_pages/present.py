@@ -6,8 +6,9 @@ from html import escape
 import streamlit as st
 
 from components.heatmap import heatmap_html, legend_html
-from dashboard import models, results
+from dashboard import models, results, views
 from dashboard.widgets import plain
+from explainers.errors import WhyboxError
 from explainers.metrics.faithfulness import agreement
 from explainers.whatif.summary import faithfulness_verdict
 
@@ -40,8 +41,12 @@ for exp in (e for e in exps if e.method in (chosen or [])):
     st.markdown(f"### {plain(exp.title)}")
     st.html(legend_html(exp) + heatmap_html(exp, "word", font_size="2rem"))
 if len(exps) > 1:
-    with st.spinner("Checking faithfulness…"):
-        reports = results.reports(handle, req, exps, "delete")
+    try:
+        with st.spinner("Checking faithfulness…"):
+            reports = results.reports(handle, req, exps, "delete")
+    except WhyboxError as exc:
+        views.show_error("Faithfulness", exc)
+        st.stop()
     st.html(
         "<div style='font-size:1.4rem;line-height:1.5;margin-top:1.5rem'>"
         f"{escape(faithfulness_verdict(reports, agreement(exps)))}</div>"

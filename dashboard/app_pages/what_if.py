@@ -11,6 +11,7 @@ from components.charts import comparison_chart, probability_chart
 from components.live_text import live_text_area
 from components.whatif_view import counterfactual_columns, counterfactual_frame, diff_html, verdicts_html
 from dashboard import models, results, shared_text, views
+from dashboard.run_queue import queued
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
@@ -121,7 +122,7 @@ with live:
     edited = live_text_area("Edit the text: the prediction follows as you type", "w_wi_edit", text).strip()
     if edited and edited != text:
         try:
-            with st.spinner("Scoring the edit…"):
+            with queued("Scoring the edit…"):
                 diff = _diff(ss.model, text, edited, target, handle)
         except WhyboxError as exc:
             st.error(plain(str(exc)))
@@ -195,14 +196,15 @@ with flips_tab:
     if st.button("Find minimal flips", type="primary", icon=":material/bolt:"):
         bar = st.progress(0.0, text="Starting…")
         try:
-            result = cf.minimal_flips(
-                handle,
-                text,
-                target or None,
-                threshold,
-                budget=budget,
-                progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
-            )
+            with queued("Searching for minimal flips…"):
+                result = cf.minimal_flips(
+                    handle,
+                    text,
+                    target or None,
+                    threshold,
+                    budget=budget,
+                    progress=lambda f, m: bar.progress(min(f, 1.0), text=m),
+                )
             ss.wi_flips = ((ss.model, text), result)
         except WhyboxError as exc:
             st.error(plain(str(exc)))
@@ -241,10 +243,13 @@ with subs_tab:
         f"Cost: {cf.substitution_calls(n_words, n_sub_words, per_word)} model calls at most."
     )
     if st.button("Find substitutions", icon=":material/swap_horiz:"):
-        with st.spinner("Trying replacements…"):
-            found, calls = cf.substitutions(handle, text, target or None, words=n_sub_words, per_word=per_word)
-        ss.wi_subs = ((ss.model, text), found)
-        ss.wi_subs_calls = calls
+        try:
+            with queued("Trying replacements…"):
+                found, calls = cf.substitutions(handle, text, target or None, words=n_sub_words, per_word=per_word)
+            ss.wi_subs = ((ss.model, text), found)
+            ss.wi_subs_calls = calls
+        except WhyboxError as exc:
+            st.error(plain(str(exc)))
     found = _found("wi_subs")
     if found is not None:
         flips = sum(c.flipped for c in found)
@@ -285,7 +290,7 @@ with probe_tab:
             else [t for t, _ in sentiment_splits()[1]]
         )
         try:
-            with st.spinner(f"Probing {len(texts)} text(s)…"):
+            with queued(f"Probing {len(texts)} text(s)…"):
                 ss.wi_probe = (ss.model, cf.probe(handle, texts, spec))
         except WhyboxError as exc:
             st.error(plain(str(exc)))
@@ -336,7 +341,7 @@ with llm_tab:
     )
     if st.button("Draft counterfactuals", icon=":material/edit_note:"):
         try:
-            with st.spinner("Drafting (tens of seconds on a CPU)…"):
+            with queued("Drafting (tens of seconds on a CPU)…"):
                 from explainers.whatif.llm import LocalGenerator
 
                 gen = endpoint or LocalGenerator(models.get_model("smollm2"))
@@ -372,7 +377,7 @@ with words_tab:
             req.model, text, (method,), json.dumps({method: ss.params.get(method, {})}), req.seed, req.target
         )
         try:
-            with st.spinner("Explaining and checking…"):
+            with queued("Explaining and checking…"):
                 exp = results.explain_one(handle, req, method)
                 verified = [c for key in ("wi_flips", "wi_subs", "wi_drafts") for c in _verified(key)]
                 gen = None
@@ -413,7 +418,7 @@ with card_tab:
         from explainers.whatif.model_card import build_model_card
 
         try:
-            with st.spinner(
+            with queued(
                 "Running the probes and filling the card…"
                 + (" The language model drafts the prose (a minute on a CPU)." if prose_by != "template" else "")
             ):

@@ -7,6 +7,7 @@ the chunk in flight. `should_stop` (a threading.Event or a callable) is checked 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -93,10 +94,13 @@ def run_audit(
     ray_address: str | None = None,
     workers: int | None = None,
     on_rows: Callable[[int], None] | None = None,
+    admit: Callable[[], contextlib.AbstractContextManager] | None = None,
 ) -> AuditResult:
     """Audit `data` with `settings`; write results, summary and report into `out_dir`. `on_rows(n)` after each
     model batch (local engine): progress within a chunk, and where a caller's own interrupt (Streamlit's Stop)
-    can take effect; the chunk in flight is then dropped, and `resume` computes it again."""
+    can take effect; the chunk in flight is then dropped, and `resume` computes it again. `admit()` is entered
+    around each chunk of the local engine (a server's run queue: the audit takes a slot per chunk and queues
+    again between chunks, so that explains waiting behind it are not starved)."""
     if engine not in ENGINES:
         raise InputError(f"Unknown engine '{engine}': use {' or '.join(ENGINES)}.")
     from explainers.models.loading import load_model
@@ -130,6 +134,7 @@ def run_audit(
             ray_address,
             workers,
             on_rows,
+            admit,
         )
     except BaseException:
         # a failed run leaves nothing that blocks the retry (a stop returns normally: it stays resumable);
@@ -156,6 +161,7 @@ def _run(
     ray_address,
     workers,
     on_rows,
+    admit,
 ) -> AuditResult:
     stop = _stopper(should_stop)
     started = time.perf_counter()
@@ -184,7 +190,7 @@ def _run(
             chunk = todo[start : start + chunk_size]
             try:
                 # a stop asked mid-chunk ends its next model batch; the chunk is dropped, nothing half-written
-                with watching(on_rows=on_rows, should_stop=stop):
+                with (admit or contextlib.nullcontext)(), watching(on_rows=on_rows, should_stop=stop):
                     if stop():
                         raise CancelledError("Stopped before it finished.")
                     records = explain_items(handle, settings, chunk)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explainers.audit.ray_cluster import RAY_PIN, check_address, connect_failure, ray_output_to_log
 from explainers.audit.work import AuditSettings, Progress, explain_items
 from explainers.errors import InputError
 from explainers.serving.allocator import map_large_blocks, release_free_memory, with_huge_pages
@@ -37,6 +38,11 @@ class _AuditWorker:
         for item in items:
             item["rationale"] = tuple(item["rationale"]) if item.get("rationale") else None
         records = explain_items(self.handle, self.settings, items)
+        # in the actor's own log (Ray's worker-*.out): how the pool shared the work (benchmarks/ray_pool.py)
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()[:8]
+        print(f"whybox chunk: {len(items)} texts on node {node} pid {os.getpid()}", flush=True)
         out = {"record": np.array([json.dumps(r, ensure_ascii=False) for r in records], dtype=object)}
         del records
         release_free_memory()  # as the local engine does after each chunk (see engine.py)
@@ -44,11 +50,13 @@ class _AuditWorker:
 
 
 def _connect(address: str | None, workers: int | None) -> bool:
-    """Start or join Ray; True when this run started it (and so stops it)."""
+    """Start or join Ray; True when this run started it (and so stops it). A failure to join a cluster
+    that is the user's setup (no client, a refused token, no head there) is said with its fix."""
     try:
         import ray
     except ImportError:
-        raise InputError("The Ray engine needs Ray: pip install 'ray[data]==2.60.0'.") from None
+        raise InputError(f"The Ray engine needs Ray: pip install '{RAY_PIN}'.") from None
+    check_address(address)
     if ray.is_initialized():
         return False
     import logging
@@ -62,7 +70,13 @@ def _connect(address: str | None, workers: int | None) -> bool:
     if address:
         # a cluster gets this checkout's code; it must have whybox's dependencies installed
         runtime_env = {"py_modules": [str(ROOT / "explainers")], "env_vars": env_vars}
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        except Exception as exc:
+            known = connect_failure(exc, address)
+            if known is None:
+                raise
+            raise known from exc
     else:
         ray.init(
             num_cpus=workers or os.cpu_count(),
@@ -87,7 +101,13 @@ def run_ray(
     address: str | None = None,
     workers: int | None = None,
 ) -> bool:
-    """Compute `todo` on Ray, writing each finished chunk to `store`. Returns True when stopped."""
+    """Compute `todo` on Ray, writing each finished chunk to `store`. Returns True when stopped. Ray's
+    own messages go to whybox's log meanwhile (ray_cluster.py)."""
+    with ray_output_to_log():
+        return _run_ray(settings, todo, store, chunk_size, done, total, progress, should_stop, address, workers)
+
+
+def _run_ray(settings, todo, store, chunk_size, done, total, progress, should_stop, address, workers) -> bool:
     started_ray = _connect(address, workers)
     import logging
 
@@ -110,12 +130,15 @@ def run_ray(
             }
             for item in todo
         ]
-        dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * pool)))
+        # One block per chunk, and one chunk at a time per actor: with blocks cut otherwise, Ray Data made
+        # chunks of 8, 1, 8, 1 and 2 texts out of 20, and the first actor to load its model queued four of
+        # them while the other loaded (18 of 20 texts on one actor; benchmarks/ray_pool.py).
+        dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // chunk_size)))
         dataset = dataset.map_batches(
             _AuditWorker,
             fn_constructor_kwargs={"settings": settings.to_dict()},
             batch_size=chunk_size,
-            concurrency=pool,
+            compute=ray.data.ActorPoolStrategy(size=pool, max_tasks_in_flight_per_actor=1),
             num_gpus=1 if gpus else 0,
             num_cpus=1,
         )

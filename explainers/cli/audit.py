@@ -51,13 +51,34 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--ray-address",
         default=None,
-        help="an existing Ray cluster (e.g. ray://head:10001); default: a local Ray started for this run",
+        help="an existing Ray cluster, from a node of it: HEAD:6379 or auto (not ray://: Ray Data needs a driver "
+        "on the cluster); default: a local Ray started for this run",
     )
     p.add_argument("--workers", type=int, default=None, help="Ray actors (default: one per GPU, else 2)")
     p.add_argument("--chunk-size", type=int, default=8, help="texts per chunk written to the store")
     p.add_argument("--resume", action="store_true", help="continue the audit already in --out")
     # thousands of texts through one process: its allocator's settings pay (explainers/allocator.py)
     p.set_defaults(func=cmd_audit, huge_pages=True)
+
+
+class _Terminal:
+    """The terminal, also while Ray's output goes to the log (ray_cluster.terminal), looked up at each
+    write: tqdm keeps the `write` it was first given."""
+
+    def write(self, text: str) -> int:
+        from explainers.audit.ray_cluster import terminal
+
+        return terminal().write(text)
+
+    def flush(self) -> None:
+        from explainers.audit.ray_cluster import terminal
+
+        terminal().flush()
+
+    def __getattr__(self, name):
+        from explainers.audit.ray_cluster import terminal
+
+        return getattr(terminal(), name)
 
 
 DEFAULT_AUDIT_METHODS = ("integrated_gradients", "lime", "occlusion")
@@ -102,7 +123,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     from explainers.audit.summary import RunningMeans
 
-    bar = tqdm(total=len(data.rows), unit="text", file=sys.stderr, desc="audit", dynamic_ncols=True)
+    bar = tqdm(total=len(data.rows), unit="text", file=_Terminal(), desc="audit", dynamic_ncols=True)
     running = RunningMeans(methods)  # what the texts computed so far say, as the Audit page shows it
 
     def progress(p):

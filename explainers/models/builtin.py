@@ -140,7 +140,7 @@ def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = Fa
     folder = _folder(name)
     damaged: list[str] = []
     if folder.is_dir() and not rebuild:
-        damaged = integrity.folder_problems(folder)
+        damaged = _problems(folder)
         if not damaged:
             return folder
     try:
@@ -154,7 +154,7 @@ def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = Fa
         except BlockingIOError:  # another process is building this recipe: wait, then reuse its folder
             report(0.0, "waiting for another process building it")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if folder.is_dir() and not rebuild and not integrity.folder_problems(folder):
+        if folder.is_dir() and not rebuild and not _problems(folder):
             report(1.0, "built by another process")
             return folder
         if damaged:
@@ -176,6 +176,17 @@ def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = Fa
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _problems(folder: Path) -> list[str]:
+    """What is wrong with a built folder: its files against their checksums, or nothing there to check (an
+    emptied folder loaded as "Unrecognized model"). A complete folder from before checksums is accepted."""
+    if not (folder / integrity.CHECKSUMS).is_file():
+        if not any(folder.iterdir()):
+            return ["the folder is empty"]
+        if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
+            return [f"{integrity.CHECKSUMS}, and config.json or the weights, are missing"]
+    return integrity.folder_problems(folder)
 
 
 def _open_lock(folder: Path):

@@ -120,6 +120,10 @@ def load_model(
         where = "folder" if Path(source).is_dir() else "Hugging Face hub id"
         hint = "" if Path(source).is_dir() else " Check the id, and that this machine can reach huggingface.co."
         raise ModelLoadError(f"Could not load the {where} '{name_or_path}': {_first_line(exc)}.{hint}") from exc
+    if task is None and not getattr(config, "architectures", None) and Path(source).is_dir():
+        from explainers.models.heads import infer_task
+
+        task = infer_task(name_or_path, Path(source), config)  # a config that does not say (GGUF exports)
     task_type = task_class(task, config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)

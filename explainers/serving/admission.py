@@ -91,6 +91,7 @@ class AdmissionQueue:
         self._running: list[Ticket] = []
         self._by_session: dict[str, Ticket] = {}
         self._numbers = itertools.count(1)
+        self._held = threading.local()  # the ticket this thread runs under: nested work keeps its slot
 
     @classmethod
     def from_env(cls) -> AdmissionQueue:
@@ -163,13 +164,21 @@ class AdmissionQueue:
 
     @contextlib.contextmanager
     def admitted(self, session: str, on_wait: Callable[[Waiting], None] | None = None) -> Iterator[Ticket]:
-        """Queue, wait for a slot, set this thread's torch threads, run the block, free the slot."""
+        """Queue, wait for a slot, set this thread's torch threads, run the block, free the slot. Inside a block
+        already admitted in this thread (a page action that explains first) the block runs under that slot:
+        entering again would cancel the run's own ticket and wait for the slot it holds."""
+        held = getattr(self._held, "ticket", None)
+        if held is not None and held.state == "running":
+            yield held
+            return
         ticket = self.enter(session)
         try:
             self.wait(ticket, on_wait)
             ticket.threads = self._set_threads()
+            self._held.ticket = ticket
             yield ticket
         finally:
+            self._held.ticket = None
             self.release(ticket)
 
     # ---- inside the lock -----------------------------------------------------------------------------

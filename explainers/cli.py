@@ -424,10 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     from .audit.cli import add_parser as add_audit_parser  # whybox audit: its own module
+    from .inside.concepts_cli import add_parser as add_concepts_parser  # whybox concepts
     from .whatif_cli import add_whatif_commands  # counterfactuals and the model card
 
     add_audit_parser(sub)
     add_whatif_commands(sub)
+    add_concepts_parser(sub)
     return parser
 
 

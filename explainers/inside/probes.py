@@ -118,8 +118,8 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, se
     return int((predicted == y).sum()), len(y)
 
 
-def probe_layers(acts: ConceptActivations, folds: int = 5, seed: int = 0, c: float = 1.0) -> ProbeReport:
-    """A probe and its control at every layer read."""
+def probe_layers(acts: ConceptActivations, folds: int = 5, seed: int = 0, c: float = 1.0, on_layer=None) -> ProbeReport:
+    """A probe and its control at every layer read; `on_layer(probe)` as each layer is done."""
     from ..gateway import checkpoint
 
     out = []
@@ -131,6 +131,8 @@ def probe_layers(acts: ConceptActivations, folds: int = 5, seed: int = 0, c: flo
         control_right, _ = cv_accuracy(x, shuffled_labels(y, seed), groups, folds, seed, c)
         out.append(LayerProbe(layer, right / n, wilson(right, n), control_right / n, wilson(control_right, n), n))
         checkpoint()  # a stop between layers
+        if on_layer is not None:
+            on_layer(out[-1])
     y = acts.xy(acts.layers[0])[1]
     chance = float(max(y.mean(), 1 - y.mean()))
     notes = []

@@ -1,0 +1,87 @@
+"""The Concepts page in Streamlit's AppTest on the tiny fixture models: the figures it shows equal the
+engine's, bad sets are one st.error that keeps what was typed, and the settings go into the link."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explainers.inside import concepts, probes, steering
+from explainers.inside.concepts import ConceptSets
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+A = "a great and moving film\nsuperb acting , lovely story\nbrilliant and funny\na fine , warm script"
+B = "an awful and dull film\nboring acting , weak story\nclumsy and flat\na tedious , cold script"
+
+
+def open_page(model_dir, monkeypatch, tmp_path, query=None):
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(model_dir))
+    monkeypatch.setenv("WHYBOX_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(APP), default_timeout=300)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page("app_pages/concepts.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def page(tiny_bert_dir, monkeypatch, tmp_path):
+    at = open_page(tiny_bert_dir, monkeypatch, tmp_path)
+    at.radio(key="w_cn_source").set_value("typed").run()
+    at.text_area(key="w_cn_a").set_value(A).run()
+    at.text_area(key="w_cn_b").set_value(B).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_probe_tcav_and_steering_shown_as_the_engine_computes_them(page, tiny_bert):
+    next(b for b in page.button if b.label == "Read the layers").click().run()
+    assert not page.exception, page.exception
+    sets = ConceptSets.from_lines(A, B)
+    acts = concepts.concept_activations(tiny_bert, sets)
+    best = probes.probe_layers(acts).best
+    said = next(m.value for m in page.markdown if "best layer for a probe" in m.value)
+    assert f"**{best.layer}**" in said and f"accuracy {best.accuracy:.0%}" in said
+    assert any("too wide" in w.value for w in page.warning)  # 8 texts: the interval is said to be too wide
+
+    next(b for b in page.button if b.label == "Run TCAV").click().run()
+    assert not page.exception, page.exception
+    assert any("significant" in x.value for x in [*page.success, *page.info])
+
+    page.text_area(key="w_cn_prompts").set_value("a film\nthe plot\nit was").run()
+    page.text_input(key="w_cn_target").set_value("positive").run()
+    next(b for b in page.button if b.label == "Steer").click().run()
+    assert not page.exception, page.exception
+    layer = page.session_state["cn_layer"]
+    direction = concepts.directions(acts).at(layer)
+    expected = steering.steer(
+        tiny_bert, direction.vector, layer, ["a film", "the plot", "it was"], "positive", alphas=[-4, -2, 2, 4]
+    ).to_dict()
+    slope = next(m for m in page.metric if m.label.startswith("Steerability"))
+    assert slope.value == f"{expected['slope']:+.3f}"
+    wrong = next(m for m in page.metric if m.label.startswith("Prompts moved"))
+    assert wrong.value == f"{expected['wrong_way_share']:.0%}"
+    assert page.query_params["cn_source"] == "typed" and page.query_params["cn_target"] == "positive"
+
+
+def test_bad_sets_are_one_error_and_keep_the_text(page):
+    page.text_area(key="w_cn_b").set_value("a great and moving film\nsomething else").run()
+    from dashboard.widgets import plain
+
+    message = "1 text(s) are in both sets (e.g. 'a great and moving film'): a text cannot have and lack the concept"
+    assert [e.value for e in page.error] == [plain(message + "; remove them from one set.")]
+    assert page.text_area(key="w_cn_a").value == A  # nothing the user typed is lost
+
+
+def test_a_link_reopens_the_settings(tiny_gpt2_dir, monkeypatch, tmp_path):
+    query = {"cn_source": "typed", "cn_a": "x one\nx two", "cn_b": "y one\ny two", "cn_alpha": "-1,1", "cn_limit": "z"}
+    at = open_page(tiny_gpt2_dir, monkeypatch, tmp_path, query)
+    assert at.text_area(key="w_cn_a").value == "x one\nx two"
+    assert at.session_state["cn_alpha"] == "-1,1"  # its widget is drawn once the layers are read
+    assert at.session_state["cn_limit"] == 50  # an unreadable number: the default, and the link still opens
+    assert json.loads(json.dumps(at.session_state["cn_pooling"])) == "last"  # a language model: the last token

@@ -2,10 +2,11 @@
 
 Accuracy is cross-validated (stratified folds; a pair's two texts always in the same fold, so a probe is
 never tested on the twin of a text it trained on), with a 95 % Wilson interval over the held-out
-predictions. The control task is the same probe on shuffled labels (same folds): what a probe this
-size reaches by memorising. Selectivity = accuracy − control (Hewitt & Liang 2019): a probe that is
-accurate but not selective says more about the probe than about the layer. A probe shows that the
-information is there (decodable), never that the model uses it: steering and TCAV ask that.
+predictions. The control task is the same probe on shuffled labels (same folds, the mean of a few
+shuffles): what a probe this size reaches by chance. Selectivity = accuracy − control (Hewitt &
+Liang 2019): a probe that is accurate but not selective says more about the probe than about the
+layer. A probe shows that the information is there (decodable), never that the model uses it:
+steering and TCAV ask that.
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ def folds_for(y: np.ndarray, groups: np.ndarray, folds: int, seed: int):
     return StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
 
 
-def shuffled_labels(y: np.ndarray, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(y)
+CONTROL_SHUFFLES = 5  # one shuffle can agree with the true labels by chance (60 % of 80 texts is common)
+
+
+def shuffled_labels(y: np.ndarray, seed: int) -> list[np.ndarray]:
+    """The control task's labels: CONTROL_SHUFFLES seeded permutations of `y`."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(y) for _ in range(CONTROL_SHUFFLES)]
 
 
 @dataclass
@@ -103,7 +109,7 @@ class ProbeReport:
             "seed": self.seed,
             "chance": self.chance,
             "interval": "95 % Wilson interval over the held-out predictions",
-            "control": "the same probe and folds on shuffled labels",
+            "control": f"the same probe and folds on shuffled labels, mean of {CONTROL_SHUFFLES} shuffles",
             "notes": self.notes,
             "layers": [p.to_dict() for p in self.layers],
         }
@@ -128,8 +134,9 @@ def probe_layers(acts: ConceptActivations, folds: int = 5, seed: int = 0, c: flo
         x, y, groups = acts.xy(layer)
         used_folds = folds_for(y, groups, folds, seed).n_splits
         right, n = cv_accuracy(x, y, groups, folds, seed, c)
-        control_right, _ = cv_accuracy(x, shuffled_labels(y, seed), groups, folds, seed, c)
-        out.append(LayerProbe(layer, right / n, wilson(right, n), control_right / n, wilson(control_right, n), n))
+        control = float(np.mean([cv_accuracy(x, s, groups, folds, seed, c)[0] / n for s in shuffled_labels(y, seed)]))
+        band = wilson(round(control * n), n)  # what one probe of this size reaches by chance
+        out.append(LayerProbe(layer, right / n, wilson(right, n), control, band, n))
         checkpoint()  # a stop between layers
         if on_layer is not None:
             on_layer(out[-1])

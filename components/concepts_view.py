@@ -30,6 +30,7 @@ def probe_chart(report: ProbeReport) -> go.Figure:
             x=x + x[::-1],
             y=[p.control_interval[1] for p in report.layers] + [p.control_interval[0] for p in report.layers][::-1],
             fill="toself",
+            mode="lines",
             fillcolor="rgba(161,161,170,0.3)",
             line=dict(width=0),
             hoverinfo="skip",
@@ -65,7 +66,7 @@ def probe_chart(report: ProbeReport) -> go.Figure:
         )
     )
     fig.add_hline(
-        y=report.chance, line=dict(color=GREY, width=1), annotation_text="chance", annotation_position="right"
+        y=report.chance, line=dict(color=GREY, width=1), annotation_text="chance", annotation_position="bottom left"
     )
     fig.update_yaxes(title_text="cross-validated accuracy", range=[0, 1.05], tickformat=".0%")
     fig.update_xaxes(title_text="layer (emb = the embeddings)", type="category")
@@ -82,7 +83,7 @@ def direction_chart(report: DirectionReport) -> go.Figure:
             y=[d.auroc for d in report.layers],
             mode="lines+markers",
             line=dict(color=VIOLET, width=3),
-            name="AUROC of the projection (held-out)",
+            name="held-out AUROC",
             hovertemplate="layer %{x}: AUROC %{y:.2f}<extra></extra>",
         )
     )
@@ -92,7 +93,7 @@ def direction_chart(report: DirectionReport) -> go.Figure:
             y=[d.consistency for d in report.layers],
             mode="lines+markers",
             line=dict(color=GREY, dash="dash"),
-            name="mean cosine among training differences",
+            name="cosine among differences",
             hovertemplate="layer %{x}: cosine %{y:.2f}<extra></extra>",
         )
     )

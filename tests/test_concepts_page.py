@@ -85,3 +85,23 @@ def test_a_link_reopens_the_settings(tiny_gpt2_dir, monkeypatch, tmp_path):
     assert at.session_state["cn_alpha"] == "-1,1"  # its widget is drawn once the layers are read
     assert at.session_state["cn_limit"] == 50  # an unreadable number: the default, and the link still opens
     assert json.loads(json.dumps(at.session_state["cn_pooling"])) == "last"  # a language model: the last token
+
+
+def test_substitution_pairs_show_the_flip_rate_beside_the_probe(tiny_bert_dir, tiny_bert, monkeypatch, tmp_path):
+    from explainers.counterfactual import probe
+
+    at = open_page(tiny_bert_dir, monkeypatch, tmp_path)
+    at.radio(key="w_cn_source").set_value("substitution").run()
+    texts = ["he liked the film", "he left early , bored", "his plan was great", "he said it was dull"]
+    at.text_area(key="w_cn_a").set_value("\n".join(texts)).run()
+    at.text_input(key="w_cn_sub").set_value("he -> she, his -> her").run()
+    next(b for b in at.button if b.label == "Read the layers").click().run()
+    assert not at.exception, at.exception
+    expected = probe(tiny_bert, texts, "he -> she, his -> her")
+    table = at.dataframe[-1].value
+    row = table[table["evidence"] == "Substitution (What if)"].iloc[0]
+    assert row["figure"].startswith(f"flip rate {expected.flip_rate:.0%}, mean change of p {expected.mean_change:+.3f}")
+    assert at.selectbox(key="w_cn_method").options == [
+        "difference of the sets' means (CAA)",
+        "first principal component of the pairs' differences, about zero (repeng's pca_diff)",
+    ]  # pairs: both methods offered

@@ -3,6 +3,7 @@ Two sets of texts -> probes per layer, the concept's direction, TCAV (classifier
 
 import json
 
+import pandas as pd
 import streamlit as st
 
 from components import concepts_view
@@ -298,6 +299,52 @@ if rep is not None:
         st.dataframe(concepts_view.generations_frame(rep), hide_index=True)
     downloads["steering"] = d
 
+
+if not lm:  # the analyst's "does the model use X" report: each figure with what it does and does not show
+    st.header("Does the model use it? The evidence side by side")
+    rows = [
+        (
+            "Probe (best layer)",
+            f"selectivity {best.selectivity:+.0%} at layer {best.layer}",
+            "the concept can be read off the layer",
+            "that the model uses it",
+        )
+    ]
+    res = ss.get("cn_tcav")
+    if res is not None:
+        rows.append(
+            (
+                "TCAV",
+                f"{res.mean:.0%} vs random {res.random_scores.mean():.0%}, p = {res.p_value:.2g}",
+                f"the label's sensitivity to the direction at layer {res.layer}",
+                "that the sensitivity matters for real texts' predictions",
+            )
+        )
+    if ss.cn_sub.strip() and source == "substitution":
+        from explainers.counterfactual import probe as substitution_probe
+
+        flips = substitution_probe(handle, list(sets.a), ss.cn_sub)
+        downloads["substitution_probe"] = flips.to_dict()
+        rows.append(
+            (
+                "Substitution (What if)",
+                f"flip rate {flips.flip_rate:.0%}, mean change of p {flips.mean_change:+.3f} "
+                f"on {flips.n_changed} texts",
+                "the output's dependence on these words, causally",
+                "dependence on the concept beyond these words",
+            )
+        )
+    rep = ss.get("cn_steer")
+    if rep is not None:
+        rows.append(
+            (
+                "Steering",
+                f"slope {rep.to_dict()['slope']:+.3f}, wrong way {rep.wrong_way_share:.0%}",
+                "that pushing along the direction moves the output",
+                "that the model itself moves along it on real inputs",
+            )
+        )
+    st.dataframe(pd.DataFrame(rows, columns=["evidence", "figure", "shows", "does not show"]), hide_index=True)
 
 st.download_button(
     "Download JSON", data=dumps(downloads), file_name="whybox-concepts.json", mime="application/json",

@@ -360,3 +360,10 @@ def test_steering_bad_input_and_degenerate_strengths(tiny_gpt2):
         steering.steer(tiny_gpt2, np.ones(5), 1, prompts, "Paris")
     huge = steering.steer(tiny_gpt2, v, 1, prompts, "Paris", alphas=[0.01, 1e4], neutral=["a gripping , funny film ."])
     assert huge.degenerate_alphas == [1e4] and any("degenerates" in n for n in huge.notes)
+
+
+def test_texts_too_long_are_cut_and_counted(tiny_bert):
+    long = " ".join(["word"] * (tiny_bert.max_tokens + 50))
+    sets = ConceptSets((long, "short text"), ("another one", "and more"))
+    acts = concepts.concept_activations(tiny_bert, sets, [1])
+    assert acts.truncated == 1  # said on the page and in the CLI's JSON, not a crash

@@ -105,3 +105,34 @@ def test_substitution_pairs_show_the_flip_rate_beside_the_probe(tiny_bert_dir, t
         "difference of the sets' means (CAA)",
         "first principal component of the pairs' differences, about zero (repeng's pca_diff)",
     ]  # pairs: both methods offered
+
+
+def test_steering_a_language_model_shows_cost_baseline_and_generations(tiny_gpt2_dir, tiny_gpt2, monkeypatch, tmp_path):
+    a = "The capital of France is Paris\nThe capital of Italy is Paris\nthe best is Paris"
+    b = "The capital of France is Rome\nThe capital of Italy is Rome\nthe best is Rome"
+    query = {"cn_source": "typed", "cn_a": a, "cn_b": b, "cn_pairs": "True", "cn_alpha": "-1,1"}
+    at = open_page(tiny_gpt2_dir, monkeypatch, tmp_path, query)
+    assert at.checkbox(key="w_cn_pairs").value is True
+    next(x for x in at.button if x.label == "Read the layers").click().run()
+    assert not at.exception, at.exception
+    assert not [h for h in at.header if "TCAV" in h.value]  # a language model: no TCAV section
+    at.text_area(key="w_cn_prompts").set_value("The capital of France is\nthe plot is").run()
+    at.text_input(key="w_cn_target").set_value("Paris").run()
+    at.text_input(key="w_cn_contrast").set_value("Rome").run()
+    at.text_area(key="w_cn_neutral").set_value("one of the best movies of the year .").run()
+    at.text_input(key="w_cn_instruction").set_value("Say Paris.").run()
+    next(x for x in at.button if x.label == "Steer").click().run()
+    assert not at.exception, at.exception
+    layer = at.session_state["cn_layer"]
+    sets = ConceptSets.from_lines(a, b, paired=True)
+    direction = concepts.directions(concepts.concept_activations(tiny_gpt2, sets), "mean_diff").at(layer)
+    expected = steering.steer(
+        tiny_gpt2, direction.vector, layer, ["The capital of France is", "the plot is"], "Paris", "Rome", [-1, 1],
+        ["one of the best movies of the year ."], "Say Paris.",
+    )  # fmt: skip
+    cost = next(m for m in at.metric if m.label.startswith("Off-target"))
+    assert cost.value == f"{expected.off_target[-1]:+.3f} nat/token"
+    baseline = next(i.value for i in at.info if "Prompting baseline" in i.value)
+    assert f"mean change {expected.baseline.to_dict()['mean_effect']:+.2f}" in baseline
+    generations = at.dataframe[0].value
+    assert list(generations["α"]) == [-1.0, 0.0, 1.0]

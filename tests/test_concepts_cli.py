@@ -101,3 +101,18 @@ def test_an_empty_set_file_is_refused_before_the_model_loads(capsys, set_files, 
     empty.write_text("\n\n")
     code, _, err = run(capsys, "probe", "--model", "/nonexistent/model", "--set-a", set_files[0], "--set-b", str(empty))
     assert code == 2 and "is empty" in err  # the set, not the missing model: checked first
+
+
+def test_concepts_help_imports_no_heavy_module():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import sys\nfrom explainers import cli\n"
+        "try:\n    cli.main(['concepts', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'numpy', 'sklearn') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr

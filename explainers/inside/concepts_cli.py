@@ -13,9 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import InputError
+from ..errors import InputError  # light: `whybox --help` imports no numpy or torch (tests/test_cli_startup.py)
 
 COMMANDS = ("probe", "direction", "tcav", "steer")
 
@@ -173,6 +171,8 @@ def cmd_concepts(args: argparse.Namespace) -> int:
                 result["direction"] = found.to_dict()
                 result["chosen_layer"] = layer
                 if args.save_vector:
+                    import numpy as np
+
                     np.save(args.save_vector, chosen.vector)
                 rows = [(d.layer, d.auroc, d.consistency, d.norm) for d in found.layers]
                 table = ("layer", "auroc_heldout", "consistency", "norm"), rows, found.notes

@@ -239,7 +239,9 @@ target = c2.text_input(
     "Target (a label, or a continuation)", key=bound("w_cn_target", "cn_target"),
     placeholder="positive" if not lm else " good",
 )  # fmt: skip
-contrast = c2.text_input("Against (optional)", key=bound("w_cn_contrast", "cn_contrast"), placeholder=" bad")
+contrast = c2.text_input(
+    "Against (optional)", key=bound("w_cn_contrast", "cn_contrast"), placeholder=" bad" if lm else handle.labels[0]
+)
 alpha_text = c2.text_input("Strengths α (comma-separated; 0 is added)", key=bound("w_cn_alpha", "cn_alpha"))
 neutral, instruction = "", ""
 if lm:

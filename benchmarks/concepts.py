@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -65,10 +66,13 @@ NEUTRAL = [
 INSTRUCTION = "Write a positive review."
 
 
-def clock(fn):
+def timed(secs: dict, key: str, fn):
+    """fn(), its process CPU and wall seconds kept in secs[key + "_cpu" / "_wall"] and said on stderr at once."""
     cpu, wall = time.process_time(), time.perf_counter()
     out = fn()
-    return out, time.process_time() - cpu, time.perf_counter() - wall
+    secs[key + "_cpu"], secs[key + "_wall"] = time.process_time() - cpu, time.perf_counter() - wall
+    print(f"{key}: {secs[key + '_cpu']:.1f} CPU s, {secs[key + '_wall']:.1f} s", file=sys.stderr, flush=True)
+    return out
 
 
 def bench_model(name: str, n_texts: int, n_prompts: int, new_tokens: int, alphas: list[float]) -> dict:
@@ -79,16 +83,14 @@ def bench_model(name: str, n_texts: int, n_prompts: int, new_tokens: int, alphas
     seqs = [handle.encode(t).ids for t in (*sets.a, *sets.b)]
     out: dict = {"model": name, "texts": len(seqs), "layers": len(layers), "pooling": pooling, "seconds": {}}
     secs = out["seconds"]
-    batched, secs["read_batched_cpu"], secs["read_batched_wall"] = clock(
-        lambda: activations.read_pooled(handle, seqs, layers, pooling)
-    )
-    looped, secs["read_loop_cpu"], secs["read_loop_wall"] = clock(
-        lambda: np.concatenate([activations.read_pooled(handle, [s], layers, pooling) for s in seqs])
+    batched = timed(secs, "read_batched", lambda: activations.read_pooled(handle, seqs, layers, pooling))
+    looped = timed(
+        secs, "read_loop", lambda: np.concatenate([activations.read_pooled(handle, [s], layers, pooling) for s in seqs])
     )
     out["read_max_difference"] = float(np.abs(batched - looped).max())
     acts = concept_activations(handle, sets, layers, pooling)
-    probe, secs["probes_cpu"], secs["probes_wall"] = clock(lambda: probe_layers(acts))
-    found, secs["directions_cpu"], secs["directions_wall"] = clock(lambda: directions(acts))
+    probe = timed(secs, "probes", lambda: probe_layers(acts))
+    found = timed(secs, "directions", lambda: directions(acts))
     out["probe"] = [
         {"layer": p.layer, "accuracy": p.accuracy, "low": p.interval[0], "high": p.interval[1], "control": p.control}
         for p in probe.layers
@@ -101,16 +103,18 @@ def bench_model(name: str, n_texts: int, n_prompts: int, new_tokens: int, alphas
     if not handle.task.generates:
         rest = ConceptSets.from_builtin(limit=n_texts, split="train")
         random_texts = [t for t in (*rest.a, *rest.b) if t not in set(sets.a)][: 2 * len(sets.a)]
-        res, secs["tcav15_cpu"], secs["tcav15_wall"] = clock(
-            lambda: tcav(handle, list(sets.a), random_texts, list(sets.a), "positive", layer, runs=15)
+        res = timed(
+            secs, "tcav15", lambda: tcav(handle, list(sets.a), random_texts, list(sets.a), "positive", layer, runs=15)
         )
         out["tcav"] = {k: v for k, v in res.to_dict().items() if k not in ("scores", "random_scores")}
         return out
     prompts = PROMPTS[:n_prompts]
-    rep, secs["steer_cpu"], secs["steer_wall"] = clock(
+    rep = timed(
+        secs,
+        "steer",
         lambda: steer(
             handle, found.at(layer).vector, layer, prompts, "good", "bad", alphas, NEUTRAL, INSTRUCTION, generate=0
-        )
+        ),
     )
     d = rep.to_dict()
     out["steering"] = {
@@ -132,7 +136,7 @@ def bench_model(name: str, n_texts: int, n_prompts: int, new_tokens: int, alphas
                 ]
         return texts
 
-    texts, secs["generate_sweep_cpu"], secs["generate_sweep_wall"] = clock(sweep)
+    texts = timed(secs, "generate_sweep", sweep)
     out["generations_first_prompt"] = {str(a): t[0] for a, t in texts.items()}
     return out
 

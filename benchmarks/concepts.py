@@ -20,14 +20,14 @@ import time
 
 import numpy as np
 import torch
+from explainers.generation.tokens import generate_greedy
+from explainers.models.loading import load_model
 
-from explainers.generation import generate_greedy
 from explainers.inside import activations
 from explainers.inside.concepts import ConceptSets, all_layers, concept_activations, directions
 from explainers.inside.probes import probe_layers
 from explainers.inside.steering import steer
 from explainers.inside.tcav import tcav
-from explainers.loading import load_model
 
 PROMPTS = [
     "I watched the film last night. It was",

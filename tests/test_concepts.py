@@ -62,7 +62,7 @@ def test_pairs_stay_pairs_and_sources():
     assert (table.a, table.b) == (("a", "c"), ("b", "d"))
     builtin = ConceptSets.from_builtin(limit=5)
     assert len(builtin.a) == len(builtin.b) == 5 and builtin.name_a == "positive"
-    from explainers.builtin import sentiment_splits
+    from explainers.models.builtin import sentiment_splits
 
     positives = {t for t, y in sentiment_splits()[1] if y == 1}
     assert set(builtin.a) <= positives and not set(builtin.b) & positives

@@ -88,7 +88,7 @@ def test_a_link_reopens_the_settings(tiny_gpt2_dir, monkeypatch, tmp_path):
 
 
 def test_substitution_pairs_show_the_flip_rate_beside_the_probe(tiny_bert_dir, tiny_bert, monkeypatch, tmp_path):
-    from explainers.counterfactual import probe
+    from explainers.whatif.counterfactual import probe
 
     at = open_page(tiny_bert_dir, monkeypatch, tmp_path)
     at.radio(key="w_cn_source").set_value("substitution").run()

@@ -5,19 +5,19 @@ import json
 
 import pandas as pd
 import streamlit as st
+from explainers.cli.whatif import dumps  # strict JSON: null for NaN
+from explainers.inference.gateway import watching
 
 from components import concepts_view
 from dashboard import links, views
 from dashboard.widgets import bound, plain
 from explainers.audit.data import columns_of, read_data
 from explainers.errors import WhyboxError
-from explainers.gateway import watching
 from explainers.inside import activations
 from explainers.inside.concepts import DIRECTION_METHODS, ConceptSets, concept_activations, directions
 from explainers.inside.probes import probe_layers
 from explainers.inside.steering import POSITIONS, mean_interval, steer
 from explainers.inside.tcav import tcav
-from explainers.whatif_cli import dumps  # strict JSON: null for NaN
 
 st.title("Concepts inside the model")
 st.caption(
@@ -67,7 +67,7 @@ try:
             import hashlib
             from pathlib import Path
 
-            from explainers.builtin import cache_dir
+            from explainers.models.builtin import cache_dir
 
             folder = cache_dir() / "concept-uploads"
             folder.mkdir(parents=True, exist_ok=True)
@@ -323,7 +323,7 @@ if not lm:  # the analyst's "does the model use X" report: each figure with what
             )
         )
     if ss.cn_sub.strip() and source == "substitution":
-        from explainers.counterfactual import probe as substitution_probe
+        from explainers.whatif.counterfactual import probe as substitution_probe
 
         flips = substitution_probe(handle, list(sets.a), ss.cn_sub)
         downloads["substitution_probe"] = flips.to_dict()

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
-from ..model import ModelHandle
-from . import activations
+from explainers.errors import InputError
+from explainers.inside import activations
+from explainers.models.handle import ModelHandle
 
 MIN_SET = 2  # fewer texts in a set and nothing can be learned or tested
 HOLDOUT_SHARE = 0.3  # share of examples (pairs) kept out of a direction's fit to measure its AUROC
@@ -74,7 +74,7 @@ class ConceptSets:
     def from_substitution(cls, texts: Sequence[str], spec: str) -> ConceptSets:
         """Pairs made by a What-if substitution list ('he -> she, his -> her'): A = the texts it changes,
         B = their edited twins."""
-        from ..counterfactual import apply_substitutions, parse_substitutions
+        from explainers.whatif.counterfactual import apply_substitutions, parse_substitutions
 
         subs = parse_substitutions(spec)
         pairs = [(t, apply_substitutions(t, subs)) for t in texts]
@@ -106,7 +106,7 @@ class ConceptSets:
     @classmethod
     def from_builtin(cls, limit: int = 100, split: str = "heldout") -> ConceptSets:
         """The built-in movie-review sentences: A = positive, B = negative (`limit` of each)."""
-        from ..builtin import LABELS, sentiment_splits
+        from explainers.models.builtin import LABELS, sentiment_splits
 
         train, heldout = sentiment_splits()
         rows = heldout if split == "heldout" else train

@@ -13,13 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError  # light: `whybox --help` imports no numpy or torch (tests/test_cli_startup.py)
+from explainers.errors import InputError  # light: `whybox --help` imports no numpy or torch (tests/test_cli_startup.py)
 
 COMMANDS = ("probe", "direction", "tcav", "steer")
 
 
 def add_parser(sub) -> None:
-    from ..builtin import DEFAULT_MODEL
+    from explainers.models.builtin import DEFAULT_MODEL
 
     p = sub.add_parser(
         "concepts",
@@ -75,10 +75,10 @@ def _lines(path: str | None, what: str) -> list[str]:
 
 
 def read_sets(args):
-    from .concepts import ConceptSets
+    from explainers.inside.concepts import ConceptSets
 
     if args.data:
-        from ..audit.data import read_data
+        from explainers.audit.data import read_data
 
         builtin = args.data.startswith("builtin:")
         label_a = args.label_a or ("positive" if builtin else None)
@@ -115,7 +115,7 @@ def _alphas(value: str) -> list[float]:
 
 
 def _progress():
-    from ..gateway import watching
+    from explainers.inference.gateway import watching
 
     done = [0]
 
@@ -127,13 +127,13 @@ def _progress():
 
 
 def cmd_concepts(args: argparse.Namespace) -> int:
-    from ..whatif_cli import dumps
-    from .concepts import concept_activations, directions
+    from explainers.cli.whatif import dumps
+    from explainers.inside.concepts import concept_activations, directions
 
     layers = _layers(args.layers)
     sets = read_sets(args)  # bad sets fail before the (slow) model load
     alphas = _alphas(args.alpha) if args.action == "steer" else None
-    from ..loading import load_model
+    from explainers.models.loading import load_model
 
     handle = load_model(args.model, device=args.device)
     head = {
@@ -157,7 +157,7 @@ def cmd_concepts(args: argparse.Namespace) -> int:
         head["truncated_texts"] = acts.truncated
         result = dict(head)
         if args.action == "probe":
-            from .probes import probe_layers
+            from explainers.inside.probes import probe_layers
 
             report = probe_layers(acts, folds=args.folds, seed=args.seed)
             result["probe"] = report.to_dict()
@@ -177,7 +177,7 @@ def cmd_concepts(args: argparse.Namespace) -> int:
                 rows = [(d.layer, d.auroc, d.consistency, d.norm) for d in found.layers]
                 table = ("layer", "auroc_heldout", "consistency", "norm"), rows, found.notes
             elif args.action == "tcav":
-                from .tcav import tcav
+                from explainers.inside.tcav import tcav
 
                 random = _lines(args.random, "--random") if args.random else list(sets.b)
                 class_texts = _lines(args.class_texts, "--class-texts") if args.class_texts else [*sets.a, *sets.b]
@@ -199,7 +199,7 @@ def cmd_concepts(args: argparse.Namespace) -> int:
                 rows = [(layer, res.mean, float(res.random_scores.mean()), res.p_value)]
                 table = ("layer", "tcav", "random", "p"), rows, [res.verdict]
             else:
-                from .steering import steer
+                from explainers.inside.steering import steer
 
                 if not args.target:
                     raise InputError("steer needs --target: a label, or a continuation of the language model.")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
-from .concepts import ConceptActivations
+from explainers.errors import InputError
+from explainers.inside.concepts import ConceptActivations
 
 SMALL_SET = 20  # below this many texts the interval is too wide to mean much: said with the figures
 Z95 = 1.959963984540054
@@ -126,7 +126,7 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, se
 
 def probe_layers(acts: ConceptActivations, folds: int = 5, seed: int = 0, c: float = 1.0, on_layer=None) -> ProbeReport:
     """A probe and its control at every layer read; `on_layer(probe)` as each layer is done."""
-    from ..gateway import checkpoint
+    from explainers.inference.gateway import checkpoint
 
     out = []
     used_folds = folds

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..model import ModelHandle
-from ..tasks import Target
-from . import activations
+from explainers.errors import InputError
+from explainers.inside import activations
+from explainers.models.handle import ModelHandle
+from explainers.models.tasks import Target
 
 POSITIONS = "every position (the prompt's and each generated token's)"
 DEGENERATE_NATS = 1.0  # neutral text losing more log-likelihood per token than this: the output degenerates
@@ -176,7 +176,7 @@ def steer(
     generate: int = 0,
 ) -> SteeringReport:
     """Steer with α × `vector` at `layer` over `prompts`; see the module doc for what is measured."""
-    from ..generation import generate_greedy
+    from explainers.generation.tokens import generate_greedy
 
     alphas = check_alphas(alphas)
     activations.check_layer(handle, layer)

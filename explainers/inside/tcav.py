@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..gateway import checkpoint
-from ..model import ModelHandle
-from . import activations
+from explainers.errors import InputError
+from explainers.inference.gateway import checkpoint
+from explainers.inside import activations
+from explainers.models.handle import ModelHandle
 
 ALPHA = 0.05
 MIN_RUNS = 2
@@ -35,7 +35,7 @@ def _layer_gradients(
     handle: ModelHandle, sequences: Sequence[Sequence[int]], layer: int, class_index: int, pooling: str
 ) -> np.ndarray:
     """(N, H): d logit[class] / d (residual stream at `layer`), summed over each text's pooled positions."""
-    from ..batching import plan_batches
+    from explainers.inference.batching import plan_batches
 
     gateway = handle.gateway
     captured: list[torch.Tensor] = []

@@ -36,6 +36,7 @@ PAGES = [
     st.Page("app_pages/layers.py", title="Layers", icon=":material/layers:"),
     st.Page("app_pages/trace.py", title="Trace", icon=":material/route:"),
     st.Page("app_pages/what_if.py", title="What if", icon=":material/alt_route:"),
+    st.Page("app_pages/concepts.py", title="Concepts", icon=":material/hub:"),
     st.Page("app_pages/audit.py", title="Audit", icon=":material/dataset:"),
     st.Page("app_pages/present.py", title="Present", icon=":material/slideshow:"),
     st.Page("app_pages/guide.py", title="Guide", icon=":material/school:"),

@@ -68,6 +68,8 @@ def init() -> None:
     for setting in TRACE:  # Trace's inputs, likewise
         if query.get(setting):
             ss[setting] = query[setting]
+    for setting, default in CONCEPTS.items():  # the Concepts page's settings, same names in the URL
+        ss[setting] = _typed(query.get(setting), default)
     # A link that carries a text reopens its view, and a first visit shows the example explained: both
     # run without waiting for the button (when cheap enough: take_autorun).
     ss.autorun = "text" in query or not query.to_dict()
@@ -83,6 +85,50 @@ COMPARE = {
     "cmp_contrast": "cmp_contrast",
     "cmp_target_b": "cmp_target_b",  # side B's picker seeds itself, once B's model is loaded
 }
+
+# The Concepts page's settings (URL parameter = setting; its widget's key is "w_" + the setting) and defaults.
+CONCEPTS = {
+    "cn_source": "builtin",
+    "cn_limit": 50,
+    "cn_a": "",
+    "cn_b": "",
+    "cn_pairs": False,
+    "cn_sub": "",
+    "cn_pooling": "",
+    "cn_method": "mean_diff",
+    "cn_layer": -1,
+    "cn_label": "",
+    "cn_runs": 15,
+    "cn_prompts": "",
+    "cn_target": "",
+    "cn_contrast": "",
+    "cn_alpha": "-4,-2,2,4",
+    "cn_neutral": "",
+    "cn_instruction": "",
+}
+
+
+def _typed(value: str | None, default):
+    """A link's value as its setting's type; the default where it is missing or unreadable."""
+    if not value:
+        return default
+    if isinstance(default, bool):
+        return value == "True"
+    try:
+        return type(default)(value)
+    except ValueError:
+        return default
+
+
+def _concepts_link() -> dict:
+    """The Concepts page's settings that differ from their defaults (its widgets' values when drawn)."""
+    ss = st.session_state
+    out = {}
+    for setting, default in CONCEPTS.items():
+        value = ss.get("w_" + setting, ss.get(setting, default))
+        if value != default:
+            out[setting] = str(value)
+    return out
 
 
 # Trace's inputs: URL parameter = setting (its widget's key is "w_" + the setting) -> its default
@@ -270,6 +316,7 @@ def sync_url() -> None:
     wanted |= framing.to_query()
     wanted |= _compare_link()
     wanted |= _trace_link()
+    wanted |= _concepts_link()
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 

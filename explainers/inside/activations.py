@@ -303,3 +303,34 @@ def starting_at(handle: ModelHandle, first: int, outputs: Sequence, rows: int) -
         finally:
             for block in skipped:
                 del block.forward
+
+
+# ---- one vector per text: pooling -------------------------------------------------------------------
+
+POOLINGS = {
+    "last": "the last token (what a causal LM predicts from)",
+    "mean": "the mean over all tokens of the text (special tokens included)",
+    "first": "the first token ([CLS] for a BERT-style classifier)",
+}
+
+
+def default_pooling(handle: ModelHandle) -> str:
+    """The last token for a model that predicts from a position (causal LM), else the mean over tokens."""
+    return "last" if handle.task.scores_positions else "mean"
+
+
+def pooled_positions(pooling: str, length: int) -> list[int]:
+    """The positions whose residual stream a text's pooled vector is made of (and where steering adds)."""
+    if pooling not in POOLINGS:
+        raise InputError(f"Unknown pooling '{pooling}': use one of {', '.join(POOLINGS)}.")
+    return {"last": [length - 1], "first": [0], "mean": list(range(length))}[pooling]
+
+
+def read_pooled(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequence[int], pooling: str):
+    """(N, len(layers), H) float32 array: each sequence's residual stream at `layers`, averaged over its
+    `pooled_positions`; one batched pass through `read`."""
+    import numpy as np
+
+    positions = [pooled_positions(pooling, len(s)) for s in sequences]
+    acts = read(handle, sequences, layers)
+    return np.stack([a[:, where].mean(dim=1).numpy() for a, where in zip(acts, positions, strict=True)])

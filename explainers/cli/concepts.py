@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from explainers.cli import flag_help
 from explainers.cli.common import load_handle
 from explainers.errors import InputError  # light: `whybox --help` imports no numpy or torch (tests/test_cli_startup.py)
 
@@ -29,21 +30,25 @@ def add_parser(sub) -> None:
     )
     p.add_argument("action", choices=COMMANDS, help="what to compute")
     p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name, local folder or hub id")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
     p.add_argument("--set-a", default=None, metavar="FILE", help="texts with the concept, one a line")
     p.add_argument("--set-b", default=None, metavar="FILE", help="texts without it, one a line")
     p.add_argument("--pairs", action="store_true", help="line i of --set-a and --set-b are twins")
     p.add_argument("--substitute", default=None, metavar="LIST", help="pairs from --set-a edited: 'he -> she'")
     p.add_argument("--data", default=None, help="a .csv/.jsonl/.parquet file, or builtin:rt-heldout")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--text-column", default="text", help="with --data: the column holding the texts (default: text)")
+    p.add_argument(
+        "--label-column", default="label", help="with --data: the column whose values split the texts into the two sets"
+    )
     p.add_argument("--label-a", default=None, help="rows with this label form set A (builtin: positive)")
     p.add_argument("--label-b", default=None, help="rows with this label form set B (builtin: negative)")
     p.add_argument("--limit", type=int, default=100, help="at most this many texts per set from --data")
     p.add_argument("--layers", default=None, help="e.g. 0,2,4 (default: every layer)")
     p.add_argument("--layer", type=int, default=None, help="tcav/steer: the layer (default: the best direction's)")
     p.add_argument("--pooling", default=None, choices=["last", "mean", "first"], help="default: last (LM), mean")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the held-out split, the shuffled-label control and random sets"
+    )
     p.add_argument("--folds", type=int, default=5, help="probe: cross-validation folds")
     p.add_argument("--method", default="mean_diff", choices=["mean_diff", "pca_diff"], help="direction method")
     p.add_argument("--label", default=None, help="tcav: the class explained (default: the model's last label)")
@@ -58,7 +63,7 @@ def add_parser(sub) -> None:
     p.add_argument("--instruction", default=None, help="steer: the prompting baseline, e.g. 'Write positively.'")
     p.add_argument("--generate", type=int, default=0, help="steer: tokens generated at each α for the 1st prompt")
     p.add_argument("--save-vector", default=None, metavar="FILE.npy", help="direction: save the chosen layer's")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=flag_help.JSON)
     p.set_defaults(func=cmd_concepts)
 
 

@@ -149,8 +149,24 @@ def request_to_show(key: str, request, pressed: bool, check=lambda request: True
     elif ss.get(key) is None:
         return None
     elif ss[key] != request:
-        st.caption("These results are for earlier settings: press the button to update them.")
+        earlier = "an earlier text" if ss[key].text != request.text else "earlier settings"
+        st.warning(
+            f"The results below (dimmed) are for {earlier}: press the button to explain what is shown now.",
+            icon=":material/history:",
+        )
     return ss[key]
+
+
+# A stale result's container is dimmed: on a projector nobody should read the old answer under the new text.
+_STALE_STYLE = "<style>.st-key-stale_results{opacity:0.3;filter:grayscale(1)}</style>"
+
+
+def results_area(req: results.Request):
+    """The container that holds a request's results: dimmed when the page's text or settings have changed since."""
+    stale = req != results.current_request()
+    if stale:
+        st.html(_STALE_STYLE)
+    return st.container(key="stale_results" if stale else "fresh_results")
 
 
 def _stream(handle: ModelHandle, req: results.Request, run: bool, draw, area):

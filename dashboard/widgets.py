@@ -47,7 +47,7 @@ def text_expander(page: str):
         return text_box(page)
 
 
-def _task():
+def current_task():
     """The loaded model's task (None while no model loads): which examples fit."""
     from dashboard import models  # models -> widgets: imported here, not at the top
     from explainers.errors import WhyboxError
@@ -86,7 +86,7 @@ def text_box(page: str, label: str = "Text to explain") -> str:
 
     st.selectbox(
         "Start from an example",
-        list(examples.for_task(_task())),
+        list(examples.for_task(current_task())),
         index=None,
         key="w_example",
         on_change=use_example,

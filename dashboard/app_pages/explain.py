@@ -32,23 +32,25 @@ req, run_id = views.plan(
 )
 handle = models.get_model(req.model)
 
-predicted = results.prediction(handle, req)
-left, right = st.columns([2, 3])
-with left:
-    st.subheader("Prediction")
-    st.metric(
-        handle.task.target_title,
-        handle.task.display(predicted["target"]),
-        f"{handle.task.score_name(predicted['target'])} = {predicted['target_prob']:.3g}",
-        delta_color="off",
-        delta_arrow="off",
-    )
-    for warning in views.prediction_warnings(predicted, handle) + views.reading_warnings(handle, req.text):
-        st.warning(plain(warning), icon=":material/warning:")
-with right:
-    st.plotly_chart(
-        probability_chart(predicted["probabilities"], target=predicted["target"].label), key="probabilities"
-    )
+area = views.results_area(req)  # dimmed when the text changed since
+with area:
+    predicted = results.prediction(handle, req)
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Prediction")
+        st.metric(
+            handle.task.target_title,
+            handle.task.display(predicted["target"]),
+            f"{handle.task.score_name(predicted['target'])} = {predicted['target_prob']:.3g}",
+            delta_color="off",
+            delta_arrow="off",
+        )
+        for warning in views.prediction_warnings(predicted, handle) + views.reading_warnings(handle, req.text):
+            st.warning(plain(warning), icon=":material/warning:")
+    with right:
+        st.plotly_chart(
+            probability_chart(predicted["probabilities"], target=predicted["target"].label), key="probabilities"
+        )
 
 
 def apply_remedy(remedy) -> None:
@@ -59,10 +61,12 @@ def apply_remedy(remedy) -> None:
     ss.remedy_run = True
 
 
-def card(exp, level: str, scale: float | None = None, by_class: bool = False, actions: bool = True) -> None:
+def card(exp, level: str, scale: float | None = None, by_class: bool = False, final: bool = True) -> None:
+    """One method's card. `final=False`: a first draw that is replaced later in the same run (the shared
+    scale needs every card), so it holds no keyed widget: Streamlit refuses a key registered twice in one run."""
     st.subheader(exp.title)
     st.caption(views.method_caption(exp))
-    for remedy in remedies(exp) if actions else ():  # a poor diagnostic's own suggestions, one click each
+    for remedy in remedies(exp) if final else ():  # a poor diagnostic's own suggestions, one click each
         st.button(
             remedy.label,
             key=f"remedy_{exp.method}_{remedy.param}_{remedy.value}",
@@ -76,6 +80,9 @@ def card(exp, level: str, scale: float | None = None, by_class: bool = False, ac
         st.warning(plain(weak), icon=":material/blur_on:")
     render_heatmap(exp, level, scale, by_class)
     st.markdown(plain(summarize(exp)))
+    if not final:
+        st.caption("Redrawn on the shared colour scale when every card is ready…")
+        return
     downloads.image_popover(exp, level, scale)
     if exp.native_unit == "word":  # a word-level method: its own view is the word bars
         st.plotly_chart(word_bars(exp), key=f"bars_{exp.method}")
@@ -138,7 +145,7 @@ def cards(run_id: int | None) -> list:
             elif isinstance(outcome, WhyboxError):
                 views.show_error(views.method_title(method), outcome)
             else:
-                card(outcome, level, by_class=by_class, actions=not shared)  # shared: drawn again below
+                card(outcome, level, by_class=by_class, final=not shared)  # shared: drawn again below
 
     exps = views.explanations(req, run_id, draw=draw, progress_area=progress_area)
     if shared and exps:  # the scale needs every card: redraw them on it
@@ -149,7 +156,8 @@ def cards(run_id: int | None) -> list:
     return exps
 
 
-exps = cards(run_id)
-stop_area.empty()  # finished: nothing left to stop
-st.divider()
-downloads.offer(handle, req, exps)
+with area:
+    exps = cards(run_id)
+    stop_area.empty()  # finished: nothing left to stop
+    st.divider()
+    downloads.offer(handle, req, exps)

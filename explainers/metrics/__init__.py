@@ -1,0 +1,1 @@
+"""Faithfulness metrics and what is said about them (the ranking's reasons)."""

@@ -1,0 +1,186 @@
+"""Issue 22: what broke when the dashboard was used as its users use it (AppTest on the tiny models; the
+browser half is in test_ux_issue22_browser.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+from streamlit.testing.v1 import AppTest
+
+from dashboard.examples import CLASSIFICATION, CONTINUATION
+from explainers.faithfulness import METRICS, Report, evaluate_many, ranking_metrics
+from explainers.methods import METHODS, explain
+from explainers.metrics.leads import leads, mode_dependent, winner
+from explainers.narrative import faithfulness_verdict
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+TEXT = "a gripping , funny and beautifully acted film ."
+
+
+def set_text(at: AppTest, text: str) -> None:
+    at.text_area(key="w_text").input(text)
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def errors(at: AppTest) -> str:
+    return re.sub(r"\\(.)", r"\1", "\n".join(e.value for e in at.error))
+
+
+def blocks_with_key(node, key: str, found=None) -> list:
+    """Every container whose Streamlit key is `key` (a keyed container's id ends with it)."""
+    found = [] if found is None else found
+    proto = getattr(node, "proto", None)
+    if proto is not None and getattr(proto, "id", "").endswith(key):
+        found.append(node)
+    for child in getattr(node, "children", {}).values():
+        blocks_with_key(child, key, found)
+    return found
+
+
+# ---- 1: one colour scale for all cards --------------------------------------------------------------
+def test_one_colour_scale_with_every_kind_of_card_draws_without_error(app):
+    """Before: the cards redrawn on the shared scale registered their image buttons (and LIME's word bars) a
+    second time: StreamlitDuplicateElementKey, shown as an internal error, and no downloads."""
+    app.sidebar.multiselect(key="w_methods").set_value(["integrated_gradients", "lime", "occlusion"]).run()
+    set_text(app, TEXT)
+    click(app, "Explain")
+    app.toggle(key="w_shared_scale").set_value(True).run()
+    assert not app.exception and not errors(app)
+    legends = [h.proto.body for h in app.get("html") if "full colour" in h.proto.body]
+    scales = {re.search(r"full colour = ±([\d.e-]+)", body).group(1) for body in legends}
+    assert len(legends) == 3 and len(scales) == 1
+    keys = [b.proto.id for b in app.get("download_button")]
+    assert sum("w_svg_" in k for k in keys) == 3  # each card's image, once
+    assert any(b.label.startswith("Prepare downloads") for b in app.button)  # the section is there
+    assert not any(b.key == "w_stop" for b in app.button)  # the Stop button went away
+
+
+def test_a_link_with_a_shared_scale_explains_without_error(tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({"text": TEXT, "methods": "lime,saliency", "scale": "shared"})
+    at.run()
+    assert not at.exception and not errors(at)
+    assert [s.value for s in at.subheader] == ["Prediction", "LIME", "Saliency"]
+
+
+# ---- 2: the Guide's lessons fit the loaded model ----------------------------------------------------
+def learn_texts(at: AppTest) -> list[str]:
+    at.switch_page("app_pages/guide.py").run()
+    assert not at.exception
+    return [re.sub(r"\\(.)", r"\1", m.value).strip("“”") for m in at.markdown if m.value.startswith("“")]
+
+
+def test_the_guide_offers_a_classifier_only_classifier_examples(app):
+    """Before: "The capital of France is" was offered to the sentiment classifier (positive 97 %)."""
+    assert learn_texts(app) == list(CLASSIFICATION)
+
+
+def test_the_guide_offers_a_language_model_its_prompts(app, tiny_gpt2_dir):
+    app.sidebar.selectbox(key="w_model").select("__custom__").run()
+    app.sidebar.text_input(key="w_custom").input(str(tiny_gpt2_dir))
+    click(app, "Load model")
+    assert learn_texts(app) == list(CONTINUATION)
+    next(b for b in app.button if b.key == "learn_explain_0").click().run()
+    assert app.text_area(key="w_text").value == next(iter(CONTINUATION))
+
+
+# ---- 3: the verdict quotes what the ranking is made of; Present opens on the winner -----------------
+def _report(method: str, **values) -> Report:
+    return Report(method, "delete", 0.9, {m: values.get(m, 0.0) for m in METRICS}, title=METHODS[method].title)
+
+
+def test_leads_are_the_metrics_where_the_method_is_best_by_a_hand_loop():
+    rng = np.random.default_rng(0)
+    reports = [_report(m, **{k: float(rng.random()) for k in METRICS}) for m in ("occlusion", "lime", "saliency")]
+    for report in reports:
+        expected = []
+        for metric in ranking_metrics():
+            values = [r.values[metric.name] for r in reports]
+            best = max(values) if metric.direction == "higher" else min(values)
+            if report.values[metric.name] == best:
+                expected.append(metric.name)
+        assert [m.name for m in leads(reports, report.method)] == expected
+    assert sum(len(leads(reports, r.method)) for r in reports) == len(ranking_metrics())  # no ties here
+
+
+def test_the_verdict_quotes_the_mean_rank_and_the_metrics_the_winner_leads_not_one_it_loses():
+    # Occlusion ranks first on average but loses comprehensiveness to LIME: the old verdict quoted that number.
+    occlusion = _report(
+        "occlusion",
+        comprehensiveness=0.117,
+        sufficiency=0.01,
+        aopc_comprehensiveness=0.5,
+        aopc_sufficiency=0.01,
+        deletion_auc=0.1,
+        insertion_auc=0.9,
+    )
+    lime = _report(
+        "lime",
+        comprehensiveness=0.629,
+        sufficiency=0.3,
+        aopc_comprehensiveness=0.2,
+        aopc_sufficiency=0.3,
+        deletion_auc=0.5,
+        insertion_auc=0.4,
+    )
+    text = faithfulness_verdict([lime, occlusion])
+    # mean ranks by hand: occlusion 1 on 5 of 6 metrics, 2 on comprehensiveness
+    ranks = {"occlusion": [], "lime": []}
+    for metric in ranking_metrics():
+        values = np.array([occlusion.values[metric.name], lime.values[metric.name]])
+        order = rankdata(-values if metric.direction == "higher" else values)
+        ranks["occlusion"].append(order[0])
+        ranks["lime"].append(order[1])
+    mean = {k: float(np.mean(v)) for k, v in ranks.items()}
+    assert text.startswith("Occlusion is the most faithful")
+    assert f"is {mean['occlusion']:.1f} (1 = best of 2), against {mean['lime']:.1f}" in text
+    assert "(5 of 6)" in text and "Comprehensiveness," not in text.split("best (or tied best) on")[1].split("(")[0]
+    assert "0.117" not in text and "0.629" not in text
+
+
+def test_mode_dependence_is_true_only_when_the_modes_crown_different_methods():
+    a, b = _report("occlusion", comprehensiveness=0.5), _report("lime", comprehensiveness=0.1)
+    a2, b2 = _report("occlusion", comprehensiveness=0.1), _report("lime", comprehensiveness=0.5)
+    assert winner([a, b]) == "occlusion" and winner([a2, b2]) == "lime"
+    assert mode_dependent({"delete": [a, b], "mask": [a2, b2]})
+    assert not mode_dependent({"delete": [a, b], "mask": [a, b]})
+
+
+def test_present_opens_on_the_winner_of_the_verdict(app, tiny_bert):
+    methods = ["saliency", "occlusion", "leave_one_out"]
+    app.sidebar.multiselect(key="w_methods").set_value(methods).run()
+    set_text(app, TEXT)
+    click(app, "Explain")
+    app.switch_page("app_pages/present.py").run()
+    assert not app.exception and not errors(app)
+    exps = [explain(tiny_bert, TEXT, m, seed=0) for m in methods]
+    expected = winner(evaluate_many(tiny_bert, exps, "delete"))
+    assert app.pills(key="w_present").value == [expected]
+    verdict = next(h.proto.body for h in app.get("html") if "Trust:" in h.proto.body)
+    assert verdict.split(">")[1].startswith(METHODS[expected].title)
+
+
+# ---- 4: stale results are dimmed --------------------------------------------------------------------
+def test_results_for_an_earlier_text_are_dimmed_and_said_plainly(app):
+    """Before: only a small caption said so, and the old prediction stood at full strength under the new text."""
+    app.sidebar.multiselect(key="w_methods").set_value(["saliency"]).run()
+    set_text(app, TEXT)
+    click(app, "Explain")
+    assert blocks_with_key(app._tree, "fresh_results") and not blocks_with_key(app._tree, "stale_results")
+    set_text(app, "Short and sweet.")
+    app.run()
+    stale = blocks_with_key(app._tree, "stale_results")
+    assert len(stale) == 1 and not blocks_with_key(app._tree, "fresh_results")
+    assert any("opacity" in h.proto.body and "stale_results" in h.proto.body for h in app.get("html"))
+    assert any("earlier text" in w.value for w in app.warning)
+    click(app, "Explain")
+    assert not blocks_with_key(app._tree, "stale_results")

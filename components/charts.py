@@ -84,12 +84,15 @@ def _bar_height(n: int) -> int:
     return 70 + 28 * max(n, 2)
 
 
-def probability_chart(probabilities: dict[str, float], target: str | None = None) -> go.Figure:
-    """The model's output distribution, largest first, the explained target highlighted."""
+def probability_chart(
+    probabilities: dict[str, float], target: str | None = None, contrast: str | None = None
+) -> go.Figure:
+    """The model's output distribution, largest first, the explained target highlighted (and the contrast,
+    "rather than" it, in blue)."""
     items = sorted(probabilities.items(), key=lambda kv: -kv[1])
     names = unique_labels([label(k) for k, _ in items])
     values = [v for _, v in items]
-    colors = [RED if k == target else GREY for k, _ in items]
+    colors = [RED if k == target else BLUE if k == contrast else GREY for k, _ in items]
     fig = go.Figure(
         go.Bar(
             x=values,
@@ -106,6 +109,8 @@ def probability_chart(probabilities: dict[str, float], target: str | None = None
     fig.update_xaxes(range=[0, 1.2 * max(values, default=1.0) or 1.0], tickformat=".0%", title_text="Probability")
     fig.update_yaxes(autorange="reversed")
     title = "Prediction" if target is None else f"Prediction (explained: '{label(shown(target))}', in red)"
+    if target is not None and contrast is not None:
+        title = f"Explained: '{label(shown(target))}' (red) rather than '{label(shown(contrast))}' (blue)"
     return _style(fig, title=title, height=_bar_height(len(items)) + 30)
 
 

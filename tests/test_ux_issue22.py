@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.stats import rankdata
 from streamlit.testing.v1 import AppTest
 
@@ -184,3 +185,55 @@ def test_results_for_an_earlier_text_are_dimmed_and_said_plainly(app):
     assert any("earlier text" in w.value for w in app.warning)
     click(app, "Explain")
     assert not blocks_with_key(app._tree, "stale_results")
+
+
+# ---- 8: the two word/token controls are named by what they do ---------------------------------------
+def test_the_unit_and_the_display_controls_are_named_by_what_they_do(app):
+    """Before: "Explain each: token | word" in the sidebar and "Scores per: Word | Subword token" on the page."""
+    set_text(app, TEXT)
+    app.sidebar.multiselect(key="w_methods").set_value(["saliency"]).run()
+    click(app, "Explain")
+    unit = app.sidebar.button_group(key="w_unit")
+    display = app.main.button_group(key="w_level")
+    assert "hide and score" in unit.label and display.label.startswith("Colour the text")
+    assert "Display only" in display.help and "nothing is recomputed" in display.help
+    assert not {"Explain each", "Scores per"} & {unit.label, display.label}
+
+
+# ---- 9: a contrast is labelled everywhere --------------------------------------------------------
+PROMPT = "The capital of France is"
+
+
+def test_a_contrast_is_in_the_headline_the_legends_and_the_probability_chart(app, tiny_gpt2_dir, tiny_gpt2):
+    import json
+
+    import torch
+
+    from components.charts import BLUE
+
+    app.sidebar.selectbox(key="w_model").select("__custom__").run()
+    app.sidebar.text_input(key="w_custom").input(str(tiny_gpt2_dir))
+    click(app, "Load model")
+    set_text(app, PROMPT)
+    app.sidebar.multiselect(key="w_methods").set_value(["saliency", "leave_one_out"]).run()
+    app.sidebar.text_input(key="w_target_text").input("Paris").run()
+    app.sidebar.text_input(key="w_contrast_text").input("Rome").run()
+    click(app, "Explain")
+    assert not errors(app)
+    metric = app.metric[0]
+    assert "rather than" not in metric.value  # the metric cuts long values: the contrast has its own line
+    assert any(re.sub(r"\\(.)", r"\1", m.value) == "rather than **' Rome'**" for m in app.markdown)
+    legends = [h.proto.body for h in app.get("html") if "pushes towards" in h.proto.body]
+    assert legends and all("rather than &#x27;Rome&#x27;" in body for body in legends)
+    # the probability chart shows the contrast, in blue, at p(' Rome') computed here by hand
+    enc = tiny_gpt2.encode(PROMPT)
+    with torch.inference_mode():
+        logits = tiny_gpt2.model(torch.tensor([enc.ids])).logits[0, -1]
+    rome = tiny_gpt2.tokenizer(" Rome", add_special_tokens=False)["input_ids"]
+    assert len(rome) == 1
+    expected = float(torch.softmax(logits.double(), -1)[rome[0]])
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    bar = spec["data"][0]
+    where = [i for i, name in enumerate(bar["y"]) if name.strip("'\" ") == "Rome"]
+    assert len(where) == 1 and bar["marker"]["color"][where[0]] == BLUE
+    assert bar["x"][where[0]] == pytest.approx(expected, rel=1e-4)

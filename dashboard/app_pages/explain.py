@@ -4,7 +4,7 @@ import streamlit as st
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap, shared_scale
-from dashboard import downloads, models, results, views, widgets
+from dashboard import downloads, framing, models, results, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
@@ -38,18 +38,22 @@ with area:
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Prediction")
+        target = predicted["target"]
         st.metric(
             handle.task.target_title,
-            handle.task.display(predicted["target"]),
-            f"{handle.task.score_name(predicted['target'])} = {predicted['target_prob']:.3g}",
+            handle.task.display(target.plain),  # the contrast on its own line below: a metric cuts long values
+            f"{handle.task.score_name(target)} = {predicted['target_prob']:.3g}",
             delta_color="off",
             delta_arrow="off",
         )
+        if target.contrast is not None:
+            st.markdown(f"rather than **{plain(handle.task.display(target.contrast))}**")
         for warning in views.prediction_warnings(predicted, handle) + views.reading_warnings(handle, req.text):
             st.warning(plain(warning), icon=":material/warning:")
     with right:
         st.plotly_chart(
-            probability_chart(predicted["probabilities"], target=predicted["target"].label), key="probabilities"
+            probability_chart(predicted["probabilities"], predicted["target"].label, predicted["contrast_label"]),
+            key="probabilities",
         )
 
 
@@ -106,12 +110,13 @@ def cards(run_id: int | None) -> list:
     whose slots are refilled while a stopped run restarts left the browser waiting for a run that had
     ended; a word/token switch reruns the page from finished results instead (a fraction of a second)."""
     level = st.segmented_control(
-        "Scores per",
+        framing.DISPLAY_LABEL,
         ["word", "token"],
         key=widgets.bound("w_level", "level"),
         required=True,
         format_func=lambda x: "Word" if x == "word" else "Subword token",
-        help="Words add up the scores of their subword tokens.",
+        help=f"Display only, nothing is recomputed: a word's colour adds up the scores of its subword tokens. "
+        f"What the methods hide and score is set in the sidebar ({framing.UNIT_LABEL.lower()}).",
     )
     shared = st.toggle(
         "One colour scale for all cards",

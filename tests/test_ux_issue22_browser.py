@@ -1,0 +1,100 @@
+"""Issue 22 in a real browser: every switch of a full Explain page, and results dimmed after an edit.
+
+On the built-in `sentiment` model (as test_browser.py). WHYBOX_SHOTS=<folder> saves a screenshot of each step
+there (the before/after pictures of the issue)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from benchmarks.browser import dashboard_server, idle, painted, rerun
+
+pytestmark = pytest.mark.browser
+
+TEXT = "A gripping, funny and beautifully acted film. I loved every minute of it."
+METHODS = "integrated_gradients,lime,occlusion,attention"  # signed, word-level, perturbation, unsigned
+WAIT_MS = 600_000  # the first explanation (a cold cache builds the model first)
+STEP_MS = 180_000  # one switch: a redraw from finished results
+
+
+@pytest.fixture(scope="module")
+def server():
+    with dashboard_server() as (url, _):
+        yield url
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    folder = os.environ.get("WHYBOX_SHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1440, "height": min(max(height + 40, 900), 8000)})
+    painted(page)
+    page.screenshot(path=str(Path(folder) / f"{name}.png"))
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
+def no_error(page) -> None:
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert "Internal error" not in body and "StreamlitDuplicateElementKey" not in body
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def explained(page, server) -> None:
+    page.goto(f"{server}/?text={quote(TEXT)}&methods={METHODS}")
+    page.get_by_role("button", name="Prepare downloads (JSON and HTML report)").wait_for(timeout=WAIT_MS)
+    idle(page, WAIT_MS)
+
+
+def test_every_switch_on_a_full_explain_page_draws_without_error(page, server):
+    """Before: "One colour scale for all cards" ended in an internal error (a card's image buttons registered
+    twice), the Stop button stayed and the downloads section was gone."""
+    explained(page, server)
+    switches = page.locator("[data-testid='stMain'] [data-testid='stCheckbox']")
+    assert switches.count() >= 2  # one colour scale, colour by class
+    for i in range(switches.count()):
+        for state in ("on", "off"):
+            with rerun(page, STEP_MS):
+                switches.nth(i).locator("label").click()
+            no_error(page)
+            shot(page, f"1-switch{i}-{state}")
+    for i in range(switches.count()):  # all on together
+        with rerun(page, STEP_MS):
+            switches.nth(i).locator("label").click()
+        no_error(page)
+    shot(page, "1-all-on-words")
+    with rerun(page, STEP_MS):  # and coloured per token
+        page.get_by_role("button", name="Subword token", exact=True).click()
+    no_error(page)
+    shot(page, "1-all-on")
+    page.get_by_role("button", name="Prepare downloads (JSON and HTML report)").wait_for()
+    assert page.get_by_role("button", name="Stop").count() == 0
+    assert page.locator("[data-testid='stMain'] [data-testid='stPopover']").count() == 4  # each card's image
+
+
+def test_after_an_edit_the_old_results_are_dimmed(page, server):
+    """Before: the new text stood above the old full-strength "positive, p = 0.99"; only a grey caption said so."""
+    explained(page, server)
+    metric = page.locator("[data-testid='stMetric']").first
+    assert float(metric.evaluate("e => getComputedStyle(e.closest('.st-key-fresh_results')).opacity")) == 1
+    box = page.locator("textarea").first
+    box.fill("Short and sweet.")
+    with rerun(page, WAIT_MS):
+        box.press("Control+Enter")
+    page.get_by_text("are for an earlier text").wait_for()
+    opacity = metric.evaluate('e => getComputedStyle(e.closest(\'[class*="st-key-"][class*="results"]\')).opacity')
+    assert float(opacity) < 0.5
+    shot(page, "4-stale")

@@ -237,3 +237,28 @@ def test_a_contrast_is_in_the_headline_the_legends_and_the_probability_chart(app
     where = [i for i, name in enumerate(bar["y"]) if name.strip("'\" ") == "Rome"]
     assert len(where) == 1 and bar["marker"]["color"][where[0]] == BLUE
     assert bar["x"][where[0]] == pytest.approx(expected, rel=1e-4)
+
+
+# ---- 7: generated-text heatmaps read like the Explain page; cost in seconds -------------------------
+def test_generated_tokens_heatmap_shows_words_not_byte_pieces_and_the_cost_in_seconds(tiny_gpt2_dir, monkeypatch):
+    """Before: the chosen token's heatmap showed "The Ġcapital Ġof ĠFrance Ġis", the cost only passes."""
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_gpt2_dir))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.text_area(key="w_text").input(PROMPT).run()
+    at.toggle(key="w_generate").set_value(True).run()
+    at.number_input(key="w_generate_n").set_value(3).run()
+    cost = next(c.value for c in at.caption if "Estimated cost" in c.value)
+    assert re.search(r"Occlusion: (under a second|about \d+ (s|min|h)) \([\d,]+ forward pass", cost), cost
+    click(at, "Generate and explain")
+    heatmaps = [h.proto.body for h in at.get("html") if "whybox-heatmap" in h.proto.body]
+    assert heatmaps and all("Ġ" not in body for body in heatmaps)
+    assert all("capital" in body for body in heatmaps)
+
+
+def test_generation_seconds_are_rows_times_length_times_the_measured_rate(tiny_gpt2, monkeypatch):
+    from explainers.generation import generation_cost, generation_seconds
+
+    monkeypatch.setattr(tiny_gpt2.gateway, "seconds_per_row_token", lambda method: 0.002)
+    rows = generation_cost("occlusion", 6, 4).rows
+    assert generation_seconds(tiny_gpt2, "occlusion", 6, 4) == pytest.approx(rows * (6 + 4 - 1) * 0.002)

@@ -77,7 +77,7 @@ def test_every_switch_on_a_full_explain_page_draws_without_error(page, server):
         no_error(page)
     shot(page, "1-all-on-words")
     with rerun(page, STEP_MS):  # and coloured per token
-        page.get_by_role("button", name="Subword token", exact=True).click()
+        page.locator("[data-testid='stMain']").get_by_text("Subword token", exact=True).click()
     no_error(page)
     shot(page, "1-all-on")
     page.get_by_role("button", name="Prepare downloads (JSON and HTML report)").wait_for()

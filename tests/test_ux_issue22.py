@@ -262,3 +262,56 @@ def test_generation_seconds_are_rows_times_length_times_the_measured_rate(tiny_g
     monkeypatch.setattr(tiny_gpt2.gateway, "seconds_per_row_token", lambda method: 0.002)
     rows = generation_cost("occlusion", 6, 4).rows
     assert generation_seconds(tiny_gpt2, "occlusion", 6, 4) == pytest.approx(rows * (6 + 4 - 1) * 0.002)
+
+
+# ---- 6: a compact view; the metrics table fits ------------------------------------------------------
+def test_method_rows_are_each_methods_scores_over_the_same_words(tiny_bert):
+    from components.method_rows import method_rows
+
+    exps = [explain(tiny_bert, TEXT, m, seed=0) for m in ("input_x_gradient", "occlusion", "attention")]
+    assert [e.signed for e in exps] == [True, True, False]
+    fig = method_rows(exps, "word")
+    signed, unsigned = fig.data
+    assert list(signed.y) == [e.title for e in exps[:2]] and list(unsigned.y) == [exps[2].title]
+    for trace, rows in ((signed, exps[:2]), (unsigned, exps[2:])):
+        for r, exp in enumerate(rows):
+            raw = np.array(exp.word_scores, dtype=float)
+            values = [float(cell[1]) for cell in trace.customdata[r]]
+            np.testing.assert_allclose(values, raw)  # the hover shows the score itself
+            np.testing.assert_allclose(trace.z[r], raw / np.abs(raw).max())  # the colour: own largest = full
+    assert list(fig.layout.xaxis.ticktext) == exps[0].words
+    # one scale for the signed rows: the largest score of all is full colour, the others less
+    scale = max(np.abs(exps[0].word_scores).max(), np.abs(exps[1].word_scores).max())
+    shared = method_rows(exps, "word", scale).data[0]
+    np.testing.assert_allclose(shared.z[1], np.array(exps[1].word_scores) / scale)
+    tokens = method_rows(exps, "token").data[0]
+    keep = [i for i, s in enumerate(exps[0].special) if not s]
+    np.testing.assert_allclose([float(c[1]) for c in tokens.customdata[0]], np.array(exps[0].token_scores)[keep])
+
+
+def test_the_compact_view_draws_one_chart_instead_of_cards(app):
+    """Before: fourteen methods were fourteen tall cards (5,315 px)."""
+    app.sidebar.multiselect(key="w_methods").set_value(["saliency", "occlusion", "lime"]).run()
+    set_text(app, TEXT)
+    click(app, "Explain")
+    app.toggle(key="w_compact").set_value(True).run()
+    assert not app.exception and not errors(app)
+    assert [s.value for s in app.subheader] == ["Prediction"]  # no cards
+    charts = [c for c in app.get("plotly_chart") if "One row per method" in c.proto.spec]
+    assert len(charts) == 1
+    app.toggle(key="w_shared_scale").set_value(True).run()
+    assert not errors(app) and "one colour scale" in app.get("plotly_chart")[1].proto.spec
+
+
+def test_the_metrics_table_has_short_column_labels_with_the_full_title_on_hover(app):
+    import json
+
+    app.sidebar.multiselect(key="w_methods").set_value(["saliency", "occlusion"]).run()
+    set_text(app, TEXT)
+    app.switch_page("app_pages/faithfulness.py").run()
+    click(app, "Explain and check")
+    config = json.loads(app.dataframe[0].proto.columns)
+    labels = {c["label"]: c.get("help", "") for c in config.values() if "label" in c}
+    assert len(labels) == len(METRICS) and all(len(label) <= 13 for label in labels)
+    assert any("Kendall τ vs leave-one-out" in text for text in labels.values())
+    assert all(c.get("width") == "small" for c in config.values() if "label" in c)

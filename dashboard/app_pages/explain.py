@@ -4,6 +4,7 @@ import streamlit as st
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap, shared_scale
+from components.method_rows import method_rows
 from dashboard import downloads, framing, models, results, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
@@ -124,7 +125,13 @@ def cards(run_id: int | None) -> list:
         help="Off: each card is scaled to its own largest score, so a weak method looks as strong as a strong one. "
         "On: equal colours mean equal scores across the signed methods (scores in probability units).",
     )
-    by_class = colour_by_class()
+    compact = st.toggle(
+        "Compact: one row per method",
+        key="w_compact",
+        help="Every method as one row over the same words, the value of each on hover, instead of a card per "
+        "method: many methods in one screen.",
+    )
+    by_class = colour_by_class() and not compact
     target_label = predicted["target"].label.strip() or repr(predicted["target"].label)
     if by_class:
         st.markdown(
@@ -138,12 +145,25 @@ def cards(run_id: int | None) -> list:
         )
     progress_area = st.container()
     slots = {}
-    for row in range(0, len(req.methods), 2):
-        for column, method in zip(st.columns(2), req.methods[row : row + 2]):
-            slots[method] = column.empty()
-            slots[method].container(border=True).caption(f"{views.method_title(method)}: waiting…")
+    if compact:  # one line per method while it runs; the rows are drawn when all are ready
+        lines = st.container(border=True)
+        for method in req.methods:
+            slots[method] = lines.empty()
+            slots[method].caption(f"{views.method_title(method)}: waiting…")
+    else:
+        for row in range(0, len(req.methods), 2):
+            for column, method in zip(st.columns(2), req.methods[row : row + 2]):
+                slots[method] = column.empty()
+                slots[method].container(border=True).caption(f"{views.method_title(method)}: waiting…")
 
     def draw(method: str, outcome) -> None:
+        if compact and not isinstance(outcome, WhyboxError):
+            slots[method].markdown(
+                f"**{plain(outcome.title)}**: {plain(views.method_caption(outcome))}"
+                if outcome is not None
+                else f"{views.method_title(method)}: stopped before it finished. Press Explain to run it."
+            )
+            return
         with slots[method].container(border=True):
             if outcome is None:
                 st.caption(f"{views.method_title(method)}: stopped before it finished. Press Explain to run it.")
@@ -153,6 +173,10 @@ def cards(run_id: int | None) -> list:
                 card(outcome, level, by_class=by_class, final=not shared)  # shared: drawn again below
 
     exps = views.explanations(req, run_id, draw=draw, progress_area=progress_area)
+    if compact:
+        scale = shared_scale([e for e in exps if e.signed], level) if shared else None
+        st.plotly_chart(method_rows(exps, level, scale), key="method_rows")
+        return exps
     if shared and exps:  # the scale needs every card: redraw them on it
         scale = shared_scale([e for e in exps if e.signed], level)
         for exp in exps:

@@ -38,29 +38,34 @@ def method_rows(explanations: list[Explanation], level: str = "word", scale: flo
     titles = unique_labels([e.title for e in explanations])
     x = list(range(len(words)))
     fig = go.Figure()
+    shades = [shade(e, level, scale) for e in explanations]
+    gap = [None] * len(words)
+    # Two traces (signed rows in red/blue, unsigned in violet) over all rows, each blank where the other draws:
+    # plotly.js fails on two heatmaps that hold different categories of one axis.
     for signed, colours in ((True, [[0, BLUE], [0.5, "#ffffff"], [1, RED]]), (False, [[0, "#ffffff"], [1, VIOLET]])):
-        rows = [(t, e) for t, e in zip(titles, explanations) if e.signed == signed]
-        if not rows:
+        if not any(e.signed == signed for e in explanations):
             continue
-        raw, shaded = zip(*(shade(e, level, scale) for _, e in rows))
+        mine = [e.signed == signed for e in explanations]
         fig.add_trace(
             go.Heatmap(
-                z=np.array(shaded),
+                z=[list(shaded) if own else gap for (_, shaded), own in zip(shades, mine)],
                 x=x,
-                y=[t for t, _ in rows],
-                customdata=np.array([[[label(w), v] for w, v in zip(words, r)] for r in raw], dtype=object),
+                y=titles,
+                text=[[label(w) for w in words]] * len(titles),
+                customdata=[list(raw) if own else gap for (raw, _), own in zip(shades, mine)],
                 zmin=-1 if signed else 0,
                 zmax=1,
                 colorscale=colours,
                 showscale=False,
+                hoverongaps=False,
                 xgap=1,
                 ygap=2,
-                hovertemplate="%{y} · %{customdata[0]}: %{customdata[1]:.3g}<extra></extra>",
+                hovertemplate="%{y} · %{text}: %{customdata:.3g}<extra></extra>",
             )
         )
     fig.update_xaxes(
         tickvals=x, ticktext=[label(w) for w in words], tickangle=-45 if len(words) > 12 else 0, showgrid=False
     )
-    fig.update_yaxes(categoryorder="array", categoryarray=titles, autorange="reversed", showgrid=False)
+    fig.update_yaxes(autorange="reversed", showgrid=False)
     how = "one colour scale for the signed rows" if scale is not None else "each row scaled to its own largest score"
     return _style(fig, title=f"One row per method ({how}; hover for values)", height=90 + 30 * len(explanations))

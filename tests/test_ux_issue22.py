@@ -272,12 +272,14 @@ def test_method_rows_are_each_methods_scores_over_the_same_words(tiny_bert):
     assert [e.signed for e in exps] == [True, True, False]
     fig = method_rows(exps, "word")
     signed, unsigned = fig.data
-    assert list(signed.y) == [e.title for e in exps[:2]] and list(unsigned.y) == [exps[2].title]
-    for trace, rows in ((signed, exps[:2]), (unsigned, exps[2:])):
-        for r, exp in enumerate(rows):
+    assert list(signed.y) == list(unsigned.y) == [e.title for e in exps]
+    for trace in (signed, unsigned):
+        for r, exp in enumerate(exps):
+            if exp.signed != (trace is signed):  # the other trace's row: blank here
+                assert all(v is None for v in trace.z[r])
+                continue
             raw = np.array(exp.word_scores, dtype=float)
-            values = [float(cell[1]) for cell in trace.customdata[r]]
-            np.testing.assert_allclose(values, raw)  # the hover shows the score itself
+            np.testing.assert_allclose(trace.customdata[r], raw)  # the hover shows the score itself
             np.testing.assert_allclose(trace.z[r], raw / np.abs(raw).max())  # the colour: own largest = full
     assert list(fig.layout.xaxis.ticktext) == exps[0].words
     # one scale for the signed rows: the largest score of all is full colour, the others less
@@ -286,7 +288,8 @@ def test_method_rows_are_each_methods_scores_over_the_same_words(tiny_bert):
     np.testing.assert_allclose(shared.z[1], np.array(exps[1].word_scores) / scale)
     tokens = method_rows(exps, "token").data[0]
     keep = [i for i, s in enumerate(exps[0].special) if not s]
-    np.testing.assert_allclose([float(c[1]) for c in tokens.customdata[0]], np.array(exps[0].token_scores)[keep])
+    np.testing.assert_allclose(tokens.customdata[0], np.array(exps[0].token_scores)[keep])
+    assert list(tokens.text[0]) == [exps[0].tokens[i] for i in keep]
 
 
 def test_the_compact_view_draws_one_chart_instead_of_cards(app):

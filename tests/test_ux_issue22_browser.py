@@ -62,9 +62,11 @@ def explained(page, server) -> None:
 def test_every_switch_on_a_full_explain_page_draws_without_error(page, server):
     """Before: "One colour scale for all cards" ended in an internal error (a card's image buttons registered
     twice), the Stop button stayed and the downloads section was gone."""
+    broken: list[str] = []
+    page.on("pageerror", lambda error: broken.append(str(error)))  # a chart plotly.js cannot draw, say
     explained(page, server)
     switches = page.locator("[data-testid='stMain'] [data-testid='stCheckbox']")
-    assert switches.count() >= 2  # one colour scale, colour by class
+    assert switches.count() >= 3  # one colour scale, compact rows, colour by class
     for i in range(switches.count()):
         for state in ("on", "off"):
             with rerun(page, STEP_MS):
@@ -82,7 +84,12 @@ def test_every_switch_on_a_full_explain_page_draws_without_error(page, server):
     shot(page, "1-all-on")
     page.get_by_role("button", name="Prepare downloads (JSON and HTML report)").wait_for()
     assert page.get_by_role("button", name="Stop").count() == 0
-    assert page.locator("[data-testid='stMain'] [data-testid='stPopover']").count() == 4  # each card's image
+    page.get_by_text("One row per method (one colour scale").wait_for()  # the compact rows, drawn
+    assert page.locator(".js-plotly-plot .heatmaplayer image").count() >= 1
+    assert not broken, broken
+    with rerun(page, STEP_MS):  # compact off again: the cards, each with its image button
+        page.get_by_text("Compact: one row per method").click()
+    assert page.locator("[data-testid='stMain'] [data-testid='stPopover']").count() == 4
 
 
 def test_after_an_edit_the_old_results_are_dimmed(page, server):

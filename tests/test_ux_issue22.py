@@ -223,6 +223,7 @@ def test_a_contrast_is_in_the_headline_the_legends_and_the_probability_chart(app
     metric = app.metric[0]
     assert "rather than" not in metric.value  # the metric cuts long values: the contrast has its own line
     assert any(re.sub(r"\\(.)", r"\1", m.value) == "rather than **' Rome'**" for m in app.markdown)
+    assert any("Colours compare" in m.value and "Rome rather than Paris" in m.value for m in app.markdown)
     legends = [h.proto.body for h in app.get("html") if "pushes towards" in h.proto.body]
     assert legends and all("rather than &#x27;Rome&#x27;" in body for body in legends)
     # the probability chart shows the contrast, in blue, at p(' Rome') computed here by hand

@@ -9,7 +9,7 @@ from dashboard import downloads, framing, models, results, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.narrative import summarize
+from explainers.narrative import shown, summarize
 from explainers.remedies import remedies
 
 st.title("Why did the model say that?")
@@ -137,6 +137,12 @@ def cards(run_id: int | None) -> list:
         st.markdown(
             f"Colours are fixed per {handle.task.target_noun}, as in LIME's own view: each {handle.task.target_noun} "
             f"keeps its colour whichever is explained (**{plain(target_label)}** here); unsigned methods stay violet."
+        )
+    elif predicted["target"].contrast is not None:  # a contrast: blue is not "away", it is towards the other one
+        other = plain(shown(predicted["target"].contrast.label))
+        st.markdown(
+            f"Colours compare **{plain(target_label)}** with **{other}**: :red[red] pushes towards "
+            f"{plain(target_label)} rather than {other}, :blue[blue] towards {other} rather than {plain(target_label)}."
         )
     else:
         st.markdown(

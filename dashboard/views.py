@@ -257,6 +257,19 @@ def _session_id() -> str:
     return ctx.session_id if ctx is not None else "no-session"
 
 
+def session_gone(session_id: str) -> bool:
+    """True once the browser tab that asked for a run has gone (closed, or its connection lost): the run then
+    stops at its next batch and frees its place in the queue instead of computing for nobody."""
+    from streamlit import runtime
+
+    return runtime.exists() and not runtime.get_instance().is_active_session(session_id)
+
+
+def _stopped(ticket) -> bool:
+    """The run should end at this batch: replaced by a newer request of its session, or its tab has gone."""
+    return ticket.cancelled or session_gone(ticket.session)
+
+
 def _queue_note(area):
     """Draws the queue's "Busy: N ahead of you" in `area` while a run waits (each redraw is also where
     Streamlit's Stop takes effect)."""
@@ -273,7 +286,7 @@ def _run_methods(handle, req, todo, seconds, n_tokens, done, errors, draw, ticke
             rows = max(1, METHODS[name].cost(n_tokens, used).forward_rows)
             after = sum(seconds[m] for m in todo[i + 1 :])
             on_rows = _BatchProgress(bar, title, rows, (i, len(todo)), seconds[name], after)
-            with watching(on_rows=on_rows, should_stop=lambda: ticket.cancelled, batch_seconds=STOP_WITHIN_SECONDS / 2):
+            with watching(on_rows=on_rows, should_stop=lambda: _stopped(ticket), batch_seconds=STOP_WITHIN_SECONDS / 2):
                 done[name] = results.explain_one(handle, req, name)
             draw(name, done[name])
         except CancelledError:

@@ -319,3 +319,36 @@ def test_the_metrics_table_has_short_column_labels_with_the_full_title_on_hover(
     assert len(labels) == len(METRICS) and all(len(label) <= 13 for label in labels)
     assert any("Kendall τ vs leave-one-out" in text for text in labels.values())
     assert all(c.get("width") == "small" for c in config.values() if "label" in c)
+
+
+# ---- 10: an abandoned tab frees its slot -------------------------------------------------------------
+class _Runtime:
+    def __init__(self, active: set[str]):
+        self.active = active
+
+    def is_active_session(self, session_id: str) -> bool:
+        return session_id in self.active
+
+
+def test_a_run_stops_at_its_next_batch_once_its_tab_is_gone(tiny_bert, monkeypatch):
+    """Before: a LIME run went on for 421 s after its browser was closed, holding a place in the queue."""
+    import streamlit.runtime as st_runtime
+
+    from dashboard import results, views
+    from explainers.admission import Ticket
+
+    gone = _Runtime(active=set())
+    monkeypatch.setattr(st_runtime, "exists", lambda: True)
+    monkeypatch.setattr(st_runtime, "get_instance", lambda: gone)
+    monkeypatch.setattr(results, "finished", lambda req, method: None)
+    monkeypatch.setattr(results, "_store", lambda: results.ExplanationStore())
+    req = results.Request(str(tiny_bert.name), TEXT, ("lime",), "{}", 0, "")
+    batches = []
+    monkeypatch.setattr(views, "_BatchProgress", lambda *a: batches.append)
+    done, errors = {}, {}
+    ticket = Ticket("closed-tab", 1, "running", 1)
+    views._run_methods(tiny_bert, req, ["lime"], {"lime": 1.0}, 12, done, errors, lambda *a: None, ticket)
+    assert not done and not errors and len(batches) <= 1  # stopped at the first batch, nothing blamed on input
+    gone.active.add("closed-tab")  # the same run with its tab open goes to the end
+    views._run_methods(tiny_bert, req, ["lime"], {"lime": 1.0}, 12, done, errors, lambda *a: None, ticket)
+    assert "lime" in done and len(batches) > 1

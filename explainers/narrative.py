@@ -184,5 +184,6 @@ def faithfulness_verdict(
         elif not math.isnan(rho):
             sentences.append(f"The methods broadly agree with each other (mean Spearman ρ = {rho:.2f}).")
 
-    sentences.append(f"Trust: {trust}.")
+    # how far to trust the explanations: a "high" beside a 99 % prediction was read as "the model is right"
+    sentences.append(f"Trust: {trust}. (Trust in these explanations of the prediction, not in the prediction itself.)")
     return " ".join(sentences)

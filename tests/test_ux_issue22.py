@@ -352,3 +352,29 @@ def test_a_run_stops_at_its_next_batch_once_its_tab_is_gone(tiny_bert, monkeypat
     gone.active.add("closed-tab")  # the same run with its tab open goes to the end
     views._run_methods(tiny_bert, req, ["lime"], {"lime": 1.0}, 12, done, errors, lambda *a: None, ticket)
     assert "lime" in done and len(batches) > 1
+
+
+# ---- 11: smaller points ----------------------------------------------------------------------------
+def test_a_classifiers_rank_axis_has_whole_ranks(tiny_bert, tiny_gpt2):
+    """Before: a log axis ticked 1.2, 1.4 between the ranks 1 and 2 of a two-label classifier."""
+    from components.layers_view import rank_chart
+    from explainers.layers import logit_lens
+
+    axis = rank_chart(logit_lens(tiny_bert, TEXT)).layout.yaxis
+    assert axis.type == "linear" and axis.dtick == 1 and axis.range[0] > axis.range[1]  # 1 at the top
+    ranks = [x.target_rank for x in logit_lens(tiny_gpt2, PROMPT, target="Paris").layers]
+    assert rank_chart(logit_lens(tiny_gpt2, PROMPT, target="Paris")).layout.yaxis.type == (
+        "log" if max(ranks) > 10 else "linear"
+    )
+
+
+def test_trust_is_said_to_be_about_the_explanations_not_the_prediction():
+    text = faithfulness_verdict([_report("occlusion", comprehensiveness=0.5), _report("lime", comprehensiveness=0.1)])
+    assert "not in the prediction itself" in text
+
+
+def test_the_guides_papers_are_links(app):
+    app.switch_page("app_pages/guide.py").run()
+    papers = next(m.value for m in app.markdown if "### Papers" in m.value).split("### Papers")[1]
+    items = [line for line in papers.splitlines() if line.startswith("- ")]
+    assert len(items) >= 7 and all("](https://arxiv.org/abs/" in line for line in items)

@@ -43,7 +43,7 @@ def summarize(exp: Explanation) -> str:
     """A few sentences: the prediction, the words that drive it, and this method's caveats."""
     props = exp.properties
     title = exp.title
-    sentences = [_prediction_sentence(exp)]
+    sentences = [prediction_sentence(exp)]
 
     if not np.any(exp.scores("word")):
         sentences.append(f"{title} gives every word a score of zero: it found nothing to attribute.")
@@ -78,7 +78,7 @@ def summarize(exp: Explanation) -> str:
     return " ".join(sentences)
 
 
-def _prediction_sentence(exp: Explanation) -> str:
+def prediction_sentence(exp: Explanation) -> str:
     if exp.target.contrast is not None:  # the score is a difference, not a probability
         other = shown(exp.target.contrast.label)
         return (

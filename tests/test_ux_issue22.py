@@ -378,3 +378,26 @@ def test_the_guides_papers_are_links(app):
     papers = next(m.value for m in app.markdown if "### Papers" in m.value).split("### Papers")[1]
     items = [line for line in papers.splitlines() if line.startswith("- ")]
     assert len(items) >= 7 and all("](https://arxiv.org/abs/" in line for line in items)
+
+
+def test_the_html_report_opens_on_the_prediction_and_the_verdict(tiny_bert):
+    """Before: it opened on a table of model settings."""
+    from components.report import html_report
+    from explainers.faithfulness import agreement
+    from explainers.narrative import prediction_sentence
+
+    exps = [explain(tiny_bert, TEXT, m, seed=0) for m in ("occlusion", "leave_one_out")]
+    reports = evaluate_many(tiny_bert, exps, "delete")
+    page = html_report(
+        model_info=tiny_bert.describe(),
+        explanations=exps,
+        reports=reports,
+        settings={"text": TEXT},
+        agreement=agreement(exps),
+    )
+    body = page.split("<body", 1)[1]
+    glance = body.index("class='verdict glance'")
+    assert glance < body.index("<h2>") and glance < body.index("Model and settings")
+    first = body[glance : body.index("</p>", glance)]
+    assert prediction_sentence(exps[0]).replace("'", "&#x27;") in first and "Trust:" in first
+    assert body.index("<h2>Explanations</h2>") < body.index("Model and settings")

@@ -401,3 +401,22 @@ def test_the_html_report_opens_on_the_prediction_and_the_verdict(tiny_bert):
     first = body[glance : body.index("</p>", glance)]
     assert prediction_sentence(exps[0]).replace("'", "&#x27;") in first and "Trust:" in first
     assert body.index("<h2>Explanations</h2>") < body.index("Model and settings")
+
+
+def test_side_by_side_legend_says_lighter_and_solid_whatever_the_first_words_sign():
+    """Before: each side's legend swatch took its first bar's colour (a red and a blue, by chance)."""
+    import pandas as pd
+
+    from components import charts
+
+    rows = pd.DataFrame(
+        {"word_a": ["good", "bad"], "word_b": ["good", "bad"], "status": ["same", "same"]}
+        | {"score_a": [-0.2, 0.4], "score_b": [0.3, -0.1]}
+    )
+    fig = charts.comparison_chart(rows, "A", "B")
+    shown = [t for t in fig.data if t.showlegend is not False]
+    assert [t.name for t in shown] == ["A (lighter bars)", "B (solid bars)"]
+    assert all(isinstance(t.marker.color, str) for t in shown)  # one colour each, neither red nor blue
+    assert {t.marker.color for t in shown}.isdisjoint({charts.RED, charts.BLUE})
+    light, solid = (sum(int(t.marker.color[i : i + 2], 16) for i in (1, 3, 5)) for t in shown)
+    assert light > solid

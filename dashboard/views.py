@@ -320,6 +320,7 @@ def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
 
 UNKNOWN_SHARE = 0.2  # above this share of [UNK] tokens, much of the text is invisible to the model
 PIECES_PER_WORD = 2.5  # above this, the tokenizer shreds the words: likely outside the model's language
+SPLIT_WORDS = 0.3  # above this share of words cut into pieces, likely another language (English reviews: 0-0.25)
 
 
 def reading_warnings(handle: ModelHandle, text: str) -> list[str]:
@@ -340,10 +341,18 @@ def reading_warnings(handle: ModelHandle, text: str) -> list[str]:
             f"{unknown} of {len(content)} tokens are unknown to this model ({handle.tokenizer.unk_token}): it "
             "cannot read those parts of the text, and explanations cannot see them either."
         )
+    pieces = [sum(1 for w in enc.word_of_token if w == i) for i, word in enumerate(enc.words)]
+    lettered = [n for n, word in zip(pieces, enc.words) if sum(c.isalpha() for c in word) >= 2]
+    split = sum(n > 1 for n in lettered) / len(lettered) if len(lettered) >= 5 else 0.0
     if enc.words and len(content) / len(enc.words) > PIECES_PER_WORD:
         warnings.append(
             f"The tokenizer cuts this text into {len(content) / len(enc.words):.1f} pieces per word: it may be in a "
             "language or script the model was not trained on, and its prediction may mean little."
+        )
+    elif split > SPLIT_WORDS:  # French through an English vocabulary: few pieces per word, but most words cut
+        warnings.append(
+            f"{100 * split:.0f} % of the words are not in this model's vocabulary and are cut into pieces: the text "
+            "may be in another language than the model's (or heavily misspelt), and its prediction may mean little."
         )
     return warnings
 

@@ -434,3 +434,13 @@ def test_a_french_text_through_an_english_vocabulary_is_warned(tiny_bert):
     cut = sum(enc.word_of_token.count(i) > 1 for i in words)  # by hand: words of more than one token
     assert warning.startswith(f"{100 * cut / len(words):.0f} % of the words")
     assert all(not reading_warnings(tiny_bert, text) for text in CLASSIFICATION)  # the English examples: none
+
+
+def test_the_guides_walkthrough_visits_every_page_a_lesson_needs(app):
+    """Before: it went from the heatmaps to Faithfulness and Compare, skipping Attention and Layers."""
+    app.switch_page("app_pages/guide.py").run()
+    walk = next(m.value for m in app.markdown if "A walkthrough on one sentence" in m.value)
+    steps = re.findall(r"^\d+\. \*\*(.+?)\*\*", walk, flags=re.M)
+    pages = ["Explain", "Attention", "Faithfulness", "Layers", "Compare"]
+    assert all(f"*{page}*" in walk for page in pages)
+    assert {"Attention.", "Layers."} <= set(steps)

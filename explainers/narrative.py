@@ -59,7 +59,11 @@ def summarize(exp: Explanation) -> str:
             if props.get("needs_attention")
             else "Words with the most weight"
         )
-        sentences.append(f"{lead}: {_quoted(exp.top_words(3, 1))} (unsigned: how much, not which way).")
+        # punctuation and separators collect attention without meaning: quote words, and say what was left out
+        ranked = exp.top_words(len(exp.words), 1)
+        worded = [(w, s) for w, s in ranked if any(c.isalnum() for c in w)][:3] or ranked[:3]
+        left_out = "; punctuation left out" if worded != ranked[:3] else ""
+        sentences.append(f"{lead}: {_quoted(worded)} (unsigned: how much, not which way{left_out}).")
 
     notes = [title] + [_diagnostic_note(d) for d in exp.diagnostics]
     if props.get("random") and exp.seed is not None:

@@ -444,3 +444,18 @@ def test_the_guides_walkthrough_visits_every_page_a_lesson_needs(app):
     pages = ["Explain", "Attention", "Faithfulness", "Layers", "Compare"]
     assert all(f"*{page}*" in walk for page in pages)
     assert {"Attention.", "Layers."} <= set(steps)
+
+
+def test_an_unsigned_cards_summary_quotes_words_not_punctuation(tiny_bert):
+    """Before: the rollout card's top words were ',', '.' and '[SEP]'-adjacent punctuation."""
+    import dataclasses
+
+    from explainers.narrative import summarize
+
+    exp = explain(tiny_bert, TEXT, "attention")
+    scores = [10.0 if not any(c.isalnum() for c in w) else float(i) for i, w in enumerate(exp.words)]
+    exp = dataclasses.replace(exp, word_scores=scores)
+    text = summarize(exp)
+    by_hand = sorted((s, w) for w, s in zip(exp.words, scores) if any(c.isalnum() for c in w))[::-1][:3]
+    assert ": " + ", ".join(f"'{w}'" for _, w in by_hand) + " (unsigned" in text
+    assert "punctuation left out" in text and "','" not in text and "'.'" not in text

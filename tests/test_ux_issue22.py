@@ -459,3 +459,12 @@ def test_an_unsigned_cards_summary_quotes_words_not_punctuation(tiny_bert):
     by_hand = sorted((s, w) for w, s in zip(exp.words, scores) if any(c.isalnum() for c in w))[::-1][:3]
     assert ": " + ", ".join(f"'{w}'" for _, w in by_hand) + " (unsigned" in text
     assert "punctuation left out" in text and "','" not in text and "'.'" not in text
+
+
+def test_attentions_minus_one_is_said_in_words(app):
+    """Before: "layer −1" and "head −1" stood as bare numbers in the method parameters."""
+    app.sidebar.multiselect(key="w_methods").set_value(["attention"]).run()
+    captions = [c.value for c in app.sidebar.caption]
+    assert "layer -1: last" in captions and "head -1: mean of heads" in captions
+    app.sidebar.number_input(key="w_p_attention_head").set_value(2).run()
+    assert "head -1: mean of heads" not in [c.value for c in app.sidebar.caption]

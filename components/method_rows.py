@@ -68,4 +68,4 @@ def method_rows(explanations: list[Explanation], level: str = "word", scale: flo
     )
     fig.update_yaxes(autorange="reversed", showgrid=False)
     how = "one colour scale for the signed rows" if scale is not None else "each row scaled to its own largest score"
-    return _style(fig, title=f"One row per method ({how}; hover for values)", height=90 + 30 * len(explanations))
+    return _style(fig, title=f"One row per method ({how}; hover for values)", height=150 + 36 * len(explanations))

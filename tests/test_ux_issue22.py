@@ -468,3 +468,27 @@ def test_attentions_minus_one_is_said_in_words(app):
     assert "layer -1: last" in captions and "head -1: mean of heads" in captions
     app.sidebar.number_input(key="w_p_attention_head").set_value(2).run()
     assert "head -1: mean of heads" not in [c.value for c in app.sidebar.caption]
+
+
+def test_present_carries_the_mode_line_only_when_the_modes_disagree(app, tiny_bert, monkeypatch):
+    """Before: Present computed the delete mode only and dropped the Faithfulness page's mode warning."""
+    from explainers import faithfulness
+    from explainers.metrics import leads as leads_module
+
+    methods = ["saliency", "occlusion"]
+    app.sidebar.multiselect(key="w_methods").set_value(methods).run()
+    set_text(app, TEXT)
+    click(app, "Explain")
+    exps = [explain(tiny_bert, TEXT, m, seed=0) for m in methods]
+    by_mode = {mode: evaluate_many(tiny_bert, exps, mode) for mode in faithfulness.MODES}
+    line = faithfulness.mode_dependence(by_mode)
+
+    def verdict_html() -> str:
+        app.switch_page("app_pages/present.py").run()
+        assert not app.exception and not errors(app)
+        return next(h.proto.body for h in app.get("html") if "Trust:" in h.proto.body)
+
+    shown_now = line.replace("'", "&#x27;") in verdict_html()
+    assert shown_now == mode_dependent(by_mode)
+    monkeypatch.setattr(leads_module, "mode_dependent", lambda by_mode: True)  # as if the modes disagreed
+    assert line.replace("'", "&#x27;") in verdict_html()

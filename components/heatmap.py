@@ -245,10 +245,11 @@ def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "w
     elif exp.signed:
         gradient = f"linear-gradient(90deg,{hex_color(NEGATIVE)},#ffffff,{hex_color(POSITIVE)})"
         items = [
-            f'<span><b style="color:{hex_color(NEGATIVE)}">blue</b> = {html.escape(away_from(exp))}</span>',
+            f'<span><b style="color:{hex_color(NEGATIVE)}">blue</b> = '
+            f"{html.escape(away_from(exp), quote=False)}</span>",
             f'<span style="{bar};background:{gradient}"></span>',
             f'<span><b style="color:{hex_color(POSITIVE)}">red</b> = pushes towards '
-            f"{html.escape(explained(exp))}</span>",
+            f"{html.escape(explained(exp), quote=False)}</span>",
         ]
         full = f"full colour = ±{scale:.3g}"
     else:

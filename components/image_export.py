@@ -103,7 +103,7 @@ def heatmap_svg(exp: Explanation, level: str = "word", *, scale: float | None = 
     if title:
         head = (
             f'<text x="{MARGIN}" y="{MARGIN + FONT_SIZE}" fill="{TEXT_DARK}" font-weight="bold">'
-            f"{html.escape(exp.title)}: scores for {html.escape(explained(exp))}</text>"
+            f"{html.escape(exp.title)}: scores for {html.escape(explained(exp), quote=False)}</text>"
         )
         foot = f'<text x="{MARGIN}" y="{y + LINE + 4}" fill="{MUTED}" font-size="13">{_legend(exp, scale)}</text>'
     return (
@@ -119,7 +119,7 @@ def _legend(exp: Explanation, scale: float) -> str:
     if exp.signed:
         away = "towards the other" if exp.target.contrast else "away from it"
         return (
-            f'<tspan fill="{hex_color(POSITIVE)}">red</tspan> = towards {html.escape(explained(exp))}, '
+            f'<tspan fill="{hex_color(POSITIVE)}">red</tspan> = towards {html.escape(explained(exp), quote=False)}, '
             f'<tspan fill="{hex_color(NEGATIVE)}">blue</tspan> = {away}; full colour = ±{scale:.3g}'
         )
     return f'<tspan fill="{hex_color(UNSIGNED)}">darker</tspan> = matters more (unsigned); full colour = {scale:.3g}'

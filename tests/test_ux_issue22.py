@@ -225,7 +225,7 @@ def test_a_contrast_is_in_the_headline_the_legends_and_the_probability_chart(app
     assert any(re.sub(r"\\(.)", r"\1", m.value) == "rather than **' Rome'**" for m in app.markdown)
     assert any("Colours compare" in m.value and "Rome rather than Paris" in m.value for m in app.markdown)
     legends = [h.proto.body for h in app.get("html") if "pushes towards" in h.proto.body]
-    assert legends and all("rather than &#x27;Rome&#x27;" in body for body in legends)
+    assert legends and all("rather than 'Rome'" in body for body in legends)
     # the probability chart shows the contrast, in blue, at p(' Rome') computed here by hand
     enc = tiny_gpt2.encode(PROMPT)
     with torch.inference_mode():

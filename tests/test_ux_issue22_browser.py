@@ -105,3 +105,24 @@ def test_after_an_edit_the_old_results_are_dimmed(page, server):
     opacity = metric.evaluate('e => getComputedStyle(e.closest(\'[class*="st-key-"][class*="results"]\')).opacity')
     assert float(opacity) < 0.5
     shot(page, "4-stale")
+
+
+def test_an_uploaded_file_preselects_the_column_holding_the_models_labels(page, server, tmp_path):
+    """Before: the label column started at "(none)" although a column held 'positive' and 'negative'."""
+    data = tmp_path / "my reviews.csv"
+    data.write_text(
+        "review,stars,verdict\n"
+        + "".join(f"review number {i} was fine,{i % 5},{'positive' if i % 2 else 'negative'}\n" for i in range(8)),
+        encoding="utf-8",
+    )
+    page.goto(f"{server}/audit")
+    page.get_by_text("Upload a file").wait_for(timeout=WAIT_MS)
+    idle(page, WAIT_MS)
+    with rerun(page, STEP_MS):
+        page.get_by_text("Upload a file").click()
+    with rerun(page, STEP_MS):
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(data))
+    label = page.locator("[data-testid='stSelectbox']").filter(has_text="Label column")
+    label.get_by_text("verdict").wait_for(timeout=STEP_MS)
+    no_error(page)
+    shot(page, "5-audit-upload")

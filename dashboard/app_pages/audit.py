@@ -69,6 +69,12 @@ with st.expander("Open a finished audit", expanded=False, icon=":material/histor
     else:
         st.caption("No finished audit yet.")
 
+
+@st.cache_data(show_spinner=False, max_entries=20)
+def _label_guess(path: str, columns: tuple, labels: tuple) -> str | None:  # reads the file: once per upload
+    return label_column_guess(path, list(columns), list(labels))
+
+
 # ---- what to audit --------------------------------------------------------------------------------
 source = st.radio("Data", ["Built-in held-out sentences", "Upload a file"], horizontal=True, key="w_audit_source")
 data, data_error = None, None
@@ -100,7 +106,7 @@ else:
     c1, c2, c3 = st.columns(3)
     guess = next((c for c in columns if c.lower() in ("text", "sentence", "review", "content")), columns[0])
     text_column = c1.selectbox("Text column", columns, index=columns.index(guess), key="w_audit_text")
-    label_guess = label_column_guess(str(path), columns, handle.labels or [])
+    label_guess = _label_guess(str(path), tuple(columns), tuple(handle.labels or ()))
     label_column = c2.selectbox(
         "Label column",
         [none, *columns],

@@ -6,6 +6,7 @@ there (the before/after pictures of the issue)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -122,7 +123,10 @@ def test_an_uploaded_file_preselects_the_column_holding_the_models_labels(page, 
         page.get_by_text("Upload a file").click()
     with rerun(page, STEP_MS):
         page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(data))
-    label = page.locator("[data-testid='stSelectbox']").filter(has_text="Label column")
-    label.get_by_text("verdict").wait_for(timeout=STEP_MS)
-    no_error(page)
+    page.get_by_text("Label column").wait_for(timeout=STEP_MS)
+    idle(page, STEP_MS)
     shot(page, "5-audit-upload")
+    no_error(page)
+    label = page.locator("[data-testid='stSelectbox']").filter(has_text="Label column")
+    html = label.evaluate("e => e.outerHTML")
+    assert re.search(r"verdict", html) and not re.search(r"\(none\)", html), html[-1500:]

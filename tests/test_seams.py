@@ -12,10 +12,10 @@ import threading
 import numpy as np
 import pytest
 
-from explainers import faithfulness as F
 from explainers.cli import main
 from explainers.errors import InputError, InternalError, WhyboxError
 from explainers.methods import METHODS, explain
+from explainers.metrics import faithfulness as F
 
 TEXT = "a gripping , funny film , though far too long ."
 

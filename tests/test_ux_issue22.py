@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from explainers.metrics.faithfulness import METRICS, Report, evaluate_many, ranking_metrics
+from explainers.whatif.summary import faithfulness_verdict
 from scipy.stats import rankdata
 from streamlit.testing.v1 import AppTest
 
 from dashboard.examples import CLASSIFICATION, CONTINUATION
-from explainers.faithfulness import METRICS, Report, evaluate_many, ranking_metrics
 from explainers.methods import METHODS, explain
 from explainers.metrics.leads import leads, mode_dependent, winner
-from explainers.narrative import faithfulness_verdict
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 TEXT = "a gripping , funny and beautifully acted film ."
@@ -258,7 +258,7 @@ def test_generated_tokens_heatmap_shows_words_not_byte_pieces_and_the_cost_in_se
 
 
 def test_generation_seconds_are_rows_times_length_times_the_measured_rate(tiny_gpt2, monkeypatch):
-    from explainers.generation import generation_cost, generation_seconds
+    from explainers.generation.tokens import generation_cost, generation_seconds
 
     monkeypatch.setattr(tiny_gpt2.gateway, "seconds_per_row_token", lambda method: 0.002)
     rows = generation_cost("occlusion", 6, 4).rows
@@ -333,9 +333,9 @@ class _Runtime:
 def test_a_run_stops_at_its_next_batch_once_its_tab_is_gone(tiny_bert, monkeypatch):
     """Before: a LIME run went on for 421 s after its browser was closed, holding a place in the queue."""
     import streamlit.runtime as st_runtime
+    from explainers.serving.admission import Ticket
 
     from dashboard import results, views
-    from explainers.admission import Ticket
 
     gone = _Runtime(active=set())
     monkeypatch.setattr(st_runtime, "exists", lambda: True)
@@ -357,8 +357,9 @@ def test_a_run_stops_at_its_next_batch_once_its_tab_is_gone(tiny_bert, monkeypat
 # ---- 11: smaller points ----------------------------------------------------------------------------
 def test_a_classifiers_rank_axis_has_whole_ranks(tiny_bert, tiny_gpt2):
     """Before: a log axis ticked 1.2, 1.4 between the ranks 1 and 2 of a two-label classifier."""
+    from explainers.inside.lens import logit_lens
+
     from components.layers_view import rank_chart
-    from explainers.layers import logit_lens
 
     axis = rank_chart(logit_lens(tiny_bert, TEXT)).layout.yaxis
     assert axis.type == "linear" and axis.dtick == 1 and axis.range[0] > axis.range[1]  # 1 at the top
@@ -382,9 +383,10 @@ def test_the_guides_papers_are_links(app):
 
 def test_the_html_report_opens_on_the_prediction_and_the_verdict(tiny_bert):
     """Before: it opened on a table of model settings."""
+    from explainers.metrics.faithfulness import agreement
+    from explainers.whatif.summary import prediction_sentence
+
     from components.report import html_report
-    from explainers.faithfulness import agreement
-    from explainers.narrative import prediction_sentence
 
     exps = [explain(tiny_bert, TEXT, m, seed=0) for m in ("occlusion", "leave_one_out")]
     reports = evaluate_many(tiny_bert, exps, "delete")
@@ -450,7 +452,7 @@ def test_an_unsigned_cards_summary_quotes_words_not_punctuation(tiny_bert):
     """Before: the rollout card's top words were ',', '.' and '[SEP]'-adjacent punctuation."""
     import dataclasses
 
-    from explainers.narrative import summarize
+    from explainers.whatif.summary import summarize
 
     exp = explain(tiny_bert, TEXT, "attention")
     scores = [10.0 if not any(c.isalnum() for c in w) else float(i) for i, w in enumerate(exp.words)]
@@ -472,7 +474,7 @@ def test_attentions_minus_one_is_said_in_words(app):
 
 def test_present_carries_the_mode_line_only_when_the_modes_disagree(app, tiny_bert, monkeypatch):
     """Before: Present computed the delete mode only and dropped the Faithfulness page's mode warning."""
-    from explainers import faithfulness
+    from explainers.metrics import faithfulness
     from explainers.metrics import leads as leads_module
 
     methods = ["saliency", "occlusion"]

@@ -4,13 +4,13 @@ for a projector. Shows what the Explain page has finished; it runs nothing but t
 from html import escape
 
 import streamlit as st
+from explainers.metrics.faithfulness import MODES, agreement, mode_dependence
+from explainers.whatif.summary import faithfulness_verdict
 
 from components.heatmap import heatmap_html, legend_html
 from dashboard import models, results
 from dashboard.widgets import plain
-from explainers.faithfulness import MODES, agreement, mode_dependence
 from explainers.metrics.leads import mode_dependent, winner
-from explainers.narrative import faithfulness_verdict
 
 req = results.current_request()
 exps = [e for e in (results.finished(req, m) for m in req.methods) if e is not None]

@@ -4,8 +4,8 @@ like a label column."""
 
 from __future__ import annotations
 
-from ..errors import WhyboxError
-from .data import read_data
+from explainers.audit.data import read_data
+from explainers.errors import WhyboxError
 
 LABEL_NAMES = ("label", "labels", "class", "target", "sentiment", "gold")
 SAMPLE = 200  # rows looked at per column

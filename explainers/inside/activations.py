@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from ..errors import InputError, InternalError
-from ..gateway import checkpoint
-from ..model import ModelHandle
+from explainers.errors import InputError, InternalError
+from explainers.inference.gateway import checkpoint
+from explainers.models.handle import ModelHandle
 
 Edit = Callable[[torch.Tensor], torch.Tensor]  # (B, T, H) hidden states -> the ones the model goes on with
 
@@ -112,7 +112,7 @@ def read(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequen
 
         return edit
 
-    from ..batching import plan_batches  # the gateway's own planner: same batches as scoring
+    from explainers.inference.batching import plan_batches  # the gateway's own planner: same batches as scoring
 
     batches = plan_batches([len(s) for s in sequences], gateway.batch_tokens, gateway.call_overhead)
     with editing(handle, {layer: keep(layer) for layer in layers}), torch.inference_mode():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..faithfulness import Metric, Report, rank_explanations, ranking_metrics
+from explainers.metrics.faithfulness import Metric, Report, rank_explanations, ranking_metrics
 
 
 def leads(reports: list[Report], method: str) -> list[Metric]:

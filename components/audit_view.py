@@ -150,12 +150,13 @@ def reliability_chart(prediction: dict) -> go.Figure:
 def top_words_chart(words: list[dict], title: str, value: str = "score") -> go.Figure:
     words = list(reversed(words))
     hover = [f"{label(w['word'])}: {w[value]:.3f} · in {w.get('texts', w.get('count'))} texts" for w in words]
+    # orange: judged a possible shortcut (enough texts, interval clear of the threshold: audit/shortcuts.py)
     fig = go.Figure(
         go.Bar(
             x=[w[value] for w in words],
             y=[label(w["word"]) for w in words],
             orientation="h",
-            marker_color=[RED if w.get("other_label_share", 0) < 0.3 else "#E69F00" for w in words],
+            marker_color=["#E69F00" if w.get("shortcut") else RED for w in words],
             hovertext=hover,
             hoverinfo="text",
         )

@@ -84,12 +84,15 @@ def _bar_height(n: int) -> int:
     return 70 + 28 * max(n, 2)
 
 
-def probability_chart(probabilities: dict[str, float], target: str | None = None) -> go.Figure:
-    """The model's output distribution, largest first, the explained target highlighted."""
+def probability_chart(
+    probabilities: dict[str, float], target: str | None = None, contrast: str | None = None
+) -> go.Figure:
+    """The model's output distribution, largest first, the explained target highlighted (and the contrast,
+    "rather than" it, in blue)."""
     items = sorted(probabilities.items(), key=lambda kv: -kv[1])
     names = unique_labels([label(k) for k, _ in items])
     values = [v for _, v in items]
-    colors = [RED if k == target else GREY for k, _ in items]
+    colors = [RED if k == target else BLUE if k == contrast else GREY for k, _ in items]
     fig = go.Figure(
         go.Bar(
             x=values,
@@ -106,6 +109,8 @@ def probability_chart(probabilities: dict[str, float], target: str | None = None
     fig.update_xaxes(range=[0, 1.2 * max(values, default=1.0) or 1.0], tickformat=".0%", title_text="Probability")
     fig.update_yaxes(autorange="reversed")
     title = "Prediction" if target is None else f"Prediction (explained: '{label(shown(target))}', in red)"
+    if target is not None and contrast is not None:
+        title = f"Explained: '{label(shown(target))}' (red) rather than '{label(shown(contrast))}' (blue)"
     return _style(fig, title=title, height=_bar_height(len(items)) + 30)
 
 
@@ -300,7 +305,7 @@ def comparison_chart(rows: pd.DataFrame, name_a: str | None = None, name_b: str 
         return {"same": a, "changed": f"{a} → {b}", "added": f"+ {b}", "removed": f"− {a}"}[r.status]
 
     names = unique_labels([row_label(r) for r in rows.itertuples()])
-    fig = go.Figure()
+    fig, legend = go.Figure(), []
     for column, name, lighten in (("score_a", name_a, True), ("score_b", name_b, False)):
         values = rows[column].astype(float).tolist()
         colors = [RED if v > 0 else BLUE for v in values]
@@ -311,11 +316,24 @@ def comparison_chart(rows: pd.DataFrame, name_a: str | None = None, name_b: str 
                 x=values,
                 y=names,
                 orientation="h",
-                name=label(str(name)) + (" (lighter)" if lighten else ""),
+                name=label(str(name)),
+                showlegend=False,  # a legend swatch takes the first bar's colour: red or blue by chance
                 marker=dict(color=colors, line=dict(color=MUTED if lighten else "rgba(0,0,0,0)", width=0.5)),
                 hovertemplate=f"{label(str(name))}<br>%{{y}}: %{{x:.4g}}<extra></extra>",
             )
         )
+        swatch = hex_color(mix((82, 82, 91), 0.45)) if lighten else "#52525b"  # lighter vs solid, whatever the sign
+        legend.append(  # legend only (a scatter takes no slot among the grouped bars)
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=label(str(name)) + (" (lighter bars)" if lighten else " (solid bars)"),
+                marker=dict(symbol="square", size=12, color=swatch),
+                hoverinfo="skip",
+            )
+        )
+    fig.add_traces(legend)
     fig.update_layout(barmode="group")
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="Word score (red = towards the target, blue = against)")

@@ -135,9 +135,10 @@ def generation_report_html(gen: GenerationExplanation, report: GenerationReport 
 
 
 def render_generation(
-    gen: GenerationExplanation, enc: Encoded, key: str, report: GenerationReport | None = None
+    gen: GenerationExplanation, enc: Encoded, key: str, report: GenerationReport | None = None, level: str = "word"
 ) -> None:
-    """The matrix, the generated tokens, the chosen token's scores on the prompt, and the faithfulness."""
+    """The matrix, the generated tokens, the chosen token's scores on the prompt (per word, as the Explain page
+    colours text by default, or per the tokenizer's pieces), and the faithfulness."""
     import streamlit as st
 
     st.plotly_chart(generation_heatmap(gen), key=f"gen_matrix_{key}")
@@ -149,7 +150,7 @@ def render_generation(
         key=f"gen_pick_{key}",
     )
     st.html(generated_strip_html(gen, j))
-    render_heatmap(token_explanation(gen, enc, j), "token")
+    render_heatmap(token_explanation(gen, enc, j), level)
     st.caption(gen.score_note)
     if report is not None:
         st.plotly_chart(faithfulness_chart(gen, report), key=f"gen_faith_{key}")

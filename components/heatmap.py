@@ -208,6 +208,22 @@ def _token_spans(exp: Explanation, scale: float, signed: bool, colours: Colours 
     return "".join(parts)
 
 
+def explained(exp: Explanation) -> str:
+    """What a positive score pushes towards, quoted for a legend: "'Paris'", or with a contrast
+    "'Paris' rather than 'Rome'" (a contrast's score is a difference: half the story without it). Not escaped."""
+    target = exp.target
+    quoted = f"'{shown(target.label)}'"
+    return f"{quoted} rather than '{shown(target.contrast.label)}'" if target.contrast else quoted
+
+
+def away_from(exp: Explanation) -> str:
+    """What a negative score pushes towards, for a legend: away from the target, or towards the contrast."""
+    target = exp.target
+    if target.contrast:
+        return f"pushes towards '{shown(target.contrast.label)}' rather than '{shown(target.label)}'"
+    return f"pushes away from '{shown(target.label)}'"
+
+
 def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "word", by_class: bool = False) -> str:
     """A small colour bar saying what the colours mean for this explanation's target."""
     scale = default_scale(exp, level) if scale is None else float(scale)
@@ -229,9 +245,11 @@ def legend_html(exp: Explanation, scale: float | None = None, *, level: str = "w
     elif exp.signed:
         gradient = f"linear-gradient(90deg,{hex_color(NEGATIVE)},#ffffff,{hex_color(POSITIVE)})"
         items = [
-            f"<span><b style=\"color:{hex_color(NEGATIVE)}\">blue</b> = pushes away from '{label}'</span>",
+            f'<span><b style="color:{hex_color(NEGATIVE)}">blue</b> = '
+            f"{html.escape(away_from(exp), quote=False)}</span>",
             f'<span style="{bar};background:{gradient}"></span>',
-            f"<span><b style=\"color:{hex_color(POSITIVE)}\">red</b> = pushes towards '{label}'</span>",
+            f'<span><b style="color:{hex_color(POSITIVE)}">red</b> = pushes towards '
+            f"{html.escape(explained(exp), quote=False)}</span>",
         ]
         full = f"full colour = ±{scale:.3g}"
     else:

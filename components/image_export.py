@@ -12,9 +12,19 @@ import re
 import unicodedata
 
 from explainers.explanation import Explanation
-from explainers.whatif.summary import shown
 
-from .heatmap import MUTED, NEGATIVE, POSITIVE, TEXT_DARK, UNSIGNED, default_scale, hex_color, score_color, text_color
+from .heatmap import (
+    MUTED,
+    NEGATIVE,
+    POSITIVE,
+    TEXT_DARK,
+    UNSIGNED,
+    default_scale,
+    explained,
+    hex_color,
+    score_color,
+    text_color,
+)
 
 FONT_FAMILY = "DejaVu Sans Mono, Menlo, Consolas, Liberation Mono, monospace"
 FONT_SIZE = 16
@@ -91,10 +101,9 @@ def heatmap_svg(exp: Explanation, level: str = "word", *, scale: float | None = 
     height = y + LINE + (LINE if title else 0)
     head = foot = ""
     if title:
-        label = html.escape(shown(exp.target.label))
         head = (
             f'<text x="{MARGIN}" y="{MARGIN + FONT_SIZE}" fill="{TEXT_DARK}" font-weight="bold">'
-            f"{html.escape(exp.title)}: scores for '{label}'</text>"
+            f"{html.escape(exp.title)}: scores for {html.escape(explained(exp), quote=False)}</text>"
         )
         foot = f'<text x="{MARGIN}" y="{y + LINE + 4}" fill="{MUTED}" font-size="13">{_legend(exp, scale)}</text>'
     return (
@@ -105,13 +114,13 @@ def heatmap_svg(exp: Explanation, level: str = "word", *, scale: float | None = 
 
 
 def _legend(exp: Explanation, scale: float) -> str:
-    label = html.escape(shown(exp.target.label))
     if not scale:
         return "all scores are zero"
     if exp.signed:
+        away = "towards the other" if exp.target.contrast else "away from it"
         return (
-            f"<tspan fill=\"{hex_color(POSITIVE)}\">red</tspan> = towards '{label}', "
-            f'<tspan fill="{hex_color(NEGATIVE)}">blue</tspan> = away from it; full colour = ±{scale:.3g}'
+            f'<tspan fill="{hex_color(POSITIVE)}">red</tspan> = towards {html.escape(explained(exp), quote=False)}, '
+            f'<tspan fill="{hex_color(NEGATIVE)}">blue</tspan> = {away}; full colour = ±{scale:.3g}'
         )
     return f'<tspan fill="{hex_color(UNSIGNED)}">darker</tspan> = matters more (unsigned); full colour = {scale:.3g}'
 

@@ -53,7 +53,11 @@ def rank_chart(lens: LayerLens) -> go.Figure:
                 hovertemplate="%{x}: rank %{y}<extra>%{fullData.name}</extra>",
             )
         )
-    fig.update_yaxes(title_text="rank (1 = top)", type="log", autorange="reversed")
+    most = max((r for _, ranks, _ in series for r in ranks if r is not None), default=1)
+    if most <= 10:  # a classifier's few labels: whole ranks on a linear axis (a log axis ticked 1.2, 1.4)
+        fig.update_yaxes(title_text="rank (1 = top)", type="linear", dtick=1, range=[most + 0.5, 0.5])
+    else:
+        fig.update_yaxes(title_text="rank (1 = top)", type="log", autorange="reversed")
     fig.update_xaxes(tickangle=-45)
     return _style(fig, title="Rank read from each layer", height=300, legend_items=len(series))
 

@@ -31,6 +31,24 @@ def header(metric: Metric) -> str:
 
 _BY_HEADER = {header(m): m for m in METRICS.values()}
 
+# Short column labels (the full title and meaning on hover): nine full titles ran past a 1440 px screen.
+SHORT = {
+    "comprehensiveness": "Compr.",
+    "sufficiency": "Suff.",
+    "aopc_comprehensiveness": "AOPC compr.",
+    "aopc_sufficiency": "AOPC suff.",
+    "deletion_auc": "Del. AUC",
+    "insertion_auc": "Ins. AUC",
+    "kendall_tau_loo": "τ vs LOO",
+    "sparsity_gini": "Gini",
+    "normalized_entropy": "Entropy",
+}
+
+
+def short_header(metric: Metric) -> str:
+    title = SHORT.get(metric.name, metric.title)
+    return f"{title} {metric.symbol}" if metric.faithfulness else title
+
 
 def _shades(values: pd.Series, metric: Metric) -> list[str]:
     """CSS for one column: the better a value for this metric, the greener (grey for descriptive ones)."""
@@ -100,7 +118,11 @@ def render_metrics(reports: list[Report]) -> None:
     if not reports:
         st.info("No faithfulness checks yet.")
         return
-    st.dataframe(styled_metrics(reports), width="stretch")
+    columns = {
+        header(m): st.column_config.Column(short_header(m), help=f"{m.title}: {m.meaning}", width="small")
+        for m in METRICS.values()
+    }
+    st.dataframe(styled_metrics(reports), width="stretch", column_config=columns)
     st.caption(
         mode_caption(reports) + " Green = better for that metric; grey columns describe shape, not faithfulness."
     )

@@ -11,7 +11,7 @@ from explainers.conventions import conventions
 from explainers.explanation import Explanation
 from explainers.methods import METHODS
 from explainers.metrics.faithfulness import CURVE_METRICS, PLAUSIBILITY, RANKING_RULE, Report, plausibility
-from explainers.whatif.summary import faithfulness_verdict, summarize
+from explainers.whatif.summary import faithfulness_verdict, prediction_sentence, summarize
 
 from . import charts
 from .heatmap import FONT, MUTED, TEXT_DARK, heatmap_html, legend_html
@@ -170,18 +170,18 @@ def html_report(
     name = model_info.get("name", "model")
     settings = dict(settings)
     text = settings.pop("text", explanations[0].text if explanations else "")
+    # Opens on what a reader came for (the text, the prediction, the verdict); the model and settings close it.
     parts = [
         f"<h1>whybox report</h1><p class='muted'>Why did {_e(name)} say that? "
         f"Explanations of one prediction, and checks of how faithful they are.</p>",
-        "<h2>Model</h2>",
-        _kv_table(model_info),
-        "<h2>Input and settings</h2>",
         f"<pre class='text'>{_e(text)}</pre>",
     ]
-    if settings:
-        parts.append(f"<div style='margin-top:.8rem'>{_settings_table(settings)}</div>")
     if explanations:
-        parts.append(f"<div style='margin-top:.8rem'>{_methods_table(explanations)}</div>")
+        glance = prediction_sentence(explanations[0])
+        if reports:
+            glance += " " + faithfulness_verdict(reports, agreement)
+        parts.append(f"<p class='verdict glance'>{_e(glance)}</p>")
+    if explanations:
         first = explanations[0]
         parts += [
             "<h2>Prediction</h2>",
@@ -204,6 +204,11 @@ def html_report(
             f"<section class='card'>{figures.html(charts.attention_heatmap(matrix, tokens, title, *positions))}"
             "</section>",
         ]
+    parts += ["<h2>Model and settings</h2>", _kv_table(model_info)]
+    if settings:
+        parts.append(f"<div style='margin-top:.8rem'>{_settings_table(settings)}</div>")
+    if explanations:
+        parts.append(f"<div style='margin-top:.8rem'>{_methods_table(explanations)}</div>")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(
         f"<footer>Made by whybox on {stamp}. Self-contained: no part of this file is loaded from the network.</footer>"

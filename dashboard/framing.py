@@ -21,6 +21,12 @@ DEFAULTS = {"contrast": "", "unit": "token", "separator": "", "chat": False}
 ESCAPES = {"\\n": "\n", "\\t": "\t"}
 
 
+# Two look-alike controls, named by what they do (issue 22): this one changes the computation, the
+# Explain page's DISPLAY_LABEL only how finished scores are coloured.
+UNIT_LABEL = "Pieces the methods hide and score"
+DISPLAY_LABEL = "Colour the text per"
+
+
 def unescape(typed: str) -> str:
     for escape, char in ESCAPES.items():
         typed = typed.replace(escape, char)
@@ -92,13 +98,14 @@ def framing_picker(handle: ModelHandle) -> None:
     if "w_unit" not in ss:
         ss.w_unit = SEPARATOR if ss.separator else ss.unit
     unit = st.segmented_control(
-        "Explain each",
+        UNIT_LABEL,
         UNIT_CHOICES,
         key="w_unit",
         required=True,
-        help="The unit scored. For perturbation methods (occlusion, leave-one-out, LIME, SHAP) the unit is the "
-        "feature hidden or sampled, so sentences cost far fewer passes than tokens; the other methods score "
-        "tokens and add them up.",
+        help="What the methods compute with, before anything is drawn. Perturbation methods (occlusion, "
+        "leave-one-out, LIME, SHAP) hide or sample one such piece at a time, so sentences cost far fewer passes "
+        "than tokens; the other methods score tokens and add them up per piece. How the page colours the text "
+        "is a separate display choice on the Explain page.",
     )
     if unit == SEPARATOR:
         if "w_separator" not in ss:

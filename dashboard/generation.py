@@ -9,6 +9,7 @@ import streamlit as st
 from components.generation_view import generation_report_html, render_generation
 from dashboard import results, views
 from dashboard.run_queue import queued
+from dashboard.sidebar import duration
 from explainers import strict_json
 from explainers.errors import WhyboxError
 from explainers.generation.tokens import (
@@ -17,6 +18,7 @@ from explainers.generation.tokens import (
     explain_generation,
     generation_cost,
     generation_methods,
+    generation_seconds,
 )
 from explainers.methods import METHODS
 from explainers.metrics.faithfulness import MODES
@@ -67,8 +69,10 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
             "when this is switched off."
         )
     n_prompt = handle.encode(text, chat=req.chat).n_tokens if text.strip() else 0
-    costs = [
-        f"{METHODS[m].title}: {generation_cost(m, n_prompt, int(n), req.method_params(m)).describe()}" for m in methods
+    costs = [  # seconds first, as the sidebar gives them
+        f"{METHODS[m].title}: {duration(generation_seconds(handle, m, n_prompt, int(n), req.method_params(m)))} "
+        f"({generation_cost(m, n_prompt, int(n), req.method_params(m)).describe()})"
+        for m in methods
     ]
     st.caption(f"Estimated cost for {n_prompt} prompt tokens and {int(n)} generated: " + "; ".join(costs) + ".")
     pressed = st.button("Generate and explain", type="primary", icon=":material/auto_awesome:")
@@ -101,7 +105,7 @@ def generate_and_explain(handle: ModelHandle, text: str) -> bool:
             st.caption(
                 f"{len(gen.generated)} tokens {where}: {''.join(gen.generated)!r} · computed in {gen.seconds:.2f} s"
             )
-            render_generation(gen, enc, gen.method, report)
+            render_generation(gen, enc, gen.method, report, level=st.session_state.get("level", "word"))
             left, right = st.columns(2)
             left.download_button(
                 "Download JSON",

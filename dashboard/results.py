@@ -171,16 +171,27 @@ def _prediction(model: str, text: str, target: str, contrast: str, chat: bool, _
     enc = _handle.encode(text, chat=chat)
     prediction = _handle.predict(enc)
     resolved = _handle.resolve_target(enc, target or None, prediction, contrast or None)
+    probabilities = _handle.distribution(enc, prediction=prediction)
+    contrast_label = None
+    for side in (resolved.plain, resolved.contrast):  # both sides of the question, also outside the top 5
+        if side is None:
+            continue
+        key = side.label if side.class_index is not None else _handle.tokenizer.decode(list(side.token_ids))
+        if key not in probabilities and side.n_tokens == 1:
+            probabilities[key] = _handle.target_probability(enc, side, prediction)
+        contrast_label = key if side is resolved.contrast and key in probabilities else contrast_label
     return {
-        "probabilities": _handle.distribution(enc, prediction=prediction),
+        "probabilities": probabilities,
         "target": resolved.to_dict(),
         "target_prob": _handle.target_probability(enc, resolved, prediction),
+        "contrast_label": contrast_label,
     }
 
 
 def prediction(handle: ModelHandle, req: Request) -> dict:
     """What the model predicts for the request's text, and its target: one forward pass, shown before
-    any explanation is ready. {probabilities, target (Target), target_prob}."""
+    any explanation is ready. {probabilities (with the target and its contrast), target (Target), target_prob,
+    contrast_label (the contrast's key in probabilities, or None)}."""
     out = dict(_prediction(req.model, req.text, req.target, req.contrast, req.chat, handle))
     out["target"] = Target.from_dict(out["target"])
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from dashboard import framing, models, widgets
@@ -149,7 +151,7 @@ def param_input(method: str, p: Param):
     if p.kind == "choice":
         return st.selectbox(p.name, p.choices, key=key, help=p.help)
     cast = int if p.kind == "int" else float
-    return st.number_input(
+    value = st.number_input(
         p.name,
         min_value=cast(p.low),
         max_value=cast(p.high),
@@ -159,6 +161,13 @@ def param_input(method: str, p: Param):
         help=p.help,
         placeholder="auto (by length)" if p.default is None else None,
     )
+    special = _SPECIAL_VALUE.search(p.help)  # "Head (-1 = mean of heads)": say it, not a bare −1
+    if special and value is not None and value == cast(special.group(1)):
+        st.caption(f"{p.name} {value}: {special.group(2).strip()}")
+    return value
+
+
+_SPECIAL_VALUE = re.compile(r"(-\d+) = ([^,).]+)")
 
 
 def cost_summary(handle: ModelHandle) -> None:

@@ -151,8 +151,24 @@ def request_to_show(key: str, request, pressed: bool, check=lambda request: True
     elif ss.get(key) is None:
         return None
     elif ss[key] != request:
-        st.caption("These results are for earlier settings: press the button to update them.")
+        earlier = "an earlier text" if ss[key].text != request.text else "earlier settings"
+        st.warning(
+            f"The results below (dimmed) are for {earlier}: press the button to explain what is shown now.",
+            icon=":material/history:",
+        )
     return ss[key]
+
+
+# A stale result's container is dimmed: on a projector nobody should read the old answer under the new text.
+_STALE_STYLE = "<style>.st-key-stale_results{opacity:0.3;filter:grayscale(1)}</style>"
+
+
+def results_area(req: results.Request):
+    """The container that holds a request's results: dimmed when the page's text or settings have changed since."""
+    stale = req != results.current_request()
+    if stale:
+        st.html(_STALE_STYLE)
+    return st.container(key="stale_results" if stale else "fresh_results")
 
 
 def _stream(handle: ModelHandle, req: results.Request, run: bool, draw, area):
@@ -236,6 +252,19 @@ def _compute(handle: ModelHandle, req: results.Request, todo: list[str], done: d
         )
 
 
+def session_gone(session_id: str) -> bool:
+    """True once the browser tab that asked for a run has gone (closed, or its connection lost): the run then
+    stops at its next batch and frees its place in the queue instead of computing for nobody."""
+    from streamlit import runtime
+
+    return runtime.exists() and not runtime.get_instance().is_active_session(session_id)
+
+
+def _stopped(ticket) -> bool:
+    """The run should end at this batch: replaced by a newer request of its session, or its tab has gone."""
+    return ticket.cancelled or session_gone(ticket.session)
+
+
 def _run_methods(handle, req, todo, seconds, n_tokens, done, errors, draw, ticket) -> None:
     bar = st.progress(0.0)
     for i, name in enumerate(todo):
@@ -246,7 +275,7 @@ def _run_methods(handle, req, todo, seconds, n_tokens, done, errors, draw, ticke
             rows = max(1, METHODS[name].cost(n_tokens, used).forward_rows)
             after = sum(seconds[m] for m in todo[i + 1 :])
             on_rows = _BatchProgress(bar, title, rows, (i, len(todo)), seconds[name], after)
-            with watching(on_rows=on_rows, should_stop=lambda: ticket.cancelled, batch_seconds=STOP_WITHIN_SECONDS / 2):
+            with watching(on_rows=on_rows, should_stop=lambda: _stopped(ticket), batch_seconds=STOP_WITHIN_SECONDS / 2):
                 done[name] = results.explain_one(handle, req, name)
             draw(name, done[name])
         except CancelledError:
@@ -280,6 +309,7 @@ def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
 
 UNKNOWN_SHARE = 0.2  # above this share of [UNK] tokens, much of the text is invisible to the model
 PIECES_PER_WORD = 2.5  # above this, the tokenizer shreds the words: likely outside the model's language
+SPLIT_WORDS = 0.3  # above this share of words cut into pieces, likely another language (English reviews: 0-0.25)
 
 
 def reading_warnings(handle: ModelHandle, text: str) -> list[str]:
@@ -300,10 +330,18 @@ def reading_warnings(handle: ModelHandle, text: str) -> list[str]:
             f"{unknown} of {len(content)} tokens are unknown to this model ({handle.tokenizer.unk_token}): it "
             "cannot read those parts of the text, and explanations cannot see them either."
         )
+    pieces = [sum(1 for w in enc.word_of_token if w == i) for i, word in enumerate(enc.words)]
+    lettered = [n for n, word in zip(pieces, enc.words) if sum(c.isalpha() for c in word) >= 2]
+    split = sum(n > 1 for n in lettered) / len(lettered) if len(lettered) >= 5 else 0.0
     if enc.words and len(content) / len(enc.words) > PIECES_PER_WORD:
         warnings.append(
             f"The tokenizer cuts this text into {len(content) / len(enc.words):.1f} pieces per word: it may be in a "
             "language or script the model was not trained on, and its prediction may mean little."
+        )
+    elif split > SPLIT_WORDS:  # French through an English vocabulary: few pieces per word, but most words cut
+        warnings.append(
+            f"{100 * split:.0f} % of the words are not in this model's vocabulary and are cut into pieces: the text "
+            "may be in another language than the model's (or heavily misspelt), and its prediction may mean little."
         )
     return warnings
 

@@ -16,8 +16,10 @@ from dashboard.run_queue import queued
 from dashboard.sidebar import duration
 from dashboard.widgets import plain
 from explainers.audit import spreadsheet
+from explainers.audit.columns import label_column_guess
 from explainers.audit.data import BUILTIN_SETS, columns_of, read_data
 from explainers.audit.engine import default_store, estimate_cost, load_finished, run_audit
+from explainers.audit.shortcuts import MIN_TEXTS, SHORTCUT_SHARE
 from explainers.audit.store import ResultStore
 from explainers.audit.summary import TEXTS, RunningMeans
 from explainers.audit.work import AuditSettings, Progress
@@ -80,6 +82,12 @@ except WhyboxError as exc:
     st.error(plain(str(exc)))
     st.stop()
 
+
+@st.cache_data(show_spinner=False, max_entries=20)
+def _label_guess(path: str, columns: tuple, labels: tuple) -> str | None:  # reads the file: once per upload
+    return label_column_guess(path, list(columns), list(labels))
+
+
 # ---- what to audit --------------------------------------------------------------------------------
 source = st.radio("Data", ["Built-in held-out sentences", "Upload a file"], horizontal=True, key="w_audit_source")
 data, data_error = None, None
@@ -95,9 +103,12 @@ else:
         st.info("Upload a file with one text per row, or pick the built-in held-out sentences.")
         st.stop()
     body = upload.getvalue()
-    UPLOADS.mkdir(parents=True, exist_ok=True)
-    path = UPLOADS / f"{hashlib.sha256(body).hexdigest()[:16]}{Path(upload.name).suffix.lower()}"
+    folder = UPLOADS
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^\w.\- ]", "_", Path(upload.name).name) or "upload"  # reports name the file, not a hash
+    path = folder / hashlib.sha256(body).hexdigest()[:16] / name
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
     path.touch()  # in use: the retention counts from its last use
     try:
@@ -109,7 +120,14 @@ else:
     c1, c2, c3 = st.columns(3)
     guess = next((c for c in columns if c.lower() in ("text", "sentence", "review", "content")), columns[0])
     text_column = c1.selectbox("Text column", columns, index=columns.index(guess), key="w_audit_text")
-    label_column = c2.selectbox("Label column", [none, *columns], key="w_audit_label")
+    label_guess = _label_guess(str(path), tuple(columns), tuple(handle.labels or ()))
+    label_column = c2.selectbox(
+        "Label column",
+        [none, *columns],
+        index=1 + columns.index(label_guess) if label_guess else 0,
+        key="w_audit_label",
+        help="Preselected when a column holds this model's label names.",
+    )
     rationale_column = c3.selectbox("Rationale column (marked words)", [none, *columns], key="w_audit_rationale")
     limit = st.number_input("Texts to audit (at most)", 1, 100_000, 200, step=50, key="w_audit_limit_file")
     data_args = dict(
@@ -219,6 +237,8 @@ elif start:
     _mine(out_dir)
     if source != "Built-in held-out sentences":  # finished: the upload is no longer needed (its session keeps it)
         path.unlink(missing_ok=True)
+        if path.parent != UPLOADS and not any(path.parent.iterdir()):
+            path.parent.rmdir()  # its own folder (the file keeps its name in the reports)
 elif not done_summary and (out_dir / "audit.json").is_file():
     st.info("This audit was stopped before it finished: press **Start audit** to continue where it stopped.")
 
@@ -231,13 +251,21 @@ st.divider()
 s = summary
 cfg, src = s["settings"], s["data"]
 st.header("Results")
+if shown != str(out_dir):  # the form above now describes another audit: say so before anyone reads these
+    st.warning(
+        f"These results are for an earlier audit ({plain(Path(src['source']).name)}), not for the data and settings "
+        "above: press the button above to run or open that one.",
+        icon=":material/history:",
+    )
 st.caption(
     f"{plain(cfg['model'])} on {plain(Path(src['source']).name)}: {s['texts']:,} texts, methods "
     f"{plain(', '.join(METHODS[m].title for m in s['methods']))}, seed {cfg['seed']}, target "
     f"{plain(cfg['target'] or 'the predicted label')}, tokens removed by {cfg['mode']}."
 )
 if s.get("failed"):
-    st.warning("Some explanations failed: " + plain(", ".join(f"{m}: {n}" for m, n in s["failed"].items())))
+    st.warning(
+        "Some explanations failed: " + plain(", ".join(f"{METHODS[m].title}: {n}" for m, n in s["failed"].items()))
+    )
 
 pred = s["prediction"]
 if pred.get("labelled"):
@@ -272,7 +300,7 @@ if ranking:
     c1.plotly_chart(audit_view.ranking_chart(ranking), key="audit_ranking")
     share = pd.DataFrame(
         {
-            "method": list(ranking["most_faithful_share"]),
+            "method": [METHODS[m].title for m in ranking["most_faithful_share"]],
             "texts where most faithful": list(ranking["most_faithful_share"].values()),
         }
     )
@@ -286,7 +314,8 @@ if ranking:
     if s.get("agreement"):
         a = s["agreement"]
         c2.caption("Mean agreement between methods (Spearman over word scores, 1 = same order)")
-        c2.dataframe(pd.DataFrame(a["spearman"], index=a["methods"], columns=a["methods"]).round(2))
+        titles = [METHODS[m].title for m in a["methods"]]
+        c2.dataframe(pd.DataFrame(a["spearman"], index=titles, columns=titles).round(2))
 faithful = [name for name, m in s["metrics"].items() if m["faithfulness"]]
 for row in range(0, len(faithful), 2):
     for column, name in zip(st.columns(2), faithful[row : row + 2]):
@@ -295,7 +324,10 @@ if s.get("plausibility"):
     st.subheader("Plausibility (agreement with the marked words)")
     st.dataframe(
         pd.DataFrame(
-            {v["title"]: {m: v["methods"][m]["mean"] for m in s["methods"]} for v in s["plausibility"].values()}
+            {
+                v["title"]: {METHODS[m].title: v["methods"][m]["mean"] for m in s["methods"]}
+                for v in s["plausibility"].values()
+            }
         ).round(3)
     )
 
@@ -316,9 +348,17 @@ if words["shortcuts"]:
     st.warning(
         "Possible shortcuts: "
         + ", ".join(
-            f"“{plain(w['word'])}” → {plain(w['label'])} ({w['other_label_share']:.0%} of its texts are other labels)"
+            f"“{plain(w['word'])}” → {plain(w['label'])} ({w['other_label_share']:.0%} of its {w['texts']} texts are "
+            "other labels"
+            + (
+                f"; 95 % interval {w['other_label_interval'][0]:.0%} to {w['other_label_interval'][1]:.0%})"
+                if "other_label_interval" in w  # audits finished before the interval was kept
+                else ")"
+            )
             for w in words["shortcuts"][:10]
         )
+        + f". A word is flagged only when it is in at least {MIN_TEXTS} texts and the interval's lower end is "
+        f"{SHORTCUT_SHARE:.0%} or more."
     )
 with st.expander("Per method (mean raw attribution, spread and count)"):
     method = st.selectbox("Method", s["methods"], key="w_audit_words_method", format_func=lambda m: METHODS[m].title)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.examples import EXAMPLES
+from dashboard.examples import for_task
+from dashboard.shared_text import current_task
 from dashboard.widgets import plain
 from explainers.conventions import markdown as conventions_markdown
 from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
@@ -22,8 +23,11 @@ learn_tab, methods_tab, metrics_tab, conventions_tab, caveats_tab = st.tabs(
     ["Learn", "Methods", "Metrics", "Conventions", "Caveats"]
 )
 with learn_tab:
-    st.caption("Lesson material: load an example with one click, then follow the walkthrough.")
-    for i, (text, edited) in enumerate(EXAMPLES.items()):
+    st.caption(
+        "Lesson material for the loaded model: load an example with one click, then follow the walkthrough. "
+        "Examples for another kind of model appear here when such a model is picked in the sidebar."
+    )
+    for i, (text, edited) in enumerate(for_task(current_task()).items()):  # a prompt means nothing to a classifier
         left, middle, right = st.columns([6, 1.3, 1.3], vertical_alignment="center")
         left.markdown(f"“{plain(text)}”")
         if middle.button("Explain it", key=f"learn_explain_{i}", icon=":material/lightbulb:"):

@@ -6,10 +6,10 @@ from html import escape
 import streamlit as st
 
 from components.heatmap import heatmap_html, legend_html
-from dashboard import models, results, views
+from dashboard import models, results
 from dashboard.widgets import plain
-from explainers.errors import WhyboxError
-from explainers.metrics.faithfulness import agreement
+from explainers.metrics.faithfulness import MODES, agreement, mode_dependence
+from explainers.metrics.leads import mode_dependent, winner
 from explainers.whatif.summary import faithfulness_verdict
 
 req = results.current_request()
@@ -29,25 +29,26 @@ st.html(
     f"<div style='font-size:2.4rem;font-weight:700;line-height:1.3'>{escape(handle.task.display(first.target))}"
     f" <span style='color:#71717a;font-weight:400'>· {probability}</span></div>"
 )
+by_mode, best = {}, exps[0].method
+if len(exps) > 1:  # the verdict in the Faithfulness page's mode, and whether the other mode crowns another method
+    with st.spinner("Checking faithfulness…"):
+        by_mode = {m: results.reports(handle, req, exps, m) for m in MODES}
+    best = winner(by_mode[st.session_state.get("mode", "delete")])
 chosen = st.pills(
     "Explanations",
     [e.method for e in exps],
     selection_mode="multi",
-    default=[exps[0].method],
+    default=[best],  # opens on the method the verdict names
     key="w_present",
     format_func=lambda m: next(e.title for e in exps if e.method == m),
 )
 for exp in (e for e in exps if e.method in (chosen or [])):
     st.markdown(f"### {plain(exp.title)}")
     st.html(legend_html(exp) + heatmap_html(exp, "word", font_size="2rem"))
-if len(exps) > 1:
-    try:
-        with st.spinner("Checking faithfulness…"):
-            reports = results.reports(handle, req, exps, "delete")
-    except WhyboxError as exc:
-        views.show_error("Faithfulness", exc)
-        st.stop()
+if by_mode:
+    reports = by_mode[st.session_state.get("mode", "delete")]
+    fragile = f" {mode_dependence(by_mode)}" if mode_dependent(by_mode) else ""
     st.html(
         "<div style='font-size:1.4rem;line-height:1.5;margin-top:1.5rem'>"
-        f"{escape(faithfulness_verdict(reports, agreement(exps)))}</div>"
+        f"{escape(faithfulness_verdict(reports, agreement(exps)) + fragile)}</div>"
     )

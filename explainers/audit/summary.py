@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from explainers.audit.shortcuts import judge
 from explainers.metrics.faithfulness import METRICS, PLAUSIBILITY, Report, rank_explanations, spearman
 
 SUMMARY = "summary.json"
@@ -25,7 +26,6 @@ TEXTS = "texts.parquet"
 N_BOOT = 1000
 RELIABILITY_BINS = 10
 TOP_WORDS = 15
-SHORTCUT_SHARE = 0.3  # a word strong for one label that occurs this often in the other labels' texts
 EXAMPLES = 10
 
 
@@ -393,9 +393,8 @@ def _top_words(stats, texts_with, methods, labels, n_texts) -> dict:
     shortcuts = []
     for label in labels:
         consensus[label] = sorted(consensus[label], key=lambda w: (-w["score"], w["word"]))[:TOP_WORDS]
-        for w in consensus[label]:
-            if w["score"] > 0 and w["other_label_share"] >= SHORTCUT_SHARE:
-                shortcuts.append({"label": label, **w})
+        consensus[label] = [judge(w) for w in consensus[label]]  # enough texts, and an interval (shortcuts.py)
+        shortcuts += [{"label": label, **w} for w in consensus[label] if w["shortcut"]]
     return {
         "per_method": per_method,
         "consensus": consensus,

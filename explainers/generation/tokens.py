@@ -345,6 +345,15 @@ def generation_cost(method: str, n_prompt: int, n_gen: int, params: dict | None 
     return spec.per_output_token_cost(n_prompt + n_gen - 1, n_gen, spec.validate(params or {}))
 
 
+def generation_seconds(
+    handle: ModelHandle, method: str, n_prompt: int, n_gen: int, params: dict | None = None
+) -> float:
+    """Seconds one generation explanation should take: its rows (prompt + continuation long) at the rate measured
+    on this model, as the sidebar prices one text (methods.estimated_seconds)."""
+    rows = generation_cost(method, n_prompt, n_gen, params).rows
+    return rows * (n_prompt + n_gen - 1) * handle.gateway.seconds_per_row_token(method)
+
+
 def explain_generation(
     handle: ModelHandle,
     prompt: str,

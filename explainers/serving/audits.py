@@ -66,15 +66,18 @@ def finished_audits(root: Path, only: Iterable[str | Path] | None) -> dict[str, 
 
 
 def prune_uploads(folder: Path, max_age: float, keep: Iterable[Path] = (), now: float | None = None) -> list[Path]:
-    """Delete the uploads in `folder` older than `max_age` seconds, except `keep` (in use now); the deleted."""
+    """Delete the uploads in `folder` (each in a folder of its own, under its own name) older than `max_age`
+    seconds, except `keep` (in use now), and the folders they leave empty; returns the deleted files."""
     now = time.time() if now is None else now
     kept = {Path(p).resolve() for p in keep}
     gone = []
-    for path in folder.iterdir() if folder.is_dir() else []:
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
         try:
             if path.is_file() and path.resolve() not in kept and now - path.stat().st_mtime > max_age:
                 path.unlink()
                 gone.append(path)
+                if path.parent != folder and not any(path.parent.iterdir()):
+                    path.parent.rmdir()
         except OSError:  # another session deleted it first
             continue
     return gone

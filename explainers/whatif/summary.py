@@ -11,6 +11,7 @@ import numpy as np
 
 from explainers.explanation import Explanation
 from explainers.metrics.faithfulness import RATIONALE_FRACTION, Report, rank_explanations, ranking_metrics
+from explainers.metrics.leads import leads
 
 WEAK_COMPREHENSIVENESS = 0.05  # removing the top tokens moves the prediction by less than this
 LOW_AGREEMENT = 0.3  # mean pairwise Spearman rho below this: the methods tell different stories
@@ -42,7 +43,7 @@ def summarize(exp: Explanation) -> str:
     """A few sentences: the prediction, the words that drive it, and this method's caveats."""
     props = exp.properties
     title = exp.title
-    sentences = [_prediction_sentence(exp)]
+    sentences = [prediction_sentence(exp)]
 
     if not np.any(exp.scores("word")):
         sentences.append(f"{title} gives every word a score of zero: it found nothing to attribute.")
@@ -58,7 +59,11 @@ def summarize(exp: Explanation) -> str:
             if props.get("needs_attention")
             else "Words with the most weight"
         )
-        sentences.append(f"{lead}: {_quoted(exp.top_words(3, 1))} (unsigned: how much, not which way).")
+        # punctuation and separators collect attention without meaning: quote words, and say what was left out
+        ranked = exp.top_words(len(exp.words), 1)
+        worded = [(w, s) for w, s in ranked if any(c.isalnum() for c in w)][:3] or ranked[:3]
+        left_out = "; punctuation left out" if worded != ranked[:3] else ""
+        sentences.append(f"{lead}: {_quoted(worded)} (unsigned: how much, not which way{left_out}).")
 
     notes = [title] + [_diagnostic_note(d) for d in exp.diagnostics]
     if props.get("random") and exp.seed is not None:
@@ -77,7 +82,7 @@ def summarize(exp: Explanation) -> str:
     return " ".join(sentences)
 
 
-def _prediction_sentence(exp: Explanation) -> str:
+def prediction_sentence(exp: Explanation) -> str:
     if exp.target.contrast is not None:  # the score is a difference, not a probability
         other = shown(exp.target.contrast.label)
         return (
@@ -112,6 +117,28 @@ def mean_agreement(matrix: np.ndarray) -> float:
     return float(pairs.mean()) if len(pairs) else float("nan")
 
 
+def _ranking_sentence(reports: list[Report], ranking: list[tuple[str, float]], by_method: dict) -> str:
+    """The winner, by what the ranking is made of: its mean rank beside the others', and the metrics it leads."""
+    best_name, best_rank = ranking[0]
+    title = by_method[best_name].title or best_name
+    checks = len(ranking_metrics())
+    others = [rank for _, rank in ranking[1:]]
+    spread = f"{min(others):.1f}" if min(others) == max(others) else f"{min(others):.1f} to {max(others):.1f}"
+    tie = [by_method[n].title or n for n, rank in ranking[1:] if math.isclose(rank, best_rank)]
+    tied = f" (tied with {', '.join(tie)})" if tie else ""
+    led = [m.title for m in leads(reports, best_name)]
+    lead = (
+        f"It is best (or tied best) on {', '.join(led)} ({len(led)} of {checks})."
+        if led
+        else "It is best on none of them alone, but ranks well on all."
+    )
+    return (
+        f"{title} is the most faithful explanation here{tied}: its mean rank over the {checks} faithfulness checks "
+        f"that do not compare with another method is {best_rank:.1f} (1 = best of {len(ranking)}), against "
+        f"{spread} for the other methods. {lead}"
+    )
+
+
 def faithfulness_verdict(
     reports: list[Report], agreement: tuple[list[str], np.ndarray] | np.ndarray | None = None
 ) -> str:
@@ -135,23 +162,7 @@ def faithfulness_verdict(
             f"removing its top {share} of tokens changes the target probability by {number(comp)}."
         ]
     else:
-        others = [r.values.get("comprehensiveness", float("nan")) for r in reports if r is not best]
-        others = [v for v in others if not math.isnan(v)]
-        spread = (
-            "n/a"
-            if not others
-            else number(min(others))
-            if min(others) == max(others)
-            else f"{number(min(others))} to {number(max(others))}"
-        )
-        tie = [by_method[n].title or n for n, rank in ranking[1:] if math.isclose(rank, ranking[0][1])]
-        tied = f" (tied with {', '.join(tie)})" if tie else ""
-        sentences = [
-            f"{best_title} is the most faithful explanation here{tied}: it ranks best on average over the "
-            f"{len(ranking_metrics())} faithfulness checks that do not compare with another method. "
-            f"Removing its top {share} of tokens changes the target probability by {number(comp)}, "
-            f"against {spread} for the other methods."
-        ]
+        sentences = [_ranking_sentence(reports, ranking, by_method)]
     if not math.isnan(tau):
         how = "agrees well" if tau >= GOOD_TAU else "partly agrees" if tau >= 0.2 else "hardly agrees"
         sentences.append(f"Its token ranking {how} with deleting each token on its own (Kendall τ = {tau:.2f}).")
@@ -177,5 +188,6 @@ def faithfulness_verdict(
         elif not math.isnan(rho):
             sentences.append(f"The methods broadly agree with each other (mean Spearman ρ = {rho:.2f}).")
 
-    sentences.append(f"Trust: {trust}.")
+    # how far to trust the explanations: a "high" beside a 99 % prediction was read as "the model is right"
+    sentences.append(f"Trust: {trust}. (Trust in these explanations of the prediction, not in the prediction itself.)")
     return " ".join(sentences)

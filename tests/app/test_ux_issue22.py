@@ -377,7 +377,7 @@ def test_the_guides_papers_are_links(app):
     app.switch_page("app_pages/guide.py").run()
     papers = next(m.value for m in app.markdown if "### Papers" in m.value).split("### Papers")[1]
     items = [line for line in papers.splitlines() if line.startswith("- ")]
-    assert len(items) >= 7 and all("](https://arxiv.org/abs/" in line for line in items)
+    assert len(items) >= 7 and all("](https://" in line for line in items)
 
 
 def test_the_html_report_opens_on_the_prediction_and_the_verdict(tiny_bert):

@@ -101,7 +101,6 @@ def read(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequen
     if not sequences or any(len(s) == 0 for s in sequences):
         raise InputError("Cannot read activations of an empty token sequence.")
     layers = [check_layer(handle, layer) for layer in layers]
-    gateway = handle.gateway
     out: list[torch.Tensor | None] = [None] * len(sequences)
     captured: dict[int, torch.Tensor] = {}
 
@@ -112,16 +111,29 @@ def read(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequen
 
         return edit
 
-    from ..batching import plan_batches  # the gateway's own planner: same batches as scoring
-
-    batches = plan_batches([len(s) for s in sequences], gateway.batch_tokens, gateway.call_overhead)
     with editing(handle, {layer: keep(layer) for layer in layers}), torch.inference_mode():
-        for chunk in batches:
-            ids, mask = gateway._assemble([sequences[i] for i in chunk])
+        for chunk, ids, mask in planned(handle, sequences):
             captured.clear()
-            handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device))
+            handle.model(input_ids=ids, attention_mask=mask)
             stacked = torch.stack([captured[layer] for layer in layers], dim=1)  # (B, L, T, H)
             for j, i in enumerate(chunk):
                 out[i] = stacked[j, :, : len(sequences[i])].clone()
             checkpoint(len(chunk))
     return out
+
+
+def planned(handle: ModelHandle, sequences: Sequence[Sequence[int]]):
+    """(row indices, ids, mask) batch by batch, right-padded on the model's device, as the gateway plans
+    its own batches."""
+    from ..batching import plan_batches  # the gateway's own planner: same batches as scoring
+
+    gateway = handle.gateway
+    for chunk in plan_batches([len(s) for s in sequences], gateway.batch_tokens, gateway.call_overhead):
+        ids, mask = gateway._assemble([sequences[i] for i in chunk])
+        yield chunk, ids.to(handle.device), mask.to(handle.device)
+
+
+def logits(handle: ModelHandle, ids: torch.Tensor, mask: torch.Tensor, edits: dict[int, Edit] | None = None):
+    """The model's float32 logits for one planned batch, with `edits` applied (none: the clean model)."""
+    with editing(handle, edits or {}), torch.inference_mode():
+        return handle.model(input_ids=ids, attention_mask=mask).logits.float()

@@ -424,9 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     from .audit.cli import add_parser as add_audit_parser  # whybox audit: its own module
+    from .inside.sae_cli import add_parser as add_sae_parser  # whybox build-sae
     from .whatif_cli import add_whatif_commands  # counterfactuals and the model card
 
     add_audit_parser(sub)
+    add_sae_parser(sub)
     add_whatif_commands(sub)
     return parser
 

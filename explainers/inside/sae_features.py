@@ -70,7 +70,9 @@ class Features:
 
 
 def write(features: Features) -> str:
-    return json.dumps(features.to_json())
+    from ..strict_json import dumps
+
+    return dumps(features.to_json())
 
 
 def read(folder: str | Path, density: np.ndarray | None = None) -> Features | None:

@@ -61,6 +61,19 @@ class Progress:
     phase: str = "training"
 
 
+def corpus(data: str | None = None, text_column: str = "text") -> tuple[list[str], str]:
+    """(texts, where they come from): the built-in movie-review sentences, or an audit-style data file."""
+    if data is None:
+        from ..builtin import sentiment_splits
+
+        train, heldout = sentiment_splits()
+        return [text for text, _ in train + heldout], "the built-in movie-review sentences (Rotten Tomatoes)"
+    from ..audit.data import read_data
+
+    rows = read_data(data, text_column)
+    return [row.text for row in rows.rows], rows.source
+
+
 def token_rows(handle: ModelHandle, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of each text (special tokens as the model reads them), cut to MAX_TEXT_TOKENS."""
     encoded = handle.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=MAX_TEXT_TOKENS)
@@ -279,6 +292,7 @@ def build(
     `resume` the next build with the same settings continues from there, else it starts clean."""
     from safetensors.torch import load_file, save_file
 
+    from ..strict_json import dumps
     from . import sae_features
 
     activations.check_layer(handle, layer)
@@ -334,11 +348,12 @@ def build(
             "d_in": sae.d_in,
             "d_sae": sae.d_sae,
             "k": sae.k,
+            "label_scores": features.label_scores,
         }
     )
     quality = {key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in quality.items()}
     extra = {"whybox_settings": asdict(settings)}
-    files = {"quality.json": json.dumps(quality, indent=2), sae_features.FEATURES_FILE: sae_features.write(features)}
+    files = {"quality.json": dumps(quality, indent=2), sae_features.FEATURES_FILE: sae_features.write(features)}
     save(sae, out, features.density, extra, files)
     shutil.rmtree(work, ignore_errors=True)
     return quality

@@ -34,6 +34,7 @@ PAGES = [
     st.Page("app_pages/faithfulness.py", title="Faithfulness", icon=":material/fact_check:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/layers.py", title="Layers", icon=":material/layers:"),
+    st.Page("app_pages/features.py", title="Features", icon=":material/scatter_plot:"),
     st.Page("app_pages/what_if.py", title="What if", icon=":material/alt_route:"),
     st.Page("app_pages/audit.py", title="Audit", icon=":material/dataset:"),
     st.Page("app_pages/present.py", title="Present", icon=":material/slideshow:"),

@@ -285,3 +285,20 @@ def _bag_of_words(texts):
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
     return embed
+
+
+def test_a_harvest_that_stops_early_reads_the_same_activations_and_runs_fewer_blocks(tiny_gpt2):
+    from explainers.inside import activations
+
+    sequences = [tiny_gpt2.encode(t).ids for t in ["a gripping , funny film .", "dull ."]]
+    calls = []
+    hook = tiny_gpt2.blocks[1].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        full = activations.read(tiny_gpt2, sequences, [1])
+        ran_full = len(calls)
+        early = activations.read(tiny_gpt2, sequences, [1], stop_early=True)
+    finally:
+        hook.remove()
+    assert ran_full > 0 and len(calls) == ran_full  # the second block never ran in the early read
+    for a, b in zip(full, early):
+        torch.testing.assert_close(a, b)

@@ -94,19 +94,31 @@ def adding(handle: ModelHandle, vectors: dict[int, torch.Tensor], positions: Seq
     return editing(handle, {layer: add(v) for layer, v in vectors.items()})
 
 
-def read(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequence[int]) -> list[torch.Tensor]:
+class _Enough(Exception):
+    """Raised by read's last hook with stop_early: the blocks above it are not needed."""
+
+
+def read(
+    handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequence[int], stop_early: bool = False
+) -> list[torch.Tensor]:
     """The residual stream of each token-id sequence at `layers`: one float32 (len(layers), T_i, H)
     tensor per sequence on the CPU, in batches through the gateway (right-padded, so each row's own
-    positions are exactly as when run alone)."""
+    positions are exactly as when run alone). With `stop_early` the forward pass ends at the deepest of
+    `layers` (a harvest for an SAE at layer 3 of 30 pays for 3 blocks); only for callers that have no
+    edits of their own above those layers."""
     if not sequences or any(len(s) == 0 for s in sequences):
         raise InputError("Cannot read activations of an empty token sequence.")
     layers = [check_layer(handle, layer) for layer in layers]
     out: list[torch.Tensor | None] = [None] * len(sequences)
     captured: dict[int, torch.Tensor] = {}
 
+    deepest = max(layers)
+
     def keep(layer: int) -> Edit:
         def edit(hidden: torch.Tensor) -> torch.Tensor:
             captured[layer] = hidden.detach().float().cpu()
+            if stop_early and layer == deepest:
+                raise _Enough
             return hidden
 
         return edit
@@ -114,7 +126,10 @@ def read(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequen
     with editing(handle, {layer: keep(layer) for layer in layers}), torch.inference_mode():
         for chunk, ids, mask in planned(handle, sequences):
             captured.clear()
-            handle.model(input_ids=ids, attention_mask=mask)
+            try:
+                handle.model(input_ids=ids, attention_mask=mask)
+            except _Enough:
+                pass
             stacked = torch.stack([captured[layer] for layer in layers], dim=1)  # (B, L, T, H)
             for j, i in enumerate(chunk):
                 out[i] = stacked[j, :, : len(sequences[i])].clone()

@@ -248,6 +248,36 @@ def _correlated(rows, positions, latents, values, lengths, d_sae) -> dict[int, l
     return out
 
 
+# ---- people's labels: kept with the SAE ----------------------------------------------------------------
+LABELS_FILE = "labels.json"
+LABEL_STATUSES = ("accepted", "edited", "rejected")
+
+
+def people_labels(folder: str | Path) -> dict[int, dict]:
+    """latent -> {"text", "status"} that a person accepted, edited or rejected."""
+    path = Path(folder) / LABELS_FILE
+    if not path.is_file():
+        return {}
+    return {int(k): v for k, v in json.loads(path.read_text()).items()}
+
+
+def set_label(folder: str | Path, latent: int, text: str, status: str) -> dict[int, dict]:
+    """Keep a person's verdict on a latent's label beside the SAE (written whole, then moved into place)."""
+    from ..errors import InputError
+
+    if status not in LABEL_STATUSES:
+        raise InputError(f"A label's status is one of {', '.join(LABEL_STATUSES)}, not '{status}'.")
+    if status == "edited" and not text.strip():
+        raise InputError("An edited label cannot be empty: reject it instead.")
+    labels = people_labels(folder)
+    labels[int(latent)] = {"text": text.strip(), "status": status}
+    path = Path(folder) / LABELS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({str(k): v for k, v in sorted(labels.items())}, indent=2))
+    tmp.replace(path)
+    return labels
+
+
 # ---- labels and their scores -------------------------------------------------------------------------
 def template_label(card: dict, tokens: list[list[str]], usable: set[int], n_words: int = 3) -> str:
     """The words the latent fires on most (weighted by activation) in its top contexts from `usable` texts."""

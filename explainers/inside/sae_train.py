@@ -130,7 +130,8 @@ class Trainer:
         """A trainer on `handle`'s residual stream at `layer`, read through the gateway a chunk at a time."""
 
         def harvest(chunk: list[int]) -> torch.Tensor:
-            return torch.cat([a[0] for a in activations.read(handle, [sequences[i] for i in chunk], [layer])])
+            rows = [sequences[i] for i in chunk]
+            return torch.cat([a[0] for a in activations.read(handle, rows, [layer], stop_early=True)])
 
         width = handle.config.get_text_config().hidden_size
         return cls(width, layer, handle.name, [len(s) for s in sequences], harvest, settings)
@@ -268,6 +269,33 @@ class Trainer:
                 }
         self.since_fired = tensors["since_fired"].clone()
         self.done, self.chunk = int(meta["done"]), int(meta["chunk"])
+
+
+def default_folder(handle: ModelHandle, layer: int) -> Path:
+    """Where whybox keeps the SAE it builds for this model and layer (under the cache folder)."""
+    import re
+
+    from ..builtin import cache_dir
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(handle.name).strip("/"))[-60:]
+    return cache_dir() / "saes" / f"{name}-layer{layer}"
+
+
+def is_stopped(out: str | Path) -> bool:
+    """A build of `out` was stopped and can resume."""
+    return (_work_dir(Path(out)) / "progress.json").is_file()
+
+
+def estimate_seconds(handle: ModelHandle, layer: int, tokens: int, settings: TrainSettings = TrainSettings()) -> float:
+    """A rough price of a build: the harvest at the gateway's measured rate (blocks up to `layer` only)
+    plus training at the same rate per multiply-add (≈ 6 · d_in · d_sae per token, forward and backward
+    of encoder and decoder, against the model's ≈ 2 · parameters per token)."""
+    rate = handle.gateway.seconds_per_row_token()
+    d_in = handle.config.get_text_config().hidden_size
+    per_token_model = 2 * sum(p.numel() for p in handle.model.parameters() if p.dim() > 1)
+    training = 12 * d_in * settings.expansion * d_in / max(1, per_token_model)
+    share = max(1, layer) / max(1, handle.n_layers)
+    return tokens * rate * (share + training) * 1.3  # + the held-out pass and the cards
 
 
 def _work_dir(out: Path) -> Path:

@@ -204,3 +204,52 @@ def test_build_sae_cli_json_and_bad_input(tiny_bert_dir, tmp_path, capsys):
     assert main([*argv, "--tokens", "50"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress line: one line, the fix
     assert last.startswith("whybox: Too little to train on") and "needs at least 1,024" in last
+
+
+class _Writer:
+    """A stand-in language model: names the bracketed words of the first context it is shown."""
+
+    name = "test writer"
+
+    def __init__(self):
+        self.prompts = []
+
+    def generate(self, prompts):
+        self.prompts.extend(prompts)
+        import re
+
+        return [" ".join(re.findall(r"\[\[(.*?)\]\]", p)[:3]) + ".\nmore text" for p in prompts]
+
+
+def test_drafted_labels_are_parsed_scored_and_saved(harvested, tmp_path):
+    _, _, features, _ = harvested
+    latents = list(features.cards)[:6]
+    writer = _Writer()
+    summary = sae_features.draft_labels(features, latents, writer, embed=_bag(TEXTS))
+    assert len(writer.prompts) == 6 and all("[[" in p for p in writer.prompts)
+    for latent in latents:
+        drafted = features.cards[latent]["drafted"]
+        assert drafted["source"] == "test writer" and "\n" not in drafted["text"] and not drafted["text"].endswith(".")
+    scored = [features.cards[i]["drafted"]["score"]["auc"] for i in latents if features.cards[i]["drafted"]["score"]]
+    assert summary["labels"]["scored"] == len(scored)
+    if scored:
+        assert summary["labels"]["median_auc"] == pytest.approx(float(np.median(scored)))
+    sae_features.save(features, tmp_path)
+    again = sae_features.read(tmp_path)
+    assert again.cards[latents[0]]["drafted"] == features.cards[latents[0]]["drafted"]
+    assert again.drafted_scores == summary
+
+
+def test_a_persons_labels_are_kept_and_checked(tmp_path):
+    from explainers.errors import InputError
+
+    sae_features.set_label(tmp_path, 3, " warm praise ", "edited")
+    sae_features.set_label(tmp_path, 5, "x", "rejected")
+    assert sae_features.people_labels(tmp_path) == {
+        3: {"text": "warm praise", "status": "edited"},
+        5: {"text": "x", "status": "rejected"},
+    }
+    with pytest.raises(InputError, match="status"):
+        sae_features.set_label(tmp_path, 3, "a", "maybe")
+    with pytest.raises(InputError, match="empty"):
+        sae_features.set_label(tmp_path, 3, " ", "edited")

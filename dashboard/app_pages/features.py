@@ -144,6 +144,14 @@ if scores.get("labels", {}).get("median_auc") is not None:
         "those where it never does?"
     )
 
+drafted = features.drafted_scores.get("labels", {})
+if drafted.get("median_auc") is not None:
+    control = features.drafted_scores["control"]["median_auc"]
+    st.caption(
+        f"Labels drafted by a language model: median AUC {drafted['median_auc']:.2f} over {drafted['scored']} scored, "
+        f"{drafted['share_at_least_0_8']:.0%} ≥ 0.8 (shuffled control {'–' if control is None else f'{control:.2f}'})."
+    )
+
 st.subheader("Feature cards")
 cards = features.cards
 sort_by = st.segmented_control(
@@ -185,6 +193,22 @@ latent = st.selectbox(
     format_func=lambda i: f"#{i} · {labels.get(i) or '(no label)'} · density {cards[i]['density']:.2%}",
     key="w_sae_latent",
 )
+if st.button(
+    "Draft labels for the first 20 features with a language model",
+    icon=":material/edit_note:",
+    help="The configured endpoint (WHYBOX_LLM_URL) or the local smollm2 writes a label from each feature's top "
+    "contexts; each is scored as the template labels are. Tens of seconds on a CPU.",
+):
+    from dashboard import models
+    from explainers.llm import LocalGenerator, endpoint_from_env
+
+    try:
+        with st.spinner("Drafting and scoring labels…"):
+            generator = endpoint_from_env() or LocalGenerator(models.get_model("smollm2"))
+            sae_features.draft_labels(features, [c["latent"] for c in shown[:20]], generator)
+            sae_features.save(features, path)
+    except (WhyboxError, OSError) as exc:
+        st.error(plain(f"Could not draft labels: {exc}"), icon=":material/error:")
 card = cards[latent]
 score = card["label"].get("score")
 head, side = st.columns([3, 2])
@@ -199,6 +223,13 @@ with head:
             else ": not scored (too few held-out texts where it fires, or where it does not)"
         )
     )
+    if card.get("drafted"):
+        d = card["drafted"]
+        d_score = d.get("score")
+        st.caption(
+            f"Drafted by {plain(d['source'])}: “{plain(d['text'])}”"
+            + (f", detection AUC {d_score['auc']:.2f}" if d_score else ", not scored")
+        )
     person = sae_features.people_labels(str(path)).get(latent)
     edited = st.text_input(
         "Your label", value=(person or {}).get("text", card["label"]["text"]), key=f"w_sae_label_{latent}"

@@ -57,6 +57,7 @@ class Features:
     cards: dict[int, dict] = field(default_factory=dict)  # live latent -> card
     effect_kind: str = ""  # what a card's "effect" means (see the module doc)
     label_scores: dict = field(default_factory=dict)  # the summary over scored latents
+    drafted_scores: dict = field(default_factory=dict)  # the same for labels drafted by a language model
 
     def to_json(self) -> dict:
         return {
@@ -66,6 +67,7 @@ class Features:
             "cards": {str(i): card for i, card in self.cards.items()},
             "effect_kind": self.effect_kind,
             "label_scores": self.label_scores,
+            "drafted_scores": self.drafted_scores,
         }
 
 
@@ -73,6 +75,14 @@ def write(features: Features) -> str:
     from ..strict_json import dumps
 
     return dumps(features.to_json())
+
+
+def save(features: Features, folder: str | Path) -> None:
+    """Write the cards back beside their SAE (drafted labels added), whole, then moved into place."""
+    path = Path(folder) / FEATURES_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(write(features))
+    tmp.replace(path)
 
 
 def read(folder: str | Path, density: np.ndarray | None = None) -> Features | None:
@@ -89,6 +99,7 @@ def read(folder: str | Path, density: np.ndarray | None = None) -> Features | No
         cards,
         data.get("effect_kind", ""),
         data.get("label_scores", {}),
+        data.get("drafted_scores", {}),
     )
 
 
@@ -129,17 +140,15 @@ def harvest(
     correlated = _correlated(rows, positions, latents, values, [len(s) for s in sequences], sae.d_sae)
     order = np.lexsort((-values, latents))  # by latent, then strongest first
     starts = np.searchsorted(latents[order], np.arange(sae.d_sae + 1))
-    fired_texts: dict[int, set[int]] = {}
     for latent in range(sae.d_sae):
         picked = order[starts[latent] : starts[latent + 1]]
         if len(picked) == 0:
             continue
-        fired_texts[latent] = set(rows[picked].tolist())
         features.cards[latent] = _card(
             latent, picked, rows, positions, values, per_text, density, effect, names, correlated
         )
         checkpoint()
-    add_labels(features, fired_texts, embed, seed)
+    add_labels(features, embed, seed)
     return features
 
 
@@ -179,6 +188,7 @@ def _card(latent, picked, rows, positions, values, per_text, density, effect, na
         "quantiles": quantiles,
         "histogram": {"counts": counts.tolist(), "edges": [float(e) for e in edges]},
         "correlated": correlated.get(latent, []),
+        "fired_texts": sorted(set(rows[picked].tolist())),  # for scoring labels: where it never fires
     }
     row = effect[latent]
     if names is None:  # a causal LM: the most promoted and suppressed tokens
@@ -328,32 +338,33 @@ def minilm_embedder() -> Embed:
     return embed
 
 
-def add_labels(features: Features, fired_texts: dict[int, set[int]], embed: Embed | None = None, seed: int = 0):
-    """A template label for each live latent, and its detection score next to a shuffled-label control
-    (`fired_texts`: latent -> the held-out texts where it fires at all)."""
+def add_labels(features: Features, embed: Embed | None = None, seed: int = 0) -> None:
+    """A template label for each live latent, scored next to a shuffled-label control."""
     n = len(features.texts)
-    label_half, score_half = set(range(0, n, 2)), list(range(1, n, 2))
     for card in features.cards.values():
-        card["label"] = {
-            "text": template_label(card, features.tokens, label_half),
-            "source": "template",
-            "status": "proposed",
-        }
-    if embed is None:
-        embed = minilm_embedder()
-    latents = [i for i, c in features.cards.items() if c["label"]["text"]]
+        text = template_label(card, features.tokens, set(range(0, n, 2)))
+        card["label"] = {"text": text, "source": "template"}
+    features.label_scores = score_labels(features, "label", embed, seed)
+
+
+def score_labels(features: Features, key: str, embed: Embed | None = None, seed: int = 0) -> dict:
+    """Detection scores of the labels under card[key] (see the module doc), each with its control;
+    returns the summary over the scored ones."""
+    score_half = list(range(1, len(features.texts), 2))
+    latents = [i for i, c in features.cards.items() if c.get(key, {}).get("text")]
     if not latents or not score_half:
-        return
+        return summarise([], [])
+    embed = embed or minilm_embedder()
     rng = np.random.default_rng(seed)
     text_vectors = dict(zip(score_half, embed([features.texts[i] for i in score_half])))
-    label_vectors = dict(zip(latents, embed([features.cards[i]["label"]["text"] for i in latents])))
+    label_vectors = dict(zip(latents, embed([features.cards[i][key]["text"] for i in latents])))
     control_of = dict(zip(latents, np.roll(rng.permutation(latents), 1).tolist())) if len(latents) > 1 else {}
     scores, controls = [], []
     for latent in latents:
         card = features.cards[latent]
-        positive, negative = _scoring_texts(card, fired_texts.get(latent, set()), score_half, rng)
+        positive, negative = _scoring_texts(card, score_half, rng)
         if len(positive) < MIN_SCORING_TEXTS or len(negative) < MIN_SCORING_TEXTS:
-            card["label"]["score"] = None
+            card[key]["score"] = None
             continue
 
         def sims(vector, positive=positive, negative=negative):
@@ -362,13 +373,48 @@ def add_labels(features: Features, fired_texts: dict[int, set[int]], embed: Embe
             ]
 
         pos, neg = sims(label_vectors[latent])
-        card["label"]["score"] = {"auc": auc(pos, neg), "balanced_accuracy": balanced_accuracy(pos, neg)}
-        scores.append(card["label"]["score"]["auc"])
+        card[key]["score"] = {"auc": auc(pos, neg), "balanced_accuracy": balanced_accuracy(pos, neg)}
+        scores.append(card[key]["score"]["auc"])
         if latent in control_of:
             cpos, cneg = sims(label_vectors[control_of[latent]])
-            card["label"]["control_auc"] = auc(cpos, cneg)
-            controls.append(card["label"]["control_auc"])
-    features.label_scores = summarise(scores, controls)
+            card[key]["control_auc"] = auc(cpos, cneg)
+            controls.append(card[key]["control_auc"])
+    return summarise(scores, controls)
+
+
+def label_prompt(card: dict, features: Features, contexts: int = 6) -> str:
+    """A request for a short description from the latent's top contexts in the labelling half, the tokens
+    where it is strongest in [[double brackets]]."""
+    lines = []
+    for example in card["top"]:
+        if example["text"] % 2 or len(lines) == contexts:
+            continue
+        top = max(example["acts"]) or 1.0
+        tokens = features.tokens[example["text"]]
+        marked = "".join(f"[[{t}]]" if a >= 0.5 * top else t for t, a in zip(tokens, example["acts"]))
+        lines.append(f"- {marked.strip()}")
+    return (
+        "Below are texts in which one feature of a neural network is active. The parts in [[double brackets]] "
+        "are where it is strongest.\n" + "\n".join(lines) + "\nIn at most six words, what does this feature "
+        "respond to? Reply with the description only."
+    )
+
+
+def parse_label(reply: str, max_words: int = 8) -> str:
+    line = next((s for s in reply.strip().splitlines() if s.strip()), "")
+    words = line.strip().strip("\"'.*-").split()
+    return " ".join(words[:max_words])
+
+
+def draft_labels(features: Features, latents: Sequence[int], generator, embed: Embed | None = None, seed: int = 0):
+    """Labels drafted by a language model (llm.py's generators) for `latents`, scored as the template labels
+    are; returns the summary over the drafted labels scored so far."""
+    todo = [i for i in latents if i in features.cards]
+    replies = generator.generate([label_prompt(features.cards[i], features) for i in todo])
+    for latent, reply in zip(todo, replies):
+        features.cards[latent]["drafted"] = {"text": parse_label(reply), "source": generator.name}
+    features.drafted_scores = score_labels(features, "drafted", embed, seed)
+    return features.drafted_scores
 
 
 def summarise(scores: Sequence[float], controls: Sequence[float]) -> dict:
@@ -384,9 +430,10 @@ def summarise(scores: Sequence[float], controls: Sequence[float]) -> dict:
     return {"labels": stats(scores), "control": stats(controls)}
 
 
-def _scoring_texts(card: dict, fired: set[int], score_half: list[int], rng) -> tuple[list[int], list[int]]:
+def _scoring_texts(card: dict, score_half: list[int], rng) -> tuple[list[int], list[int]]:
     """Texts of the scoring half where the latent fires most (positive) and a draw where it never fires."""
     positive = [e["text"] for e in card["top"] if e["text"] in set(score_half)]
+    fired = set(card["fired_texts"])
     silent = [t for t in score_half if t not in fired]
     negative = rng.permutation(silent)[: max(len(positive), MIN_SCORING_TEXTS)].tolist() if silent else []
     return positive, negative

@@ -121,7 +121,6 @@ def harvest(
     """Quality numbers and every live latent's card from one read of `sequences` (held-out texts)."""
     tally = Tally(sae.d_in, sae.d_sae)
     rows, positions, latents, values = [], [], [], []
-    per_text: list[torch.Tensor] = []  # (T, d_sae) sparse rows are small: kept as COO per text
     for i, acts in enumerate(activations.read(handle, sequences, [layer])):
         x = acts[0]
         z = sae.encode(x)
@@ -131,13 +130,13 @@ def harvest(
         positions.append(t.numpy())
         latents.append(j.numpy())
         values.append(z[t, j].numpy())
-        per_text.append(z.to_sparse())
     quality = tally.result()
     density = quality.pop("density")
     rows, positions, latents, values = (np.concatenate(a) for a in (rows, positions, latents, values))
     features = Features(quality, density, list(texts), [_shown(handle, s) for s in sequences])
     effect, features.effect_kind, names = _effects(handle, sae, layer, sequences)
-    correlated = _correlated(rows, positions, latents, values, [len(s) for s in sequences], sae.d_sae)
+    lengths = [len(s) for s in sequences]
+    correlated = _correlated(rows, positions, latents, values, lengths, sae.d_sae)
     order = np.lexsort((-values, latents))  # by latent, then strongest first
     starts = np.searchsorted(latents[order], np.arange(sae.d_sae + 1))
     for latent in range(sae.d_sae):
@@ -145,19 +144,22 @@ def harvest(
         if len(picked) == 0:
             continue
         features.cards[latent] = _card(
-            latent, picked, rows, positions, values, per_text, density, effect, names, correlated
+            latent, picked, rows, positions, values, lengths, density, effect, names, correlated
         )
         checkpoint()
     add_labels(features, embed, seed)
     return features
 
 
-def _context(per_text: list[torch.Tensor], text: int, latent: int) -> list[float]:
-    dense = per_text[text].to_dense()[:, latent]
-    return [round(float(v), 4) for v in dense]
+def _context(picked, rows, positions, values, length: int, text: int) -> list[float]:
+    """One latent's activation at every token of one text, from its non-zero entries `picked`."""
+    acts = np.zeros(length)
+    mine = picked[rows[picked] == text]
+    acts[positions[mine]] = values[mine]
+    return [round(float(v), 4) for v in acts]
 
 
-def _card(latent, picked, rows, positions, values, per_text, density, effect, names, correlated) -> dict:
+def _card(latent, picked, rows, positions, values, lengths, density, effect, names, correlated) -> dict:
     vals = values[picked]
     top, seen = [], set()
     for k in picked:  # one context per text: the same text twice says less than two texts
@@ -168,7 +170,7 @@ def _card(latent, picked, rows, positions, values, per_text, density, effect, na
         if len(top) == TOP_CONTEXTS:
             break
     for example in top:
-        example["acts"] = _context(per_text, example["text"], latent)
+        example["acts"] = _context(picked, rows, positions, values, lengths[example["text"]], example["text"])
     quantiles = []
     for q in range(QUANTILES):  # picked is strongest first: quantile q's slice, one example from its middle
         lo, hi = len(picked) * q // QUANTILES, len(picked) * (q + 1) // QUANTILES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="folder for the SAE (written only when finished)")
     p.add_argument("--k", type=int, default=32, help="latents kept per token")
     p.add_argument("--expansion", type=int, default=8, help="latents per model dimension")
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--restart", action="store_true", help="ignore a stopped build of the same SAE and start clean")
     p.add_argument("--device", default="auto")
@@ -39,7 +40,9 @@ def cmd_build_sae(args: argparse.Namespace) -> int:
 
     if args.tokens is not None and args.tokens < 1:
         raise InputError(f"--tokens must be at least 1, not {args.tokens}.")
-    settings = TrainSettings(k=args.k, expansion=args.expansion, tokens=args.tokens, lr=args.lr, seed=args.seed)
+    settings = TrainSettings(k=args.k, expansion=args.expansion, tokens=args.tokens, seed=args.seed)
+    if args.lr is not None:
+        settings = dataclasses.replace(settings, lr=args.lr)
     texts, source = corpus(args.data, args.text_column)  # before the (slow) model
     apply_thread_policy()
     handle = load_model(args.model, device=args.device)

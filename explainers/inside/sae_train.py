@@ -40,9 +40,9 @@ class TrainSettings:
     k: int = 32
     expansion: int = 8
     tokens: int | None = None  # training tokens; None: one pass over the training texts
-    batch_size: int = 1024  # tokens per Adam step
+    batch_size: int = 256  # tokens per Adam step: small corpora need steps more than large batches
     buffer_tokens: int = 16384  # tokens harvested per chunk of the stream
-    lr: float = 5e-4
+    lr: float = 1e-3
     aux_k: int | None = None  # None: d_in / 2 (Gao et al.)
     aux_coefficient: float = 1 / 32
     dead_tokens: int | None = None  # None: a quarter of the training tokens, at most 1M

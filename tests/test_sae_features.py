@@ -77,6 +77,16 @@ def test_cards_equal_a_brute_force_over_every_token(harvested):
         assert card["histogram"]["counts"] == counts.tolist() and card["fires"] == len(values)
 
 
+def test_tokens_read_as_the_text_and_labels_are_whole_words(harvested):
+    _, _, features, _ = harvested
+    for text, tokens, words in zip(features.texts, features.tokens, features.words):
+        assert "".join(t for t, w in zip(tokens, words) if w) == text  # special tokens have no word
+        assert {w for w in words if w} <= {w.strip(".,") or w for w in text.split()}
+    for card in features.cards.values():
+        for word in card["label"]["text"].split():
+            assert any(word in (w.lower() for w in ws) for ws in features.words)
+
+
 def test_correlated_latents_equal_numpys_correlation(harvested):
     _, _, features, z = harvested
     every = np.concatenate(z)

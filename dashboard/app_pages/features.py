@@ -170,10 +170,7 @@ def _effect_size(card: dict) -> float:
 
 def _fires_on(card: dict) -> bool:
     return any(
-        word in features.tokens[e["text"]][pos].strip().lower()
-        for e in card["top"]
-        for pos, v in enumerate(e["acts"])
-        if v > 0
+        word in features.words[e["text"]][pos].lower() for e in card["top"] for pos, v in enumerate(e["acts"]) if v > 0
     )
 
 

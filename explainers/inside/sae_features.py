@@ -53,7 +53,8 @@ class Features:
     quality: dict
     density: np.ndarray  # (d_sae,) share of held-out tokens where each latent fired
     texts: list[str]
-    tokens: list[list[str]]  # the tokens of each held-out text, as shown
+    tokens: list[list[str]]  # the tokens of each held-out text, as shown (with the spaces before them)
+    words: list[list[str]] = field(default_factory=list)  # the word each token is part of; "" for special tokens
     cards: dict[int, dict] = field(default_factory=dict)  # live latent -> card
     effect_kind: str = ""  # what a card's "effect" means (see the module doc)
     label_scores: dict = field(default_factory=dict)  # the summary over scored latents
@@ -64,6 +65,7 @@ class Features:
             "quality": self.quality,
             "texts": self.texts,
             "tokens": self.tokens,
+            "words": self.words,
             "cards": {str(i): card for i, card in self.cards.items()},
             "effect_kind": self.effect_kind,
             "label_scores": self.label_scores,
@@ -96,6 +98,7 @@ def read(folder: str | Path, density: np.ndarray | None = None) -> Features | No
         density if density is not None else np.zeros(0),
         data["texts"],
         data["tokens"],
+        data.get("words") or [[t.strip() for t in tokens] for tokens in data["tokens"]],  # older files: pieces
         cards,
         data.get("effect_kind", ""),
         data.get("label_scores", {}),
@@ -104,8 +107,28 @@ def read(folder: str | Path, density: np.ndarray | None = None) -> Features | No
 
 
 # ---- the harvest pass ---------------------------------------------------------------------------------
-def _shown(handle: ModelHandle, ids: Sequence[int]) -> list[str]:
-    return [handle.tokenizer.decode([i]) for i in ids]
+def _shown(handle: ModelHandle, text: str, ids: Sequence[int]) -> tuple[list[str], list[str]]:
+    """(tokens as shown, each with the spaces before it, so that they read as the text; the word each token
+    belongs to, "" for special tokens)."""
+    tok = handle.tokenizer
+    out = tok(text, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+    if list(out["input_ids"][: len(ids)]) != list(ids):  # not the same tokens: show the pieces as they are
+        pieces = tok.convert_ids_to_tokens(list(ids))
+        return pieces, [p.strip() for p in pieces]
+    pieces = tok.convert_ids_to_tokens(list(ids))
+    shown, words, end = [], [], None
+    for i, ((a, b), special) in enumerate(zip(out["offset_mapping"][: len(ids)], out["special_tokens_mask"])):
+        if special or b <= a:
+            shown.append(pieces[i])
+            words.append("")
+            continue
+        shown.append(text[a if end is None else min(end, a) : b])
+        end = b
+        left = max(text.rfind(" ", 0, a) + 1, 0)
+        right = text.find(" ", b)
+        word = text[left : len(text) if right < 0 else right]
+        words.append(word.strip(".,;:!?\"'()[]") or word)  # a lone comma stays a (non-alphabetic) word
+    return shown, words
 
 
 @torch.no_grad()
@@ -133,7 +156,8 @@ def harvest(
     quality = tally.result()
     density = quality.pop("density")
     rows, positions, latents, values = (np.concatenate(a) for a in (rows, positions, latents, values))
-    features = Features(quality, density, list(texts), [_shown(handle, s) for s in sequences])
+    views = [_shown(handle, text, ids) for text, ids in zip(texts, sequences)]
+    features = Features(quality, density, list(texts), [v[0] for v in views], [v[1] for v in views])
     effect, features.effect_kind, names = _effects(handle, sae, layer, sequences)
     lengths = [len(s) for s in sequences]
     correlated = _correlated(rows, positions, latents, values, lengths, sae.d_sae)
@@ -291,14 +315,15 @@ def set_label(folder: str | Path, latent: int, text: str, status: str) -> dict[i
 
 
 # ---- labels and their scores -------------------------------------------------------------------------
-def template_label(card: dict, tokens: list[list[str]], usable: set[int], n_words: int = 3) -> str:
-    """The words the latent fires on most (weighted by activation) in its top contexts from `usable` texts."""
+def template_label(card: dict, words: list[list[str]], usable: set[int], n_words: int = 3) -> str:
+    """The words the latent fires on most (weighted by activation) in its top contexts from `usable` texts
+    (whole words, not subword pieces; special tokens are no words)."""
     weights: Counter = Counter()
     for example in card["top"]:
         if example["text"] not in usable:
             continue
         for pos, value in enumerate(example["acts"]):
-            word = tokens[example["text"]][pos].strip().lower()
+            word = words[example["text"]][pos].strip().lower()
             if value > 0 and any(ch.isalnum() for ch in word):
                 weights[word] += value
     return " ".join(word for word, _ in weights.most_common(n_words))
@@ -344,7 +369,7 @@ def add_labels(features: Features, embed: Embed | None = None, seed: int = 0) ->
     """A template label for each live latent, scored next to a shuffled-label control."""
     n = len(features.texts)
     for card in features.cards.values():
-        text = template_label(card, features.tokens, set(range(0, n, 2)))
+        text = template_label(card, features.words, set(range(0, n, 2)))
         card["label"] = {"text": text, "source": "template"}
     features.label_scores = score_labels(features, "label", embed, seed)
 

@@ -302,3 +302,16 @@ def test_a_harvest_that_stops_early_reads_the_same_activations_and_runs_fewer_bl
     assert ran_full > 0 and len(calls) == ran_full  # the second block never ran in the early read
     for a, b in zip(full, early):
         torch.testing.assert_close(a, b)
+
+
+def test_a_features_direction_steers_like_any_direction(tiny_gpt2):
+    from explainers.inside import activations
+
+    sae = _random_sae(d_in=32, d_sae=64, k=8, scale=2.0)
+    seq = tiny_gpt2.encode("The capital of France is").ids
+    before = activations.read(tiny_gpt2, [seq], [1])[0][0]
+    with activations.adding(tiny_gpt2, {1: 3.0 * sae.direction(5)}):
+        after = activations.read(tiny_gpt2, [seq], [1])[0][0]
+    torch.testing.assert_close(
+        after - before, (3.0 * sae.W_dec[5].detach() / 2.0).expand_as(before), atol=1e-5, rtol=1e-4
+    )

@@ -101,6 +101,8 @@ if not (path / sae_mod.CFG_FILE).is_file():
     st.stop()
 try:
     loaded, features = sae_panel.load_folder(path)
+    if loaded.sae.layer is None:  # trained elsewhere without a layer in cfg.json: the one chosen above
+        loaded.sae.cfg["hook_layer"] = layer
     sae_mod.check_fits(loaded.sae, handle)
 except WhyboxError as exc:
     views.show_error("Features", exc)

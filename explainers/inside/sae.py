@@ -85,6 +85,11 @@ class SparseAutoencoder(torch.nn.Module):
         layer = self.cfg.get("hook_layer")
         return None if layer is None else int(layer)
 
+    def direction(self, latent: int) -> torch.Tensor:
+        """Latent `latent`'s decoder row in the model's units: a direction to patch or steer with
+        (activations.adding), as any other direction."""
+        return (self.W_dec[latent] / self.scale).detach().clone()
+
     def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
         sae_in = x * self.scale
         if self.cfg.get("apply_b_dec_to_input", True):

@@ -18,14 +18,23 @@ CHOSEN = "sae_folder"  # session state: model name -> the SAE folder chosen on t
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def load(folder: str, stamp: float):
-    """An SAE folder with its cards (`stamp`: cfg.json's mtime, so a rebuilt SAE is read again)."""
+    """An SAE folder with its cards (`stamp`: when they last changed, so that changes are read again)."""
     loaded = sae_mod.load(folder)
     return loaded, sae_features.read(folder, loaded.density)
 
 
-def load_folder(folder: str | Path):
+def stamp(folder: str | Path) -> float:
+    """When the SAE or its cards last changed (drafted labels rewrite the cards)."""
     path = Path(folder)
-    return load(str(path), (path / sae_mod.CFG_FILE).stat().st_mtime)
+    return max(
+        (path / name).stat().st_mtime
+        for name in (sae_mod.CFG_FILE, sae_features.FEATURES_FILE)
+        if (path / name).exists()
+    )
+
+
+def load_folder(folder: str | Path):
+    return load(str(folder), stamp(folder))
 
 
 def chosen(handle) -> str | None:
@@ -59,8 +68,7 @@ def explain_section(handle, text: str) -> None:
         try:
             (loaded, features) = load_folder(folder)
             with st.spinner("Attributing to the SAE's features…"):
-                stamp = (Path(folder) / sae_mod.CFG_FILE).stat().st_mtime
-                attr = _attribution(handle.name, folder, stamp, text, handle, loaded.sae)
+                attr = _attribution(handle.name, folder, stamp(folder), text, handle, loaded.sae)
         except WhyboxError as exc:
             st.error(plain(str(exc)), icon=":material/error:")
             return

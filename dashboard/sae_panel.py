@@ -80,9 +80,11 @@ def explain_section(handle, text: str) -> None:
             f"({attr.error:+.4f}); numerical gap {attr.gap:+.1e}."
         )
         names = [f"#{i} {label_of(folder, features, i)}".strip() for i in top]
+        shown = [float(attr.attributions[i]) for i in top]
+        rest = float(attr.attributions.sum()) - sum(shown)  # so that the bars add up to the whole change
         st.plotly_chart(
             sae_view.attribution_figure(
-                names + ["reconstruction error"], [float(attr.attributions[i]) for i in top] + [attr.error]
+                names + ["all other features", "reconstruction error"], shown + [rest, attr.error]
             ),
             key="sae_attribution",
         )

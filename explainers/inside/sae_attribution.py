@@ -18,6 +18,7 @@ import torch
 from ..model import ModelHandle
 from . import activations
 from .sae import SparseAutoencoder, check_fits
+from .sae_features import shown_tokens
 
 TOP_LATENTS = 12
 
@@ -80,7 +81,7 @@ def attribute(
                 float(s) for s in handle.score_embeds(handle.embed_ids(enc.ids).expand(2, -1, -1), target)
             )
     return FeatureAttribution(
-        tokens=list(enc.tokens),
+        tokens=shown_tokens(handle, enc.text, enc.ids)[0],
         target=handle.task.display(target),
         layer=layer,
         score=score,

@@ -107,7 +107,7 @@ def read(folder: str | Path, density: np.ndarray | None = None) -> Features | No
 
 
 # ---- the harvest pass ---------------------------------------------------------------------------------
-def _shown(handle: ModelHandle, text: str, ids: Sequence[int]) -> tuple[list[str], list[str]]:
+def shown_tokens(handle: ModelHandle, text: str, ids: Sequence[int]) -> tuple[list[str], list[str]]:
     """(tokens as shown, each with the spaces before it, so that they read as the text; the word each token
     belongs to, "" for special tokens)."""
     tok = handle.tokenizer
@@ -156,7 +156,7 @@ def harvest(
     quality = tally.result()
     density = quality.pop("density")
     rows, positions, latents, values = (np.concatenate(a) for a in (rows, positions, latents, values))
-    views = [_shown(handle, text, ids) for text, ids in zip(texts, sequences)]
+    views = [shown_tokens(handle, text, ids) for text, ids in zip(texts, sequences)]
     features = Features(quality, density, list(texts), [v[0] for v in views], [v[1] for v in views])
     effect, features.effect_kind, names = _effects(handle, sae, layer, sequences)
     lengths = [len(s) for s in sequences]

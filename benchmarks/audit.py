@@ -104,10 +104,11 @@ def one(
 ) -> dict:
     if config == "ferret":
         return ferret(ferret_python, n, methods, threads)
+    from explainers.models.loading import load_model
+
     from benchmarks.run import ForwardCounter
     from explainers.audit.engine import run_audit
     from explainers.audit.work import AuditSettings
-    from explainers.loading import load_model
 
     tmp_data = tempfile.TemporaryDirectory()
     data = _data(n, tmp_data.name)
@@ -180,7 +181,7 @@ def one(
 
 def ferret(python: str | None, n: int, methods: tuple[str, ...], threads: int) -> dict:
     """ferret's own loop (benchmarks/ferret_loop.py) in its own environment, over the same texts and model."""
-    from explainers.builtin import builtin_path
+    from explainers.models.builtin import builtin_path
 
     if not python:
         raise SystemExit("the ferret configuration needs --ferret-python (see benchmarks/ferret_loop.py)")
@@ -213,7 +214,8 @@ def ferret(python: str | None, n: int, methods: tuple[str, ...], threads: int) -
 
 def per_text_loop(handle, texts, methods, params) -> None:
     """ferret's way: explain each text with each method, then evaluate each explanation on its own."""
-    from explainers.faithfulness import evaluate
+    from explainers.metrics.faithfulness import evaluate
+
     from explainers.methods import explain
 
     for text in texts:
@@ -234,7 +236,7 @@ LABELS = {
 def _environment(config: str) -> dict[str, str]:
     """The engines run as `whybox audit` runs them (it restarts itself with huge pages: see
     explainers/allocator.py); the per-text loop as a user's script would, with the environment as it is."""
-    from explainers.allocator import with_huge_pages
+    from explainers.serving.allocator import with_huge_pages
 
     return (with_huge_pages(os.environ) if config in ("local", "ray1", "ray2") else None) or dict(os.environ)
 

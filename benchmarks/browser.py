@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from explainers.builtin import DEFAULT_MODEL_ENV
+from explainers.models.builtin import DEFAULT_MODEL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

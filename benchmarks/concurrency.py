@@ -42,7 +42,8 @@ def tiny_bert_folder() -> str:
 
 def workloads(handle):
     """Two viewers' faithfulness checks, one viewer's layer methods and one's LIME."""
-    from explainers import faithfulness
+    from explainers.metrics import faithfulness
+
     from explainers.methods import explain
 
     exp = explain(handle, TEXT, "occlusion")
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     args = parser.parse_args()
 
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     handle = load_model(args.model or tiny_bert_folder(), device="cpu")
     work = workloads(handle)

@@ -4,7 +4,7 @@
     .venv/bin/python -m benchmarks.counterfactual --n 10 --narrations 5 --drafts 5 --threads 1
     .venv/bin/python -m benchmarks.counterfactual --json > cf.json
 
-Minimal flips: the guided search (explainers.counterfactual.minimal_flips, default budget) against a
+Minimal flips: the guided search (explainers.whatif.counterfactual.minimal_flips, default budget) against a
 brute-force search over every set of up to 2 removed words, on the first N held-out Rotten Tomatoes
 sentences of the built-in `sentiment` model (never trained on). Reported: flips found, mean words
 removed, model calls and seconds per sentence, and whether the guided search finds the same
@@ -24,11 +24,10 @@ import sys
 import time
 
 import torch
-
-from explainers import counterfactual as cf
-from explainers.builtin import sentiment_splits
-from explainers.claims import UNSUPPORTED
-from explainers.loading import load_model
+from explainers.models.builtin import sentiment_splits
+from explainers.models.loading import load_model
+from explainers.whatif import counterfactual as cf
+from explainers.whatif.claims import UNSUPPORTED
 
 BRUTE_MAX_SIZE = 2
 
@@ -97,8 +96,9 @@ def flips_section(handle, texts: list[str]) -> dict:
 
 
 def narration_section(handle, generator, texts: list[str], audience: str) -> dict:
+    from explainers.whatif.narration import narrate
+
     from explainers.methods import explain
-    from explainers.narration import narrate
 
     rows = []
     for k, text in enumerate(texts):
@@ -163,7 +163,7 @@ def drafts_section(handle, generator, texts: list[str]) -> dict:
 def card_section(handle, generator, probe_texts: list[str]) -> dict:
     """The built-in model's card with its prose by the templates and by the language model: drafting time
     (the prose step alone: the probes are the same for both) and the checker's verdicts on each."""
-    from explainers.model_card import build_model_card
+    from explainers.whatif.model_card import build_model_card
 
     out = {"probe_texts": len(probe_texts)}
     for name, gen in (("template", None), (generator.name, generator)):
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
         cf.minimal_flips(handle, texts[0])  # warm-up, untimed
         result["flips"] = flips_section(handle, texts[: args.n])
     if args.narrations or args.drafts or args.card:
-        from explainers.llm import LocalGenerator
+        from explainers.whatif.llm import LocalGenerator
 
         generator = LocalGenerator(load_model("smollm2", device="cpu"))
         if args.narrations:

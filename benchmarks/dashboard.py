@@ -223,7 +223,7 @@ def measure(repeats: int, cold_build: bool, reviews: int) -> tuple[dict[str, lis
     import tempfile
     from collections import defaultdict
 
-    from explainers import builtin
+    from explainers.models import builtin
 
     builtin.builtin_path("sentiment")  # built once and cached on disk: the built cold start is the server's
     results: dict[str, list[float]] = defaultdict(list)
@@ -284,8 +284,8 @@ def engine_cpu(preset: str, threads: int, seeds: list[int]) -> list[float]:
 
 def _engine_cpu_here(preset: str, threads: int, seeds: list[int]) -> list[float]:
     import torch
+    from explainers.models.loading import load_model
 
-    from explainers.loading import load_model
     from explainers.methods import explain, preset_params
 
     torch.set_num_threads(threads)

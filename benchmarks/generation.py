@@ -20,9 +20,8 @@ import time
 
 import numpy as np
 import torch
-
-from explainers.generation import explain_generation, generate_greedy
-from explainers.loading import load_model
+from explainers.generation.tokens import explain_generation, generate_greedy
+from explainers.models.loading import load_model
 
 PROMPT = (
     "The museum in the old town opened its doors again after the long winter, and the first visitors "
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 def _faithfulness(args, handle, ours) -> dict:
     """The metrics of a generation explanation: one batched teacher-forced pass over the de-duplicated rows,
     against scoring the same rows one forward each."""
-    from explainers.generation_faithfulness import evaluate_generation, plan
+    from explainers.metrics.generation import evaluate_generation, plan
 
     explanation_s, gen = timed(lambda: ours("occlusion", window=1), args.repeats)
     seconds, report = timed(lambda: evaluate_generation(handle, gen), args.repeats)

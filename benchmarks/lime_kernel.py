@@ -14,10 +14,10 @@ import json
 import os
 
 import numpy as np
+from explainers.models.loading import load_model
 from scipy.stats import spearmanr
 
 from dashboard.examples import for_task
-from explainers.loading import load_model
 from explainers.methods import explain
 
 

@@ -62,9 +62,10 @@ def percentiles(latencies: list[float]) -> str:
 
 
 def engine_sessions(model: str, sessions: int, runs: int, deadline: float) -> None:
+    from explainers.models.loading import load_model
+
     from dashboard import results
     from explainers.errors import WhyboxError
-    from explainers.loading import load_model
 
     handle = load_model(model, device="cpu")
     lock = threading.Lock()
@@ -115,11 +116,12 @@ def engine_sessions(model: str, sessions: int, runs: int, deadline: float) -> No
 
 def queued_sessions(model: str, sessions: int, per_session: int, slots: int, deadline: float) -> None:
     """Sessions through an admission queue of `slots`, as the dashboard sends them (views._compute)."""
+    from explainers.inference.gateway import watching
+    from explainers.models.loading import load_model
+    from explainers.serving.admission import AdmissionQueue, Waiting
+
     from dashboard import results
-    from explainers.admission import AdmissionQueue, Waiting
     from explainers.errors import CancelledError, WhyboxError
-    from explainers.gateway import watching
-    from explainers.loading import load_model
 
     handle = load_model(model, device="cpu")
     queue = AdmissionQueue(slots, max_waiting=4 * sessions)
@@ -300,7 +302,7 @@ def main() -> None:
     model = args.model or tiny_model()
     print(f"model {model}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     engine_sessions(model, args.sessions, args.runs, deadline)
-    from explainers.admission import AdmissionQueue
+    from explainers.serving.admission import AdmissionQueue
 
     slots = args.slots or AdmissionQueue.from_env().slots
     queued_sessions(model, args.sessions, args.queue_requests, slots, deadline)

@@ -13,8 +13,9 @@ import json
 import statistics
 import time
 
-from explainers.faithfulness import evaluate
-from explainers.loading import load_model
+from explainers.metrics.faithfulness import evaluate
+from explainers.models.loading import load_model
+
 from explainers.methods import METHODS, explain
 
 REVIEW = (

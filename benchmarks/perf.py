@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from explainers.inference.precision import forward_precision
+from explainers.metrics.faithfulness import AOPC_BINS, RATIONALE_FRACTION, evaluate
+from explainers.serving.limits import MAX_TOKEN_ROWS_ENV
 
-from explainers.faithfulness import AOPC_BINS, RATIONALE_FRACTION, evaluate
-from explainers.limits import MAX_TOKEN_ROWS_ENV
 from explainers.methods import explain
-from explainers.precision import forward_precision
 
 from . import naive
 from .naive import NaiveModel
@@ -362,7 +362,7 @@ def startup(model: str) -> dict:
 def precision_probe(handle, threads: int) -> dict:
     """The probe `--precision auto` runs at load, with the threads the tables use (two threads that
     wait on a busy machine's other processes would time the waiting)."""
-    from explainers.precision import probe
+    from explainers.inference.precision import probe
 
     torch.set_num_threads(threads)
     return probe(handle).to_dict() | {"threads": threads}

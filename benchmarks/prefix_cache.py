@@ -20,9 +20,8 @@ import time
 
 import numpy as np
 import torch
-
-from explainers.loading import load_model
-from explainers.prefix_cache import shared_prefixes
+from explainers.inference.prefix_cache import shared_prefixes
+from explainers.models.loading import load_model
 
 PROMPT = (
     "The museum in the old town opened its doors again after the long winter, and the first visitors "

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from explainers.metrics.faithfulness import evaluate
+from explainers.models.handle import ModelHandle
+from explainers.models.loading import load_model
 
 from explainers.errors import WhyboxError
-from explainers.faithfulness import evaluate
-from explainers.loading import load_model
 from explainers.methods import METHODS, explain
-from explainers.model import ModelHandle
 
 from . import naive
 from .naive import NaiveModel

@@ -28,10 +28,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="Adam steps to time (default: the least a build takes)")
     args = parser.parse_args()
 
+    from explainers.models.loading import load_model
+    from explainers.serving.threads import apply_thread_policy
+
     from explainers.inside import activations
     from explainers.inside.sae_train import Trainer, TrainSettings, corpus, token_rows
-    from explainers.loading import load_model
-    from explainers.threads import apply_thread_policy
 
     threads = apply_thread_policy()
     handle = load_model(args.model, device="cpu")

@@ -42,7 +42,8 @@ def metric_intervals(summary: dict, metric: str) -> go.Figure:
 def running_means_chart(running) -> go.Figure:
     """An audit so far (summary.RunningMeans): each faithfulness metric's mean per method, a dot per method
     on one row per metric, so that who leads where shows while it runs."""
-    from explainers.faithfulness import METRICS
+    from explainers.metrics.faithfulness import METRICS
+
     from explainers.methods import METHODS
 
     rows = [f"{METRICS[m].title} {METRICS[m].symbol}" for m in running.metrics]

@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from explainers.metrics.faithfulness import METRICS, Report
+from explainers.whatif.summary import shown
 
 from explainers.explanation import Explanation
-from explainers.faithfulness import METRICS, Report
-from explainers.narrative import shown
 
 from .heatmap import FONT, MUTED, NEGATIVE, POSITIVE, TEXT_DARK, UNSIGNED, hex_color, mix
 

@@ -7,13 +7,13 @@ import html
 
 import numpy as np
 import plotly.graph_objects as go
+from explainers.generation.tokens import GenerationExplanation
+from explainers.metrics.faithfulness import METRICS
+from explainers.metrics.generation import GenerationReport
+from explainers.models.tasks import Target
+from explainers.models.text import Encoded
 
 from explainers.explanation import Explanation
-from explainers.faithfulness import METRICS
-from explainers.generation import GenerationExplanation
-from explainers.generation_faithfulness import GenerationReport
-from explainers.tasks import Target
-from explainers.text import Encoded
 
 from .charts import BLUE, RED, VIOLET, _style, label, method_colors, unique_labels
 from .heatmap import FONT, MUTED, TEXT_DARK, render_heatmap

@@ -10,9 +10,9 @@ import html
 from dataclasses import dataclass
 
 import numpy as np
+from explainers.whatif.summary import shown
 
 from explainers.explanation import Explanation
-from explainers.narrative import shown
 
 # One colour convention for every view: red supports the target, blue speaks against it,
 # violet measures an unsigned amount (saliency, attention).

@@ -11,8 +11,9 @@ import html
 import re
 import unicodedata
 
+from explainers.whatif.summary import shown
+
 from explainers.explanation import Explanation
-from explainers.narrative import shown
 
 from .heatmap import MUTED, NEGATIVE, POSITIVE, TEXT_DARK, UNSIGNED, default_scale, hex_color, score_color, text_color
 

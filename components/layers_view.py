@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-
-from explainers.layers import LayerLens
+from explainers.inside.lens import LayerLens
 
 from .charts import BLUE, RED, _style, label
 

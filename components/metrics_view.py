@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, Metric, Report
-from explainers.narrative import faithfulness_verdict
+from explainers.metrics.faithfulness import AOPC_NORMALISER, METRICS, MODES, Metric, Report
+from explainers.whatif.summary import faithfulness_verdict
 
 from .charts import unique_labels
 from .heatmap import hex_color, mix, text_color

@@ -6,12 +6,13 @@ import datetime as dt
 import html
 import numbers
 
+from explainers.metrics.faithfulness import CURVE_METRICS, PLAUSIBILITY, RANKING_RULE, Report, plausibility
+from explainers.whatif.summary import faithfulness_verdict, summarize
+
 from explainers import strict_json
 from explainers.conventions import conventions
 from explainers.explanation import Explanation
-from explainers.faithfulness import CURVE_METRICS, PLAUSIBILITY, RANKING_RULE, Report, plausibility
 from explainers.methods import METHODS
-from explainers.narrative import faithfulness_verdict, summarize
 
 from . import charts
 from .heatmap import FONT, MUTED, TEXT_DARK, heatmap_html, legend_html

@@ -10,8 +10,7 @@ import math
 from urllib.parse import urlencode
 
 import pandas as pd
-
-from explainers.claims import SUPPORTED, UNSUPPORTED
+from explainers.whatif.claims import SUPPORTED, UNSUPPORTED
 
 from .heatmap import FONT, MUTED, NEGATIVE, POSITIVE, TEXT_DARK, hex_color, mix
 

@@ -22,7 +22,7 @@ INTRO = (
 
 def starting() -> bool:
     """True while this process has not yet imported the pages' modules or taken its preloaded model."""
-    from explainers import preload
+    from explainers.serving import preload
 
     return "dashboard.views" not in sys.modules or preload.pending()
 
@@ -48,8 +48,9 @@ def model_ready(intro, name: str) -> None:
     slot, drawn = intro
     if not drawn:
         return
+    from explainers.models.builtin import is_built, is_builtin
+
     from dashboard import models
-    from explainers.builtin import is_built, is_builtin
     from explainers.errors import WhyboxError
 
     try:

@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import numpy as np
 import streamlit as st
+from explainers.metrics.faithfulness import spearman
+from explainers.whatif.summary import summarize
 
 from components.heatmap import render_heatmap
 from dashboard import results, views, widgets
 from dashboard.widgets import plain
 from explainers.errors import InputError, WhyboxError
-from explainers.faithfulness import spearman
-from explainers.narrative import summarize
 
 KIND = "contrast"
 TITLE = "One text: plain vs rather than…"

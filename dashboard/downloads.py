@@ -12,18 +12,18 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from explainers.inference.gateway import watching
+from explainers.inference.memo import ByteLRU
+from explainers.metrics import faithfulness
+from explainers.models.handle import ModelHandle
 
 from components import image_export
 from components.charts import shown_attention
 from components.report import html_report, json_bundle
 from dashboard import results
-from explainers import faithfulness
 from explainers.errors import WhyboxError
 from explainers.explanation import Explanation
-from explainers.gateway import watching
-from explainers.memo import ByteLRU
 from explainers.methods import attention_rollout
-from explainers.model import ModelHandle
 
 # A report carries plotly.js inline (~5 MB) so that it opens offline: keep a handful.
 PREPARED = ByteLRU(max_bytes=96 << 20, max_entries=16)

@@ -7,7 +7,7 @@ the previous task with one of the new task (`follow_model`). Text the user typed
 
 from __future__ import annotations
 
-from explainers.tasks import CausalLMTask, ClassificationTask, Task
+from explainers.models.tasks import CausalLMTask, ClassificationTask, Task
 
 CLASSIFICATION = {
     "A gripping, funny and beautifully acted film. I loved every minute of it.": (

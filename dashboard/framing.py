@@ -8,11 +8,11 @@ The settings live in plain session-state keys (contrast, unit, separator, chat),
 from __future__ import annotations
 
 import streamlit as st
+from explainers.methods.units import UNITS, features, segment, unit_cost
+from explainers.models.handle import ModelHandle
 
 from dashboard import widgets
 from explainers.methods import METHODS, estimated_seconds
-from explainers.model import ModelHandle
-from explainers.units import UNITS, features, segment, unit_cost
 
 SEPARATOR = "separator"  # the unit choice that cuts the text at a string of the user's
 UNIT_CHOICES = (*UNITS, SEPARATOR)

@@ -5,22 +5,22 @@ from __future__ import annotations
 import json
 
 import streamlit as st
-
-from components.generation_view import generation_report_html, render_generation
-from dashboard import results, views
-from explainers import strict_json
-from explainers.errors import WhyboxError
-from explainers.faithfulness import MODES
-from explainers.generation import (
+from explainers.generation.tokens import (
     MAX_NEW_TOKENS,
     GenerationExplanation,
     explain_generation,
     generation_cost,
     generation_methods,
 )
-from explainers.generation_faithfulness import evaluate_generation
+from explainers.metrics.faithfulness import MODES
+from explainers.metrics.generation import evaluate_generation
+from explainers.models.handle import ModelHandle
+
+from components.generation_view import generation_report_html, render_generation
+from dashboard import results, views
+from explainers import strict_json
+from explainers.errors import WhyboxError
 from explainers.methods import METHODS
-from explainers.model import ModelHandle
 
 
 @st.cache_data(show_spinner=False, max_entries=200)

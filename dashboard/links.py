@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 
 import streamlit as st
+from explainers.metrics.faithfulness import MODES
+from explainers.models.builtin import default_model
 
 from dashboard import contrast_compare, framing, models
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import current_text, plain
-from explainers.builtin import default_model
 from explainers.errors import WhyboxError
-from explainers.faithfulness import MODES
 from explainers.methods import DEFAULT_METHODS, METHODS
 
 # Rows x tokens a link may start by itself (the sidebar warns above the same figure): on a CPU about

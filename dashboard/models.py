@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import streamlit as st
+from explainers.models.builtin import default_model
+from explainers.models.handle import ModelHandle
+from explainers.models.loading import load_model
+from explainers.serving.preload import take_preloaded
 
 from dashboard.cold_start import settle_heap
-from explainers.builtin import default_model
 from explainers.errors import ModelLoadError, WhyboxError
-from explainers.loading import load_model
-from explainers.model import ModelHandle
-from explainers.preload import take_preloaded
 
 ALLOW_CUSTOM_ENV = "WHYBOX_ALLOW_CUSTOM_MODELS"
 ALLOWED_MODELS_ENV = "WHYBOX_ALLOWED_MODELS"  # the operator's list: names, hub ids or folders (and what is below)
@@ -21,7 +21,7 @@ ALLOWED_MODELS_ENV = "WHYBOX_ALLOWED_MODELS"  # the operator's list: names, hub 
 
 def builtin_catalog() -> dict:
     """Built-in models: name -> BuiltinModel(name, task, description, source)."""
-    from explainers.builtin import BUILTIN_MODELS
+    from explainers.models.builtin import BUILTIN_MODELS
 
     return BUILTIN_MODELS
 
@@ -66,7 +66,7 @@ def get_model(name: str) -> ModelHandle:
     if not model_allowed(name):
         raise ModelLoadError("This server only serves its built-in models (WHYBOX_ALLOW_CUSTOM_MODELS is off).")
     if name in builtin_catalog():
-        from explainers.builtin import builtin_path
+        from explainers.models.builtin import builtin_path
 
         slot = st.empty()
         try:

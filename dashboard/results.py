@@ -10,16 +10,16 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 import torch
+from explainers.inference.memo import ByteLRU
+from explainers.metrics.faithfulness import Report, evaluate_many
+from explainers.models.handle import ModelHandle
+from explainers.models.tasks import Target
+from explainers.serving.allocator import release_free_memory
 
 from dashboard import framing
 from dashboard.widgets import current_text
-from explainers.allocator import release_free_memory
 from explainers.explanation import Explanation
-from explainers.faithfulness import Report, evaluate_many
-from explainers.memo import ByteLRU
 from explainers.methods import explain
-from explainers.model import ModelHandle
-from explainers.tasks import Target
 
 
 @dataclass(frozen=True)

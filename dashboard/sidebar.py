@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import streamlit as st
+from explainers.models.handle import ModelHandle
+from explainers.serving.limits import SCALABLE, token_row_budget
 
 from dashboard import framing, models, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.limits import SCALABLE, token_row_budget
 from explainers.methods import METHODS, PRESETS, Param, budgeted_params
-from explainers.model import ModelHandle
 
 CUSTOM = "__custom__"
 SLOW_SECONDS = 20  # estimated seconds above which the sidebar suggests the quick preset

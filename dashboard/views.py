@@ -6,21 +6,21 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from explainers.inference.gateway import watching
+from explainers.models.handle import ModelHandle
+from explainers.serving import admission
 
 from dashboard import cold_start, links, models, results
 from dashboard.widgets import plain
-from explainers import admission
 from explainers.errors import CancelledError, InternalError, WhyboxError
 from explainers.explanation import Explanation
-from explainers.gateway import watching
 from explainers.methods import METHODS, budgeted_params, estimated_seconds
-from explainers.model import ModelHandle
 
 
 def first_visit() -> None:
     """On a fresh machine the built-in model builds first (a minute or two on a CPU): instead of a blank
     page, the main area says what whybox does and shows the build's progress. Nothing when it is built."""
-    from explainers.builtin import is_built, is_builtin
+    from explainers.models.builtin import is_built, is_builtin
 
     name = st.session_state.model
     if not is_builtin(name) or is_built(name):

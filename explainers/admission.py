@@ -27,8 +27,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .errors import CancelledError, InputError, WhyboxError
-from .threads import choose_threads
+from explainers.errors import CancelledError, InputError, WhyboxError
+from explainers.serving.threads import choose_threads
 
 SLOTS_ENV = "WHYBOX_MAX_CONCURRENT_RUNS"
 WAITING_ENV = "WHYBOX_MAX_QUEUED_RUNS"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InputError
+from explainers.errors import InputError
 
 # model_type -> the child of a block whose output is the block's hidden states (see the module doc)
 BLOCK_OUTPUT_CHILD = {"deberta-v2": "output", "deberta": "output"}

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import integrity
-from .errors import ModelLoadError
-from .threads import idle_cores
+from explainers.errors import ModelLoadError
+from explainers.models import integrity
+from explainers.serving.threads import idle_cores
 
 Progress = Callable[[float, str], None]
 

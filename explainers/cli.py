@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import strict_json
-from .builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
-from .errors import InternalError, WhyboxError
+from explainers import strict_json
+from explainers.errors import InternalError, WhyboxError
+from explainers.models.builtin import DEFAULT_MODEL, DEFAULT_MODEL_ENV, default_model
 
 EXIT_INTERNAL_ERROR = 1
 EXIT_BAD_INPUT = 2
@@ -34,7 +34,7 @@ def _parse_params(pairs: list[str]) -> dict:
 
 
 def _read_text(args) -> str:
-    from .text import check_text
+    from explainers.models.text import check_text
 
     if args.text != "-":
         return check_text(args.text)
@@ -66,14 +66,14 @@ def _separator(value: str | None) -> str | None:
 
 
 def _load(args):
-    from .loading import load_model
-    from .threads import apply_thread_policy
+    from explainers.models.loading import load_model
+    from explainers.serving.threads import apply_thread_policy
 
     apply_thread_policy()  # no more torch threads than idle cores (see threads.py)
 
     handle = load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
     if getattr(args, "precision", "float32") != "float32":
-        from .precision import set_precision
+        from explainers.inference.precision import set_precision
 
         probe = set_precision(handle, args.precision)
         if probe is not None:  # auto: say once what it measured and chose
@@ -82,7 +82,7 @@ def _load(args):
 
 
 def _explain_all(handle, args) -> list:
-    from .methods import explain, get_method
+    from explainers.methods import explain, get_method
 
     text = args.text
     params = _parse_params(args.param)
@@ -125,7 +125,7 @@ def _print_explanation(exp) -> None:
 
 
 def cmd_models(args) -> int:
-    from .builtin import BUILTIN_MODELS
+    from explainers.models.builtin import BUILTIN_MODELS
 
     rows = [
         {"name": m.name, "task": m.task, "description": m.description, "source": m.source}
@@ -140,7 +140,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from .methods import METHODS
+    from explainers.methods import METHODS
 
     rows = [m.to_dict() for m in METHODS.values()]
     if args.json:
@@ -153,7 +153,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .conventions import conventions
+    from explainers.conventions import conventions
 
     handle = _load(args)
     if args.generate or args.continuation:
@@ -180,8 +180,8 @@ def cmd_explain(args) -> int:
 
 def _sentences_first(handle, args) -> int:
     """`explain --sentences-first K`: the sentences, then the words of the top K sentences (long prompts)."""
-    from .long_inputs import sentences_first
-    from .methods import get_method
+    from explainers.generation.long_inputs import sentences_first
+    from explainers.methods import get_method
 
     params = _parse_params(args.param)
     results = []
@@ -209,8 +209,8 @@ def _explain_generation(handle, args) -> int:
     """`explain --generate N` / `--continuation TEXT`: every generated token explained (a matrix)."""
     import numpy as np
 
-    from .generation import explain_generation
-    from .generation_faithfulness import evaluate_generation
+    from explainers.generation.tokens import explain_generation
+    from explainers.metrics.generation import evaluate_generation
 
     params = _parse_params(args.param)
     results = [
@@ -244,7 +244,7 @@ def _explain_generation(handle, args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from .layers import logit_lens
+    from explainers.inside.lens import logit_lens
 
     lens = logit_lens(
         _load(args), args.text, target=args.target, contrast=args.contrast, top_k=args.top_k, chat=args.chat
@@ -261,8 +261,14 @@ def cmd_layers(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .conventions import conventions
-    from .faithfulness import RANKING_RULE, agreement, evaluate_many, rank_explanations, ranking_metrics
+    from explainers.conventions import conventions
+    from explainers.metrics.faithfulness import (
+        RANKING_RULE,
+        agreement,
+        evaluate_many,
+        rank_explanations,
+        ranking_metrics,
+    )
 
     handle = _load(args)
     explanations = _explain_all(handle, args)
@@ -298,7 +304,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_build_models(args) -> int:
-    from .builtin import BUILTIN_MODELS, builtin_path
+    from explainers.models.builtin import BUILTIN_MODELS, builtin_path
 
     names = args.only or list(BUILTIN_MODELS)
     for name in names:
@@ -310,7 +316,7 @@ def cmd_build_models(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .preload import preload_model
+    from explainers.serving.preload import preload_model
 
     if args.model:
         local = Path(args.model).expanduser()
@@ -423,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="extra arguments for streamlit")
     p.set_defaults(func=cmd_run)
 
-    from .audit.cli import add_parser as add_audit_parser  # whybox audit: its own module
-    from .inside.sae_cli import add_parser as add_sae_parser  # whybox build-sae
-    from .whatif_cli import add_whatif_commands  # counterfactuals and the model card
+    from explainers.cli.audit import add_parser as add_audit_parser  # whybox audit: its own module
+    from explainers.cli.sae import add_parser as add_sae_parser  # whybox build-sae
+    from explainers.cli.whatif import add_whatif_commands  # counterfactuals and the model card
 
     add_audit_parser(sub)
     add_sae_parser(sub)
@@ -436,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _log_to_file() -> None:
     """Internal errors' tracebacks go to whybox.log in the cache folder (WHYBOX_LOG moves it), not to
     the terminal; on stderr where no file can be written."""
-    from .builtin import cache_dir
+    from explainers.models.builtin import cache_dir
 
     logger = logging.getLogger("whybox")
     if logger.handlers:
@@ -455,7 +461,7 @@ def _restart_with_huge_pages() -> None:
     """Run this command again in a process whose glibc backs large blocks with huge pages (see
     allocator.with_huge_pages): glibc reads its tunables only when a process starts. Where that cannot be
     done, go on as we are: only speed depends on it."""
-    from .allocator import with_huge_pages
+    from explainers.serving.allocator import with_huge_pages
 
     env = with_huge_pages(os.environ)
     if env is not None:
@@ -469,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and getattr(args, "huge_pages", False):  # the command line, not a caller in Python
         _restart_with_huge_pages()
     if getattr(args, "method", "absent") is None:
-        from .methods import DEFAULT_METHODS
+        from explainers.methods import DEFAULT_METHODS
 
         generating = getattr(args, "generate", 0) or getattr(args, "continuation", None)
         args.method = ["occlusion"] if generating else list(DEFAULT_METHODS)

@@ -7,7 +7,7 @@ import difflib
 import numpy as np
 import pandas as pd
 
-from .explanation import Explanation
+from explainers.explanation import Explanation
 
 STATUSES = ("same", "changed", "added", "removed")
 COLUMNS = ["word_a", "word_b", "index_a", "index_b", "score_a", "score_b", "difference", "status"]

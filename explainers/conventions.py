@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from .faithfulness import AOPC_NORMALISER, LEAVE_ONE_OUT_RULE, RANKING_RULE, RATIONALE_RULE
-from .methods import BASELINE_RULE, METHODS, SEED_RULE
-from .tasks import CausalLMTask
+from explainers.methods import BASELINE_RULE, METHODS, SEED_RULE
+from explainers.metrics.faithfulness import AOPC_NORMALISER, LEAVE_ONE_OUT_RULE, RANKING_RULE, RATIONALE_RULE
+from explainers.models.tasks import CausalLMTask
 
 
 def conventions() -> dict[str, str]:

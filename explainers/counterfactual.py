@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .model import ModelHandle
-from .tasks import Target
-from .text import check_text, split_words
+from explainers.errors import InputError
+from explainers.models.handle import ModelHandle
+from explainers.models.tasks import Target
+from explainers.models.text import check_text, split_words
 
 DEFAULT_BUDGET = 200  # model calls a minimal-flip search may spend by default
 DEFAULT_BEAM = 5  # sets kept per size in the guided search
@@ -359,7 +359,7 @@ def brute_force_flips(
 class EditDiff:
     original: object  # Explanation of the original text
     edited: object  # Explanation of the edited text, for the original's target
-    frame: object  # explainers.compare.align_words(original, edited)
+    frame: object  # explainers.metrics.compare.align_words(original, edited)
     flipped: bool
     label_before: str
     label_after: str
@@ -392,8 +392,8 @@ def edit_diff(
     """The prediction for `edited` and each word's score change against `original`, both explained
     for the original's target (so the scores are on one question). Leave-one-out by default: one
     batched call of n + 1 texts per side, cheap enough to run as the user types."""
-    from .compare import align_words
-    from .methods import explain
+    from explainers.methods import explain
+    from explainers.metrics.compare import align_words
 
     exp_a = explain(handle, original, method, target=target, seed=seed)
     exp_b = explain(handle, edited, method, target=exp_a.target.label, seed=seed)
@@ -717,9 +717,9 @@ def draft_counterfactuals(
     threshold: float | None = None,
     n: int = 3,
 ) -> DraftResult:
-    """Ask a language model (`generator`, see explainers.llm) for minimal rewrites that would change
+    """Ask a language model (`generator`, see explainers.whatif.llm) for minimal rewrites that would change
     the answer, then run each through the model: only verified flips count as held."""
-    from .llm import counterfactual_prompts, parse_rewrites
+    from explainers.whatif.llm import counterfactual_prompts, parse_rewrites
 
     started = time.perf_counter()
     goal = make_goal(handle, text, target, threshold)

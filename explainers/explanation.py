@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import strict_json
-from .errors import InputError
-from .tasks import Target
-from .text import Encoded
+from explainers import strict_json
+from explainers.errors import InputError
+from explainers.models.tasks import Target
+from explainers.models.text import Encoded
 
 # 2: the method's properties travel with the explanation; targets record an added leading space.
 SCHEMA_VERSION = 2

@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import InputError
-from .explanation import Explanation
-from .model import ModelHandle
-from .tasks import Target
-from .text import Encoded
+from explainers.errors import InputError
+from explainers.explanation import Explanation
+from explainers.models.handle import ModelHandle
+from explainers.models.tasks import Target
+from explainers.models.text import Encoded
 
 AOPC_BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
 RATIONALE_FRACTION = 0.20
@@ -381,7 +381,7 @@ class Report:
     rationale: str = RATIONALE_RULE
 
     def to_dict(self) -> dict:
-        from .strict_json import clean
+        from explainers.strict_json import clean
 
         return clean(asdict(self))
 

@@ -22,11 +22,11 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from .batching import CALL_OVERHEAD_TOKENS, DEFAULT_TOKEN_BUDGET, plan_batches
-from .errors import CancelledError, InputError
-from .precision import autocast
-from .prefix_cache import cached_logits
-from .tasks import Target, Task
+from explainers.errors import CancelledError, InputError
+from explainers.inference.batching import CALL_OVERHEAD_TOKENS, DEFAULT_TOKEN_BUDGET, plan_batches
+from explainers.inference.precision import autocast
+from explainers.inference.prefix_cache import cached_logits
+from explainers.models.tasks import Target, Task
 
 T = TypeVar("T")
 

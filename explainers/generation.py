@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from . import strict_json
-from .errors import InputError, InternalError, WhyboxError
-from .gateway import checkpoint
-from .methods import METHODS, Cost, attention_rollout, get_method, occlusion_windows
-from .model import ModelHandle
-from .text import Encoded
+from explainers import strict_json
+from explainers.errors import InputError, InternalError, WhyboxError
+from explainers.inference.gateway import checkpoint
+from explainers.methods import METHODS, Cost, attention_rollout, get_method, occlusion_windows
+from explainers.models.handle import ModelHandle
+from explainers.models.text import Encoded
 
 SCORE_NOTE = (
     "Each generated token is explained on its own: the score is log p(token | the prompt and the tokens "

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import strict_json
-from .errors import InputError
-from .faithfulness import AOPC_NORMALISER, METRICS, MODES, RATIONALE_RULE, RationaleDrop, _top_k
-from .model import ModelHandle
+from explainers import strict_json
+from explainers.errors import InputError
+from explainers.metrics.faithfulness import AOPC_NORMALISER, METRICS, MODES, RATIONALE_RULE, RationaleDrop, _top_k
+from explainers.models.handle import ModelHandle
 
 DEFAULT_METRICS = ("comprehensiveness", "sufficiency")
 SCALES = {

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from . import strict_json
-from .errors import InputError
-from .model import ModelHandle
+from explainers import strict_json
+from explainers.errors import InputError
+from explainers.models.handle import ModelHandle
 
 LOGIT_LENS_NOTE = (
     "Logit lens: each layer's hidden state at the last position, put through the model's final norm and "

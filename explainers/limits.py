@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import InputError
+from explainers.errors import InputError
 
 SEED_MAX = 2**32 - 1  # numpy's and LIME's generators take 32-bit seeds
 MAX_TOKEN_ROWS_ENV = "WHYBOX_MAX_TOKEN_ROWS"

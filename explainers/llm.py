@@ -1,7 +1,7 @@
 """Language models that draft text for whybox: counterfactual rewrites and plain-language narration.
 
 Drafts are never trusted as they come: counterfactuals are run through the explained model, and
-narration goes through the claim checker (explainers.claims) before it is shown.
+narration goes through the claim checker (explainers.whatif.claims) before it is shown.
 
 Two generators, one interface (`name`, `generate(prompts) -> replies`):
 - `LocalGenerator`: a causal LM loaded by whybox (the built-in `smollm2` by default), greedy decoding,
@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from .errors import ModelLoadError
+from explainers.errors import ModelLoadError
 
 LOCAL_MODEL = "smollm2"
 URL_ENV, MODEL_ENV, KEY_ENV = "WHYBOX_LLM_URL", "WHYBOX_LLM_MODEL", "WHYBOX_LLM_API_KEY"
@@ -29,7 +29,7 @@ ENDPOINT_TIMEOUT_S = 60
 
 
 class LocalGenerator:
-    """Greedy drafts from a causal LM handle (explainers.model.load_model), a batch at a time."""
+    """Greedy drafts from a causal LM handle (explainers.models.handle.load_model), a batch at a time."""
 
     def __init__(self, handle, max_new_tokens: int = MAX_NEW_TOKENS):
         if not handle.task.generates:
@@ -124,12 +124,12 @@ def endpoint_from_env() -> EndpointGenerator | None:
 
 def default_generator(load=None):
     """The operator's endpoint when configured, else the local built-in smollm2 (loaded by `load`,
-    default explainers.model.load_model)."""
+    default explainers.models.handle.load_model)."""
     endpoint = endpoint_from_env()
     if endpoint is not None:
         return endpoint
     if load is None:
-        from .loading import load_model as load
+        from explainers.models.loading import load_model as load
     return LocalGenerator(load(LOCAL_MODEL))
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from . import architecture, integrity
-from .errors import ModelLoadError
-from .model import DEFAULT_MAX_TOKENS, ModelHandle
-from .tasks import task_class
+from explainers.errors import ModelLoadError
+from explainers.models import architecture, integrity
+from explainers.models.handle import DEFAULT_MAX_TOKENS, ModelHandle
+from explainers.models.tasks import task_class
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -54,7 +54,7 @@ def resolve_model_source(name_or_path: str) -> str:
     if not name_or_path:
         raise ModelLoadError("No model given: pick a built-in model, a local folder or a hub id.")
     if "/" not in name_or_path and os.sep not in name_or_path:  # built-in names are bare words
-        from . import builtin
+        from explainers.models import builtin
 
         if builtin.is_builtin(name_or_path):
             return str(builtin.builtin_path(name_or_path))

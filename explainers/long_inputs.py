@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import strict_json
-from .errors import InputError
-from .explanation import Explanation
-from .methods import explain
-from .model import ModelHandle
-from .units import segment
+from explainers import strict_json
+from explainers.errors import InputError
+from explainers.explanation import Explanation
+from explainers.methods import explain
+from explainers.methods.units import segment
+from explainers.models.handle import ModelHandle
 
 
 @dataclass

@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError, InternalError, WhyboxError
-from .explanation import Explanation, tokens_from_words
-from .gateway import Prediction
-from .length_defaults import describe as length_rule
-from .length_defaults import params_for_length
-from .limits import check_seed, fit_to_budget, token_row_budget
-from .model import ModelHandle
-from .tasks import Target
-from .text import Encoded
+from explainers.errors import InputError, InternalError, WhyboxError
+from explainers.explanation import Explanation, tokens_from_words
+from explainers.inference.gateway import Prediction
+from explainers.methods.length_defaults import describe as length_rule
+from explainers.methods.length_defaults import params_for_length
+from explainers.models.handle import ModelHandle
+from explainers.models.tasks import Target
+from explainers.models.text import Encoded
+from explainers.serving.limits import check_seed, fit_to_budget, token_row_budget
 
 FAMILIES = {
     "gradient": "Gradient-based: differentiates the target probability with respect to the input embeddings.",
@@ -592,7 +592,7 @@ def _occlusion(ctx: Context) -> Scores:
 
 
 def _leave_one_out(ctx: Context) -> Scores:
-    from .faithfulness import leave_one_out
+    from explainers.metrics.faithfulness import leave_one_out
 
     return Scores(leave_one_out(ctx.handle, ctx.enc, ctx.target, ctx.params["removal"]))
 
@@ -1016,7 +1016,7 @@ def explain(
     params, scaled_down = fit_to_budget(spec, params, enc.n_tokens, token_row_budget(handle.device.type))
     units = None
     if unit != "token" or separator or within is not None:  # granularity: see units.py
-        from .units import explain_units, segment
+        from explainers.methods.units import explain_units, segment
 
         units = segment(enc, unit, separator, within)
     started = time.perf_counter()

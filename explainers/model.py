@@ -12,11 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import architecture
-from .errors import InputError
-from .gateway import InferenceGateway, Prediction
-from .tasks import Target, Task
-from .text import Encoded, check_text, group_words
+from explainers.errors import InputError
+from explainers.inference.gateway import InferenceGateway, Prediction
+from explainers.models import architecture
+from explainers.models.tasks import Target, Task
+from explainers.models.text import Encoded, check_text, group_words
 
 DEFAULT_MAX_TOKENS = 512
 
@@ -117,7 +117,7 @@ class ModelHandle:
         tok = self.tokenizer
         user = None
         if chat:
-            from .text import chat_prompt
+            from explainers.models.text import chat_prompt
 
             text, user = chat_prompt(tok, text)
         full_length = len(tok(text, add_special_tokens=not chat, truncation=False)["input_ids"])

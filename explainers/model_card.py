@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from .claims import SUPPORTED, UNSUPPORTED, CardFacts, Verdict, numbers_in
+from explainers.whatif.claims import SUPPORTED, UNSUPPORTED, CardFacts, Verdict, numbers_in
 
 SECTIONS = (
     "Model details",
@@ -184,7 +184,7 @@ def _cell(value) -> str:
 # ---- what whybox knows ---------------------------------------------------------------------------------
 def build_info(handle) -> tuple[dict, dict | None]:
     """(the built-in catalogue entry as a dict or {}, the build record) of a model, when whybox built it."""
-    from .builtin import BUILTIN_MODELS, builtin_path
+    from explainers.models.builtin import BUILTIN_MODELS, builtin_path
 
     entry = BUILTIN_MODELS.get(str(handle.name))
     folder = builtin_path(entry.name) if entry else Path(str(handle.name))
@@ -208,7 +208,7 @@ def load_audit(folder: str | Path | None) -> dict | None:
 
 
 def run_probes(handle, texts: Sequence[str], probes: dict[str, str] | None = None) -> dict[str, dict]:
-    from .counterfactual import probe
+    from explainers.whatif.counterfactual import probe
 
     return {name: probe(handle, texts, spec).to_dict() for name, spec in (probes or DEFAULT_PROBES).items()}
 
@@ -216,7 +216,7 @@ def run_probes(handle, texts: Sequence[str], probes: dict[str, str] | None = Non
 def default_probe_texts(handle) -> tuple[list[str], str]:
     """Texts to probe with, and where they come from: the built-in sentiment model's held-out sentences."""
     if str(handle.name) == "sentiment":
-        from .builtin import sentiment_splits
+        from explainers.models.builtin import sentiment_splits
 
         heldout = sentiment_splits()[1][:PROBE_TEXTS]
         return [t for t, _ in heldout], f"the {len(heldout)} held-out Rotten Tomatoes sentences"
@@ -231,7 +231,7 @@ def build_model_card(
     generator=None,
 ) -> ModelCard:
     """The card for a loaded model. `probe_texts` None: the built-in held-out set when there is one.
-    `generator` (explainers.llm) drafts the prose sections; None: whybox's templates. Either way every
+    `generator` (explainers.whatif.llm) drafts the prose sections; None: whybox's templates. Either way every
     drafted sentence is checked against the card's figures and marked for review."""
     info = handle.describe()
     entry, build = build_info(handle)
@@ -285,7 +285,7 @@ def figures(card: ModelCard) -> list[float]:
 
 
 def card_facts(card: ModelCard) -> CardFacts:
-    from .methods import METHODS
+    from explainers.methods import METHODS
 
     audit = card.facts.get("audit") or {}
     ranking = audit.get("ranking") if isinstance(audit.get("ranking"), dict) else {}
@@ -316,7 +316,7 @@ def fact_lines(card: ModelCard, rows_per_table: int = 6) -> list[str]:
 
 def _draft_prose(card: ModelCard, generator) -> None:
     """Each section's drafted items replaced by checked sentences (the language model's, or the templates')."""
-    from .narration import draft_card_prose
+    from explainers.whatif.narration import draft_card_prose
 
     templates = {
         section: " ".join(p.text for p in parts if isinstance(p, Item) and p.drafted)

@@ -1,8 +1,8 @@
 """Explanations in words for three audiences, drafted by a language model or a template, always checked.
 
-The template (built on explainers.narrative.summarize) is the default and the fallback: it writes only
+The template (built on explainers.whatif.summary.summarize) is the default and the fallback: it writes only
 what the numbers say. A language model's draft is given the same numbers and asked for the same
-facts in freer prose; every sentence then goes through the claim checker (explainers.claims), and
+facts in freer prose; every sentence then goes through the claim checker (explainers.whatif.claims), and
 the verdicts travel with the text, so an unsupported sentence is marked, never silently shown.
 """
 
@@ -13,8 +13,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .claims import CardFacts, Facts, Verdict, check_card_prose, check_narrative, split_sentences, summary
-from .narrative import percent, shown, summarize
+from explainers.whatif.claims import (
+    CardFacts,
+    Facts,
+    Verdict,
+    check_card_prose,
+    check_narrative,
+    split_sentences,
+    summary,
+)
+from explainers.whatif.summary import percent, shown, summarize
 
 AUDIENCES = {
     "stakeholder": "One sentence for a stakeholder",

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from .explanation import Explanation
-from .faithfulness import RATIONALE_FRACTION, Report, rank_explanations, ranking_metrics
+from explainers.explanation import Explanation
+from explainers.metrics.faithfulness import RATIONALE_FRACTION, Report, rank_explanations, ranking_metrics
 
 WEAK_COMPREHENSIVENESS = 0.05  # removing the top tokens moves the prediction by less than this
 LOW_AGREEMENT = 0.3  # mean pairwise Spearman rho below this: the methods tell different stories

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CancelledError, WhyboxError
-from .model import ModelHandle
-from .tasks import Target
+from explainers.errors import CancelledError, WhyboxError
+from explainers.models.handle import ModelHandle
+from explainers.models.tasks import Target
 
 
 class RowsNeeded(BaseException):  # noqa: N818 - a signal, like GeneratorExit, not an error

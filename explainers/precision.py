@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .errors import InputError
+from explainers.errors import InputError
 
 PRECISIONS = ("auto", "float32", "bf16")
 TOLERANCE = 0.01  # largest |p(bf16) - p(float32)| on the probe rows that bf16 may show

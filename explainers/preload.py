@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 
-from . import builtin
+from explainers.models import builtin
 
 _preloads: dict[str, concurrent.futures.Future] = {}
 
@@ -24,7 +24,7 @@ def preload_model(name_or_path: str) -> None:
 
     def load() -> None:
         try:
-            from .loading import load_model
+            from explainers.models.loading import load_model
 
             handle = load_model(name_or_path)
             handle.gateway.seconds_per_row_token()  # the rate the sidebar's first estimates need, timed now

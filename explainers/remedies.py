@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .explanation import Explanation
-from .methods import get_method
+from explainers.explanation import Explanation
+from explainers.methods import get_method
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .errors import InputError, ModelLoadError
-from .text import Encoded
+from explainers.errors import InputError, ModelLoadError
+from explainers.models.text import Encoded
 
 
 @dataclass(frozen=True)

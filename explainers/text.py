@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from explainers.errors import InputError
 
 # A word is a run of letters/digits (with inner apostrophes: "don't") or one punctuation mark.
 WORD_RE = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s]", re.UNICODE)

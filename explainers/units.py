@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import InputError
-from .text import Encoded
+from explainers.errors import InputError
+from explainers.models.text import Encoded
 
 UNITS = ("token", "word", "sentence")
 # a sentence ends at . ! ? (with closing quotes or brackets) or a line break
@@ -195,7 +195,7 @@ def features_are_units(spec, units: Units) -> bool:
 
 def explain_units(spec, ctx, units: Units):
     """Run `spec` on the context at this granularity: returns Scores with the unit scores in extras."""
-    from .methods import Scores
+    from explainers.methods import Scores
 
     if features_are_units(spec, units):
         unit_scores = spec.unit_features(ctx, units)

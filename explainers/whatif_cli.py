@@ -10,8 +10,8 @@ import math
 import sys
 from pathlib import Path
 
-from .builtin import DEFAULT_MODEL
-from .errors import InputError, WhyboxError
+from explainers.errors import InputError, WhyboxError
+from explainers.models.builtin import DEFAULT_MODEL
 
 
 def strict(value):
@@ -71,13 +71,19 @@ def add_whatif_commands(sub) -> None:
 
 
 def _load(args):
-    from .loading import load_model
+    from explainers.models.loading import load_model
 
     return load_model(args.model, device=args.device)
 
 
 def cmd_counterfactual(args) -> int:
-    from .counterfactual import DEFAULT_BUDGET, draft_counterfactuals, minimal_flips, probe, substitutions
+    from explainers.whatif.counterfactual import (
+        DEFAULT_BUDGET,
+        draft_counterfactuals,
+        minimal_flips,
+        probe,
+        substitutions,
+    )
 
     if args.budget is not None and args.budget < 1:
         raise InputError("--budget is a number of model calls: 1 or more.")
@@ -94,7 +100,7 @@ def cmd_counterfactual(args) -> int:
     if args.probe:
         result["probe"] = probe(handle, [args.text], args.probe).to_dict()
     if args.llm:
-        from .llm import default_generator
+        from explainers.whatif.llm import default_generator
 
         drafts = draft_counterfactuals(
             handle, args.text, default_generator(), target=args.target, threshold=args.threshold
@@ -128,14 +134,14 @@ def _candidates(result: dict) -> list[dict]:
 
 
 def cmd_model_card(args) -> int:
-    from .model_card import build_model_card
+    from explainers.whatif.model_card import build_model_card
 
     if args.audit and not Path(args.audit).expanduser().is_dir():
         raise InputError(f"--audit: '{args.audit}' is not a folder.")
     handle = _load(args)
     generator = None
     if args.llm:
-        from .llm import default_generator
+        from explainers.whatif.llm import default_generator
 
         generator = default_generator()
     card = build_model_card(handle, audit_dir=args.audit, generator=generator)

@@ -127,21 +127,21 @@ def tiny_llama_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_bert(tiny_bert_dir):
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     return load_model(str(tiny_bert_dir), device="cpu")
 
 
 @pytest.fixture(scope="session")
 def tiny_gpt2(tiny_gpt2_dir):
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     return load_model(str(tiny_gpt2_dir), device="cpu")
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tiny_llama_dir):
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     return load_model(str(tiny_llama_dir), device="cpu")
 

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 import torch
+from explainers.serving import admission
+from explainers.serving.admission import AdmissionQueue, BusyError, Waiting
 
-from explainers import admission
-from explainers.admission import AdmissionQueue, BusyError, Waiting
 from explainers.errors import CancelledError, InputError
 from tests.test_app import APP, TIMEOUT, shown
 

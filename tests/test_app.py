@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from explainers.metrics.faithfulness import METRICS, PLAUSIBILITY
 from streamlit.testing.v1 import AppTest
 
 from components.metrics_view import header
-from explainers.faithfulness import METRICS, PLAUSIBILITY
 from explainers.methods import DEFAULT_METHODS, METHODS
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -143,13 +143,13 @@ def test_unknown_model_folder_keeps_the_previous_model(app, tiny_bert_dir, tmp_p
 
 
 def test_a_built_in_that_fails_to_build_keeps_the_previous_model(app, tiny_bert_dir, monkeypatch):
-    import explainers.builtin
+    import explainers.models.builtin
 
     def broken(name, progress=None, rebuild=False):
         progress(0.5, "dequantizing")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(explainers.builtin, "builtin_path", broken)
+    monkeypatch.setattr(explainers.models.builtin, "builtin_path", broken)
     app.sidebar.selectbox(key="w_model").select("smollm2").run()
     assert "Could not prepare the built-in model 'smollm2': No space left on device" in errors(app)
     assert app.sidebar.selectbox(key="w_model").value == "__custom__"  # back on the loaded model
@@ -446,7 +446,7 @@ def test_one_colour_scale_for_all_cards(app):
 
 
 def test_a_first_visit_says_what_whybox_is_while_the_model_builds_then_shows_an_example(tiny_bert_dir, monkeypatch):
-    import explainers.builtin
+    import explainers.models.builtin
 
     built, drawn = [], []
 
@@ -460,8 +460,8 @@ def test_a_first_visit_says_what_whybox_is_while_the_model_builds_then_shows_an_
         return tiny_bert_dir
 
     monkeypatch.delenv("WHYBOX_DEFAULT_MODEL", raising=False)
-    monkeypatch.setattr(explainers.builtin, "builtin_path", build)
-    monkeypatch.setattr(explainers.builtin, "is_built", lambda name: bool(built))
+    monkeypatch.setattr(explainers.models.builtin, "builtin_path", build)
+    monkeypatch.setattr(explainers.models.builtin, "is_built", lambda name: bool(built))
     fail = True  # the page while the build runs stays up when it fails: what whybox is, and why it stopped
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()

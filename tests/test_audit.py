@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from explainers.metrics.faithfulness import Report, evaluate_many, rank_explanations, spearman
 
 from benchmarks.run import ForwardCounter  # the benchmarks' forward hook: what went through the model
 from explainers.audit.data import parse_rationale, read_data
@@ -18,7 +19,6 @@ from explainers.audit.store import ResultStore
 from explainers.audit.summary import bootstrap_mean, reliability
 from explainers.audit.work import AuditSettings, map_label, rationale_words
 from explainers.errors import InputError
-from explainers.faithfulness import Report, evaluate_many, rank_explanations, spearman
 from explainers.methods import explain
 
 TEXTS = [
@@ -99,7 +99,7 @@ def test_parquet_and_limit(tmp_path):
 
 
 def test_builtin_heldout_is_the_models_heldout_split():
-    from explainers.builtin import LABELS, sentiment_splits
+    from explainers.models.builtin import LABELS, sentiment_splits
 
     train, heldout = sentiment_splits()
     data = read_data("builtin:rt-heldout", label_column=None)
@@ -247,7 +247,7 @@ def test_outputs_are_strict_json_csv_and_escaped_html(audited):
 
 
 def test_the_model_card_reads_the_audit_summary_whybox_writes(audited, tiny_bert):
-    from explainers.model_card import build_model_card
+    from explainers.whatif.model_card import build_model_card
 
     _, result, _ = audited
     s = result.summary
@@ -345,7 +345,7 @@ def test_interrupt_between_model_batches_drops_the_chunk_in_flight_and_resume_co
 
 
 def test_rationale_column_gives_plausibility(tiny_bert, tiny_bert_dir, tmp_path):
-    from explainers.faithfulness import plausibility
+    from explainers.metrics.faithfulness import plausibility
 
     path = tmp_path / "r.jsonl"
     path.write_text(
@@ -457,7 +457,8 @@ def test_estimate_bounds_the_rows_run_and_prices_them_at_the_measured_rates(tiny
     """The page says "at most N model rows, about T": N must hold against the rows a real audit runs (counted
     by a hook on the model), and T is each row's tokens at the rate the gateway measured for its method,
     as the Explain page prices one text (it once timed one small batch instead: 7 min for a 1-2 min audit)."""
-    from explainers.faithfulness import AOPC_BINS, CURVE_STEPS
+    from explainers.metrics.faithfulness import AOPC_BINS, CURVE_STEPS
+
     from explainers.methods import get_method
 
     data = read_data(str(_csv(tmp_path)), label_column="label")

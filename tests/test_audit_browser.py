@@ -10,10 +10,10 @@ import uuid
 
 import pandas as pd
 import pytest
+from explainers.models.builtin import DEFAULT_MODEL_ENV
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from benchmarks.browser import ROOT, dashboard_server, idle, painted, rerun
-from explainers.builtin import DEFAULT_MODEL_ENV
 
 pytestmark = pytest.mark.browser
 
@@ -48,10 +48,11 @@ OVERFLOWING = """() => {
 @pytest.fixture(scope="module")
 def finished_audit(tiny_bert, tiny_bert_dir):
     """A finished audit of 12 held-out sentences, in the folder the page lists finished audits from."""
+    from explainers.models.builtin import cache_dir
+
     from explainers.audit.data import read_data
     from explainers.audit.engine import run_audit
     from explainers.audit.work import AuditSettings
-    from explainers.builtin import cache_dir
 
     out = cache_dir() / "audits" / f"browser-test-{uuid.uuid4().hex[:8]}"
     store = out.parent / f"{out.name}-store"

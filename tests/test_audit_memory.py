@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from explainers.inference import gateway
 
-from explainers import gateway
 from explainers.audit import engine
 from explainers.audit.data import read_data
 from explainers.audit.engine import run_audit
@@ -113,7 +113,7 @@ def test_local_engine_hands_freed_memory_back_after_every_chunk(tiny_bert, tiny_
 
 MAPPED_AFTER_A_FREED_LARGER_BLOCK = """
 import ctypes, sys
-from explainers.allocator import map_large_blocks
+from explainers.serving.allocator import map_large_blocks
 FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in FIELDS.split()]

@@ -8,16 +8,16 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pytest
+from explainers.inference.gateway import watching
+from explainers.inference.packing import pack
+from explainers.metrics.faithfulness import evaluate
 
 from explainers.audit.data import read_data
 from explainers.audit.engine import run_audit
 from explainers.audit.store import ResultStore
 from explainers.audit.work import AuditSettings, explain_items
 from explainers.errors import CancelledError, InputError
-from explainers.faithfulness import evaluate
-from explainers.gateway import watching
 from explainers.methods import explain
-from explainers.packing import pack
 
 TEXTS = [
     "a gripping , funny and beautifully acted film .",

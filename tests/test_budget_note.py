@@ -3,10 +3,10 @@ and estimate the scaled run, not the one asked for."""
 
 from __future__ import annotations
 
+from explainers.models.loading import load_model
+from explainers.serving.limits import MAX_TOKEN_ROWS_ENV
 from streamlit.testing.v1 import AppTest
 
-from explainers.limits import MAX_TOKEN_ROWS_ENV
-from explainers.loading import load_model
 from explainers.methods import estimated_seconds
 from tests.test_app import APP, TIMEOUT, shown
 

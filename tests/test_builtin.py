@@ -5,10 +5,9 @@ import threading
 
 import pytest
 import torch
+from explainers.models import builtin
+from explainers.models.builtin import BUILTIN_MODELS, builtin_path, cache_dir, is_builtin, sentiment_splits
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
-from explainers import builtin
-from explainers.builtin import BUILTIN_MODELS, builtin_path, cache_dir, is_builtin, sentiment_splits
 
 
 def test_registry_describes_each_model():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from explainers.generation.tokens import explain_generation
 
 from explainers.errors import InputError
-from explainers.generation import explain_generation
 from explainers.methods import explain
 
 TEMPLATE = (

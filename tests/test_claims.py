@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from explainers.models.tasks import Target
+from explainers.whatif.claims import SUPPORTED, UNCHECKABLE, UNSUPPORTED, Facts, check_narrative, split_sentences
+from explainers.whatif.counterfactual import Counterfactual, Edit
+from explainers.whatif.narration import AUDIENCES, narrate, template_narration
 
-from explainers.claims import SUPPORTED, UNCHECKABLE, UNSUPPORTED, Facts, check_narrative, split_sentences
-from explainers.counterfactual import Counterfactual, Edit
 from explainers.explanation import Explanation
 from explainers.methods import METHODS
-from explainers.narration import AUDIENCES, narrate, template_narration
-from explainers.tasks import Target
 
 WORDS = ["a", "gripping", "funny", "but", "overlong", "film", "with", "dull", "dialogue"]
 # towards 'positive': gripping > funny > film > with > a; against: dull < overlong < dialogue < but
@@ -175,7 +175,8 @@ def test_unverified_counterfactuals_support_nothing():
 @pytest.mark.parametrize("method", ["leave_one_out", "occlusion", "integrated_gradients", "attention", "lime"])
 def test_template_narrations_never_hold_an_unsupported_sentence(tiny_bert, method):
     """The template is the fallback: everything it says must be backed by the numbers, for each audience."""
-    from explainers.counterfactual import minimal_flips
+    from explainers.whatif.counterfactual import minimal_flips
+
     from explainers.methods import explain
 
     text = "a gripping , funny and beautifully acted film ."

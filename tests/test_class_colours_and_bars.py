@@ -8,6 +8,7 @@ import html
 import re
 
 import pytest
+from explainers.models.tasks import Target
 
 from components import charts
 from components.heatmap import (
@@ -21,7 +22,6 @@ from components.heatmap import (
     mix,
 )
 from explainers.methods import explain
-from explainers.tasks import Target
 
 TEXT = "a gripping , funny film ."
 

@@ -151,7 +151,7 @@ def test_run_preloads_the_model_and_starts_streamlit_on_the_app(monkeypatch, tin
 
     seen = {}
     monkeypatch.setattr(streamlit_cli, "main", lambda: seen.update(argv=list(sys.argv)) or 0)
-    monkeypatch.setattr("explainers.preload.preload_model", lambda name: seen.update(preloaded=name))
+    monkeypatch.setattr("explainers.serving.preload.preload_model", lambda name: seen.update(preloaded=name))
     monkeypatch.setattr(sys, "argv", list(sys.argv))
     monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", "restored afterwards")
     monkeypatch.chdir(tiny_bert_dir.parent)  # the user names a folder relative to where they are

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from explainers.inference.precision import TOLERANCE
 
 from explainers.cli import main
 from explainers.explanation import Explanation
-from explainers.precision import TOLERANCE
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = """

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from explainers.serving import preload
 from streamlit.testing.v1 import AppTest
 
 from dashboard import cold_start
-from explainers import preload
 from tests.test_app import APP, TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_intro_and_what_draws_it_import_neither_torch_nor_the_pages():
     code = (
-        "import sys; import dashboard.cold_start, explainers.preload, explainers.builtin; "
+        "import sys; import dashboard.cold_start, explainers.serving.preload, explainers.models.builtin; "
         "print(sorted(m for m in ('torch', 'transformers', 'captum', 'dashboard.views') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -9,18 +9,18 @@ import re
 
 import numpy as np
 import pytest
+from explainers.metrics.compare import align_words
+from explainers.metrics.faithfulness import METRICS, Report, agreement, evaluate_many, rank_explanations
+from explainers.models.loading import load_model
+from explainers.models.tasks import Target
+from explainers.whatif.summary import faithfulness_verdict, summarize
 
 from components import charts
 from components.heatmap import heatmap_html, legend_html, shared_scale
 from components.metrics_view import header, metric_backgrounds, metrics_frame, styled_metrics, verdict
 from components.report import html_report, json_bundle
-from explainers.compare import align_words
 from explainers.explanation import Explanation
-from explainers.faithfulness import METRICS, Report, agreement, evaluate_many, rank_explanations
-from explainers.loading import load_model
 from explainers.methods import METHODS, explain
-from explainers.narrative import faithfulness_verdict, summarize
-from explainers.tasks import Target
 
 TEXT = "a gripping ,  funny <script>alert(1)</script> film .\nReally   good"
 PARAMS = {"integrated_gradients": {"n_steps": 8}, "lime": {"n_samples": 64}, "occlusion": {}, "attention": {}}
@@ -322,10 +322,11 @@ def test_json_bundle_round_trips(tiny_bert, explained):
 
 # ---- Streamlit helpers ---------------------------------------------------------------------------
 def _app(explanation_json: str, reports: list[dict]):
+    from explainers.metrics.faithfulness import Report
+
     from components.heatmap import render_heatmap
     from components.metrics_view import render_metrics, render_verdict
     from explainers.explanation import Explanation
-    from explainers.faithfulness import Report
 
     exp = Explanation.from_json(explanation_json)
     render_heatmap(exp)

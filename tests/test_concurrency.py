@@ -8,7 +8,8 @@ import faulthandler
 import sys
 import threading
 
-from explainers.faithfulness import evaluate
+from explainers.metrics.faithfulness import evaluate
+
 from explainers.methods import explain
 
 TEXTS = ["a gripping , funny and beautifully acted film .", "dull , lifeless and far too long ."]

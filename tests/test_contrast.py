@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from explainers.metrics.faithfulness import evaluate
 
 from explainers import strict_json
 from explainers.errors import InputError
 from explainers.explanation import Explanation
-from explainers.faithfulness import evaluate
 from explainers.methods import explain
 
 TEXT = "a gripping , funny and beautifully acted film ."
@@ -120,7 +120,7 @@ def test_cli_contrast(capsys, tiny_bert_dir, tiny_bert):
 
 
 def test_the_narrative_speaks_of_a_difference_not_a_probability(tiny_bert):
-    from explainers.narrative import summarize
+    from explainers.whatif.summary import summarize
 
     exp = explain(tiny_bert, TEXT, "occlusion", target="positive", contrast="negative")
     text = summarize(exp)

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 import torch
+from explainers.whatif import counterfactual as cf
+from explainers.whatif.llm import EndpointGenerator, LocalGenerator, parse_rewrites
 
-from explainers import counterfactual as cf
 from explainers.errors import InputError, ModelLoadError
-from explainers.llm import EndpointGenerator, LocalGenerator, parse_rewrites
 
 TEXT = "a gripping , funny and beautifully acted film , but the plot is thin ."
 # on the fixture model, no single word removed flips this one, but some pairs do
@@ -24,9 +24,8 @@ TEXT2 = "one of the best movies of the year , full of heart ."
 def bert(tiny_bert_dir, tmp_path_factory):
     """The tiny BERT with large random weights: its answers move visibly when words go (the conftest one
     barely moves, ~1e-5), so flips exist at sizes 1 and 2 for thresholds between its answers."""
+    from explainers.models.loading import load_model
     from transformers import BertForSequenceClassification
-
-    from explainers.loading import load_model
 
     torch.manual_seed(1)
     model = BertForSequenceClassification.from_pretrained(tiny_bert_dir)
@@ -181,7 +180,8 @@ def test_bad_input_gets_clear_errors(bert):
 
 # ---- live edit ----------------------------------------------------------------------------------------
 def test_edit_diff_explains_both_texts_for_the_original_target(bert):
-    from explainers.compare import align_words
+    from explainers.metrics.compare import align_words
+
     from explainers.methods import explain
 
     edited = TEXT.replace("funny", "dreary")
@@ -335,7 +335,7 @@ def test_endpoint_generator_speaks_openai_chat(monkeypatch):
         monkeypatch.setenv("WHYBOX_LLM_URL", f"http://127.0.0.1:{server.server_port}/v1")
         monkeypatch.setenv("WHYBOX_LLM_MODEL", "m1")
         monkeypatch.setenv("WHYBOX_LLM_API_KEY", "k")
-        from explainers.llm import default_generator
+        from explainers.whatif.llm import default_generator
 
         gen = default_generator(load=lambda name: pytest.fail("the endpoint is configured: no local model"))
         assert isinstance(gen, EndpointGenerator)
@@ -431,9 +431,8 @@ def test_causal_lm_substitutions_probe_and_live_diff(tiny_gpt2):
 def test_a_checkpoint_with_a_masked_lm_head_proposes_with_it(tiny_bert_dir, tmp_path, bert):
     """A classifier folder that also holds a masked-LM head: substitutions come from that head, and they
     are the head's top whole words at the masked position, computed here directly."""
+    from explainers.models.loading import load_model
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    from explainers.loading import load_model
 
     torch.manual_seed(0)
     config = BertConfig.from_pretrained(tiny_bert_dir)

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
+from explainers.metrics.faithfulness import evaluate_many, rank_explanations
 
-from explainers.faithfulness import evaluate_many, rank_explanations
 from explainers.methods import METHODS, explain
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ REVIEW = "a gripping , funny and beautifully acted film , though the ending is f
 
 @pytest.fixture(scope="module")
 def sentiment():
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     return load_model("sentiment", device="cpu")
 

@@ -5,13 +5,13 @@ import types
 
 import numpy as np
 import pytest
+from explainers.metrics import faithfulness as F
+from explainers.models.tasks import Target
+from explainers.models.text import Encoded
 
-from explainers import faithfulness as F
 from explainers.errors import InputError
 from explainers.explanation import Explanation
 from explainers.methods import explain
-from explainers.tasks import Target
-from explainers.text import Encoded
 
 CLS, SEP, MASK, KEY = 101, 102, 103, 7
 WORDS = ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9"]

@@ -14,7 +14,8 @@ APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 
 @pytest.fixture
 def page(tiny_bert_dir, tmp_path, monkeypatch):
-    from explainers.builtin import sentiment_splits
+    from explainers.models.builtin import sentiment_splits
+
     from explainers.inside import sae_train
 
     texts = [t for t, _ in sentiment_splits()[0][:300]]

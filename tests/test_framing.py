@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from explainers.methods.units import segment, unit_cost
 from streamlit.testing.v1 import AppTest
 
 from explainers.methods import METHODS, explain
-from explainers.units import segment, unit_cost
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PROMPT = "The capital of France is Paris. It is big. The food is good"
@@ -90,7 +90,7 @@ def test_a_separator_is_typed_with_escapes_and_carried_by_the_link(tiny_gpt2_dir
 
 
 def test_the_chat_toggle_shows_with_a_template_and_wraps_the_prompt(tiny_gpt2_dir, tmp_path, monkeypatch):
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     model_dir = tmp_path / "chat-gpt2"
     shutil.copytree(tiny_gpt2_dir, model_dir)

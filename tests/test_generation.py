@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from explainers.generation.tokens import explain_generation, generation_cost
 
 from explainers import strict_json
 from explainers.errors import InputError
-from explainers.generation import explain_generation, generation_cost
 
 PROMPT = "The capital of France is"
 # Captum turns output ids into text and fails on a random model's half-character tokens: use words
@@ -163,8 +163,7 @@ def test_smollm2_per_token_scores_equal_captums():
         LLMGradientAttribution,
         TextTokenInput,
     )
-
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     lm = load_model("smollm2", device="cpu")
     prompt = "The capital of France is Paris. The capital of Italy is"

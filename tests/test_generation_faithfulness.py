@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from explainers.generation.tokens import explain_generation
+from explainers.metrics.generation import evaluate_generation
 
 from explainers.errors import InputError
-from explainers.generation import explain_generation
-from explainers.generation_faithfulness import evaluate_generation
 
 PROMPT = "The capital of France is"
 CONTINUATION = " Paris. The capital of Italy"
@@ -134,8 +134,9 @@ def test_cli_generate_carries_the_faithfulness_of_each_token_and_the_continuatio
 
 def test_the_registry_names_the_functions_that_explain_units_and_generated_tokens():
     """The capability fields point at functions that exist (they are looked up lazily, by name)."""
-    import explainers.generation as generation
-    import explainers.units as units
+    import explainers.generation.tokens as generation
+    import explainers.methods.units as units
+
     from explainers.methods import METHODS
 
     modules = {"generation": generation, "units": units}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from explainers.inside.lens import logit_lens
 
 from explainers import strict_json
-from explainers.layers import logit_lens
 
 PROMPT = "The capital of France is"
 REVIEW = "a gripping , funny and beautifully acted film ."

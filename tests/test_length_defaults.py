@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from explainers.methods.length_defaults import SHORT_TOKENS, params_for_length
 
-from explainers.length_defaults import SHORT_TOKENS, params_for_length
 from explainers.methods import explain, get_method
 
 SHORT = "a gripping , funny film"  # 5 words, 7 tokens with [CLS] and [SEP]

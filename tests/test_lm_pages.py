@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from explainers.generation.tokens import explain_generation
+from explainers.inside.lens import logit_lens
+from explainers.metrics.generation import evaluate_generation
 from streamlit.testing.v1 import AppTest
-
-from explainers.generation import explain_generation
-from explainers.generation_faithfulness import evaluate_generation
-from explainers.layers import logit_lens
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PROMPT = "The capital of France is"

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from explainers.generation.long_inputs import sentences_first
 
 from explainers.errors import InputError
-from explainers.long_inputs import sentences_first
 from explainers.methods import METHODS
 
 TEXT = "The food is good. The capital of France is big. It is a city"

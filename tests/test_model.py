@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from explainers.inference.batching import plan_batches
+from explainers.models.loading import load_model
 
-from explainers.batching import plan_batches
 from explainers.errors import InputError, ModelLoadError
-from explainers.loading import load_model
 
 
 def test_task_labels_and_architecture(tiny_bert, tiny_gpt2, tiny_llama):

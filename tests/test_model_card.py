@@ -6,9 +6,8 @@ import html
 import json
 
 import pytest
-
-from explainers import counterfactual as cf
-from explainers.model_card import REVIEW_MARK, SECTIONS, Item, Table, build_model_card, load_audit
+from explainers.whatif import counterfactual as cf
+from explainers.whatif.model_card import REVIEW_MARK, SECTIONS, Item, Table, build_model_card, load_audit
 
 TEXTS = ["he said the film was fun .", "she found his jokes flat .", "the plot is thin .", "it was very dull ."]
 PROBES = {"gender terms": "he -> she, she -> he, his -> her", "intensifiers removed": "very -> "}
@@ -126,8 +125,8 @@ def test_a_missing_or_broken_audit_is_said_not_fatal(tiny_bert, tmp_path):
 
 @pytest.mark.slow
 def test_builtin_card_takes_recipe_and_heldout_accuracy_from_the_build_record():
-    from explainers.builtin import SENTIMENT_RECIPE, builtin_path
-    from explainers.loading import load_model
+    from explainers.models.builtin import SENTIMENT_RECIPE, builtin_path
+    from explainers.models.loading import load_model
 
     handle = load_model("sentiment", device="cpu")
     record = json.loads((builtin_path("sentiment") / "whybox_build.json").read_text())
@@ -242,7 +241,7 @@ def test_a_failing_or_silent_writer_falls_back_to_the_template(tiny_bert):
 
 
 def test_card_checker_on_figures_probes_methods_and_words():
-    from explainers.claims import CardFacts, check_card_sentence
+    from explainers.whatif.claims import CardFacts, check_card_sentence
 
     facts = CardFacts(
         [0.8125, 1000, 0.25, 8],
@@ -271,11 +270,12 @@ def test_card_checker_on_figures_probes_methods_and_words():
 
 
 def test_cli_model_card_llm_drafts_are_checked(tiny_bert_dir, monkeypatch, capsys):
-    import explainers.llm
+    import explainers.whatif.llm
+
     from explainers.cli import main
 
     writer = StubWriter({"Intended use": "It is 97.3 % accurate."})
-    monkeypatch.setattr(explainers.llm, "default_generator", lambda load=None: writer)
+    monkeypatch.setattr(explainers.whatif.llm, "default_generator", lambda load=None: writer)
     assert main(["model-card", "--model", str(tiny_bert_dir), "--llm", "--json"]) == 0
     data = _strict_json(capsys.readouterr().out)
     use = data["sections"]["Intended use"]
@@ -284,7 +284,7 @@ def test_cli_model_card_llm_drafts_are_checked(tiny_bert_dir, monkeypatch, capsy
 
 
 def test_a_drafted_reply_is_cleaned_before_it_is_checked():
-    from explainers.narration import clean_reply
+    from explainers.whatif.narration import clean_reply
 
     reply = "Intended use:\n- It sorts reviews.\n- It is a demo. It is a demo. It was trained on a dataset of"
     assert clean_reply(reply, "Intended use") == "It sorts reviews. It is a demo."  # heading, repeat, cut-off gone
@@ -307,7 +307,7 @@ def test_benchmark_card_section_counts_the_checkers_verdicts(tiny_bert, capsys):
 
 
 def test_the_card_counts_skipped_audit_rows_by_reason():
-    from explainers.model_card import _skipped
+    from explainers.whatif.model_card import _skipped
 
     counts = {"empty text": 2, "non-text cell": 0, "no label": 1}
     assert _skipped(counts) == " (rows by reason: empty text 2, no label 1)"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from explainers.inference.precision import MIN_SPEEDUP, TOLERANCE, forward_precision, set_precision
 
 from explainers.errors import InputError
 from explainers.methods import explain
-from explainers.precision import MIN_SPEEDUP, TOLERANCE, forward_precision, set_precision
 
 TEXT = "a gripping , funny film , though far too long ."
 

@@ -9,10 +9,10 @@ import contextlib
 import numpy as np
 import pytest
 import torch
+from explainers.generation.tokens import explain_generation
+from explainers.inference import prefix_cache
+from explainers.metrics.faithfulness import evaluate
 
-from explainers import prefix_cache
-from explainers.faithfulness import evaluate
-from explainers.generation import explain_generation
 from explainers.methods import explain
 
 PROMPT = "The quick brown fox jumps over the lazy dog because the dog was far too slow to catch it"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from explainers import builtin
-from explainers.preload import preload_model, take_preloaded
+from explainers.models import builtin
+from explainers.serving.preload import preload_model, take_preloaded
 
 
 def test_a_preloaded_model_is_handed_out_once(tiny_bert_dir):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from explainers.inference.gateway import watching
 
 from explainers.errors import CancelledError
-from explainers.gateway import watching
 from explainers.methods import METHODS, estimated_seconds, explain, occlusion_windows, preset_params
 
 TEXT = "a gripping , funny film , though far too long ."
@@ -57,7 +57,7 @@ def test_presets_change_only_steps_and_samples():
 
 
 def test_a_watch_with_a_batch_time_calibrates_a_fresh_model_first(tiny_bert_dir):
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     handle = load_model(str(tiny_bert_dir))  # a new handle: its gateway has not timed itself yet
     rows = []

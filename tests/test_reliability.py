@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from explainers.models import builtin, integrity
+from explainers.models.loading import load_model
 
-from explainers import builtin, integrity
 from explainers.cli import main
 from explainers.errors import InputError, ModelLoadError
-from explainers.loading import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -368,7 +368,8 @@ def test_lime_reads_only_the_truncated_text(tiny_bert, monkeypatch):
 
 
 def test_expensive_methods_scale_down_on_long_inputs(tiny_bert, monkeypatch):
-    from explainers.limits import MAX_TOKEN_ROWS_ENV
+    from explainers.serving.limits import MAX_TOKEN_ROWS_ENV
+
     from explainers.methods import METHODS, explain
 
     text = "a gripping and funny film . " * 40
@@ -387,8 +388,7 @@ def test_expensive_methods_scale_down_on_long_inputs(tiny_bert, monkeypatch):
 # ---- 7. bounded caches -----------------------------------------------------------------------------------
 def test_byte_lru_evicts_by_bytes_and_entries():
     import torch
-
-    from explainers.memo import ByteLRU, weigh
+    from explainers.inference.memo import ByteLRU, weigh
 
     memo = ByteLRU(max_bytes=1000, max_entries=3)
     tensor = lambda n: torch.zeros(n, dtype=torch.float32)  # noqa: E731 - 4 bytes per element
@@ -407,7 +407,7 @@ def test_byte_lru_evicts_by_bytes_and_entries():
 
 
 def test_byte_lru_copies_hand_out_fresh_values():
-    from explainers.memo import ByteLRU
+    from explainers.inference.memo import ByteLRU
 
     memo = ByteLRU(max_bytes=10_000, max_entries=10, copy=True)
     first = memo.get_or_compute("k", lambda: {"scores": [1.0, 2.0]})
@@ -416,8 +416,9 @@ def test_byte_lru_copies_hand_out_fresh_values():
 
 
 def test_dashboard_attention_cache_stays_within_its_bytes(tiny_bert, monkeypatch):
+    from explainers.inference.memo import ByteLRU
+
     from dashboard import results
-    from explainers.memo import ByteLRU
 
     monkeypatch.setattr(results, "ATTENTIONS", ByteLRU(max_bytes=2_000_000, max_entries=100))
     for k in range(12):
@@ -431,7 +432,7 @@ def test_dashboard_attention_cache_stays_within_its_bytes(tiny_bert, monkeypatch
 
 # ---- 15. threads ----------------------------------------------------------------------------------------
 def test_thread_policy_uses_idle_cores(monkeypatch):
-    from explainers import threads
+    from explainers.serving import threads
 
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from explainers.methods.remedies import remedies
 
 from explainers.methods import CONVERGENCE_DELTA, METHODS, explain
-from explainers.remedies import remedies
 from tests.test_app import TEXT, click, set_text
 
 SHORT = "a gripping , funny film"

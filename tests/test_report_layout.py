@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import pytest
+from explainers.metrics.faithfulness import agreement, evaluate_many
 
 from components.report import html_report
-from explainers.faithfulness import agreement, evaluate_many
 from explainers.methods import DEFAULT_METHODS, attention_rollout, explain
 
 pytestmark = pytest.mark.browser

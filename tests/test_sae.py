@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from explainers.inference.gateway import watching
 
 from explainers.errors import CancelledError, InputError
-from explainers.gateway import watching
 from explainers.inside import sae as sae_mod
 from explainers.inside.sae_train import Trainer, TrainSettings, build
 
@@ -167,7 +167,7 @@ def test_too_small_a_corpus_says_how_many_tokens_it_needs():
 
 @pytest.fixture(scope="module")
 def reviews():
-    from explainers.builtin import sentiment_splits
+    from explainers.models.builtin import sentiment_splits
 
     train, _ = sentiment_splits()
     return [text for text, _ in train[:400]]

@@ -196,7 +196,7 @@ def test_feature_attributions_add_up_and_equal_a_hand_integral(request, fixture)
 
 
 def test_build_sae_cli_json_and_bad_input(tiny_bert_dir, tmp_path, capsys):
-    from explainers.builtin import sentiment_splits
+    from explainers.models.builtin import sentiment_splits
 
     data = tmp_path / "reviews.jsonl"
     data.write_text("\n".join(json.dumps({"text": t}) for t, _ in sentiment_splits()[0][:300]))

@@ -11,8 +11,8 @@ import threading
 
 import numpy as np
 import pytest
+from explainers.metrics import faithfulness as F
 
-from explainers import faithfulness as F
 from explainers.cli import main
 from explainers.errors import InputError, InternalError, WhyboxError
 from explainers.methods import METHODS, explain

@@ -12,11 +12,11 @@ from xml.etree import ElementTree
 
 import numpy as np
 import pytest
+from explainers.metrics.faithfulness import PLAUSIBILITY, agreement, evaluate_many, plausibility
 from streamlit.testing.v1 import AppTest
 
 from components.image_export import heatmap_svg, svg_to_png
 from components.report import html_report
-from explainers.faithfulness import PLAUSIBILITY, agreement, evaluate_many, plausibility
 from explainers.methods import explain
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from explainers.methods.units import describe_unit_cost, segment, unit_cost
 
 from explainers import strict_json
 from explainers.methods import explain, get_method
-from explainers.units import describe_unit_cost, segment, unit_cost
 
 TWO = "The capital of France is Paris. The capital of Italy is Rome."
 LINES = "first line here\nsecond line\nthird"

@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from explainers.whatif import counterfactual as cf
 from streamlit.testing.v1 import AppTest
-
-from explainers import counterfactual as cf
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 TEXT = "a gripping , funny and beautifully acted film ."
@@ -106,7 +105,7 @@ def test_checked_narration_and_model_card(page, tiny_bert):
     caption = next(c.value for c in page.caption if "checked:" in c.value)
     assert re.search(r"checked: \d+ supported, 0 unsupported", caption)
     click(page, "Build the model card")
-    from explainers.model_card import build_model_card
+    from explainers.whatif.model_card import build_model_card
 
     verdicts = [
         p.verdict.verdict
@@ -125,9 +124,9 @@ def test_checked_narration_and_model_card(page, tiny_bert):
 
 def test_renderers_escape_user_text():
     import pandas as pd
+    from explainers.whatif.claims import Claim, Verdict
 
     from components.whatif_view import diff_html, explain_url, verdicts_html
-    from explainers.claims import Claim, Verdict
 
     frame = pd.DataFrame(
         [

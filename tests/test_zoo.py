@@ -65,7 +65,7 @@ CAUSAL = ["gpt2", "llama", "qwen2"]
 
 @pytest.fixture(scope="module", params=ENCODERS + CAUSAL)
 def zoo_model(request, tmp_path_factory):
-    from explainers.loading import load_model
+    from explainers.models.loading import load_model
 
     name = request.param
     torch.manual_seed(0)

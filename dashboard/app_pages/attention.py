@@ -3,13 +3,13 @@
 from pathlib import Path
 
 import streamlit as st
+from explainers.models.loading import resolve_model_source
 
 from components.bertviz_html import MissingAssetsError, attention_html, neuron_view_html
 from components.charts import attention_heatmap, shown_attention
 from dashboard import results, views, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.loading import resolve_model_source
 from explainers.methods import attention_rollout
 
 HEAD_VIEW_TOKENS = 128  # BertViz draws one line per token pair: past these, the tab crawls

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from explainers.models.builtin import cache_dir
 
 from components import audit_view
 from dashboard import views
@@ -19,7 +20,6 @@ from explainers.audit.engine import Progress, default_store, estimate_cost, load
 from explainers.audit.store import ResultStore
 from explainers.audit.summary import TEXTS, RunningMeans
 from explainers.audit.work import AuditSettings
-from explainers.builtin import cache_dir
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
 

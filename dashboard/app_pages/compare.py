@@ -3,15 +3,15 @@
 import json
 
 import streamlit as st
+from explainers.metrics.compare import align_words
+from explainers.whatif.summary import summarize
 
 from components.charts import comparison_chart, probability_chart
 from components.heatmap import render_heatmap, shared_scale
 from dashboard import contrast_compare, examples, links, models, results, views, widgets
 from dashboard.widgets import plain
-from explainers.compare import align_words
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
-from explainers.narrative import summarize
 
 ss = st.session_state
 

@@ -1,6 +1,8 @@
 """Explain: the prediction at once, then each chosen method's card as soon as it is ready."""
 
 import streamlit as st
+from explainers.methods.remedies import remedies
+from explainers.whatif.summary import summarize
 
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap, shared_scale
@@ -8,8 +10,6 @@ from dashboard import downloads, models, results, sae_panel, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.narrative import summarize
-from explainers.remedies import remedies
 
 st.title("Why did the model say that?")
 st.caption(

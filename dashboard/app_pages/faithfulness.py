@@ -2,12 +2,7 @@
 
 import pandas as pd
 import streamlit as st
-
-from components.charts import agreement_heatmap, curves_chart
-from components.metrics_view import render_metrics
-from dashboard import downloads, models, results, views, widgets
-from dashboard.widgets import plain
-from explainers.faithfulness import (
+from explainers.metrics.faithfulness import (
     CURVE_METRICS,
     MODES,
     PLAUSIBILITY,
@@ -16,7 +11,12 @@ from explainers.faithfulness import (
     mode_dependence,
     plausibility,
 )
-from explainers.narrative import faithfulness_verdict
+from explainers.whatif.summary import faithfulness_verdict
+
+from components.charts import agreement_heatmap, curves_chart
+from components.metrics_view import render_metrics
+from dashboard import downloads, models, results, views, widgets
+from dashboard.widgets import plain
 
 st.title("Faithfulness: which explanation should I trust?")
 st.caption(

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from explainers.inference.gateway import watching
 
 from components import sae_view
 from dashboard import sae_panel, views
 from dashboard.widgets import plain
 from explainers.errors import CancelledError, WhyboxError
-from explainers.gateway import watching
 from explainers.inside import sae as sae_mod
 from explainers.inside import sae_features, sae_train
 
@@ -198,8 +198,9 @@ if st.button(
     help="The configured endpoint (WHYBOX_LLM_URL) or the local smollm2 writes a label from each feature's top "
     "contexts; each is scored as the template labels are. Tens of seconds on a CPU.",
 ):
+    from explainers.whatif.llm import LocalGenerator, endpoint_from_env
+
     from dashboard import models
-    from explainers.llm import LocalGenerator, endpoint_from_env
 
     try:
         with st.spinner("Drafting and scoring labels…"):

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 import streamlit as st
+from explainers.metrics.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
 
 from dashboard.examples import EXAMPLES
 from dashboard.widgets import plain
 from explainers.conventions import conventions
-from explainers.faithfulness import AOPC_NORMALISER, METRICS, MODES, PLAUSIBILITY
 from explainers.methods import DEFAULT_METHODS, FAMILIES, METHODS
 
 st.title("Guide")

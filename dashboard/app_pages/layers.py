@@ -1,12 +1,12 @@
 """Layers: what the model would answer from each layer (logit lens; a classifier's head per layer)."""
 
 import streamlit as st
+from explainers.inside.lens import logit_lens
 
 from components.layers_view import lens_report_html, render_lens
 from dashboard import views, widgets
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
-from explainers.layers import logit_lens
 
 st.title("Inside the layers")
 st.caption(

@@ -4,12 +4,12 @@ for a projector. Shows what the Explain page has finished; it runs nothing but t
 from html import escape
 
 import streamlit as st
+from explainers.metrics.faithfulness import agreement
+from explainers.whatif.summary import faithfulness_verdict
 
 from components.heatmap import heatmap_html, legend_html
 from dashboard import models, results
 from dashboard.widgets import plain
-from explainers.faithfulness import agreement
-from explainers.narrative import faithfulness_verdict
 
 req = results.current_request()
 exps = [e for e in (results.finished(req, m) for m in req.methods) if e is not None]

@@ -6,17 +6,17 @@ Every counterfactual shown here was run through the model; only verified flips a
 import json
 
 import streamlit as st
+from explainers.models.handle import ModelHandle
+from explainers.whatif import counterfactual as cf
+from explainers.whatif.claims import summary as verdict_counts
 
 from components.charts import comparison_chart, probability_chart
 from components.live_text import live_text_area
 from components.whatif_view import counterfactual_columns, counterfactual_frame, diff_html, verdicts_html
 from dashboard import models, results, views, widgets
 from dashboard.widgets import plain
-from explainers import counterfactual as cf
-from explainers.claims import summary as verdict_counts
 from explainers.errors import WhyboxError
 from explainers.methods import METHODS
-from explainers.model import ModelHandle
 
 ss = st.session_state
 st.title("What if?")
@@ -273,7 +273,7 @@ with probe_tab:
     )
     file_texts = _file_texts() if source == "a data file" else []
     if st.button("Run the probe", icon=":material/balance:"):
-        from explainers.builtin import sentiment_splits
+        from explainers.models.builtin import sentiment_splits
 
         texts = (
             [text]
@@ -326,7 +326,7 @@ with probe_tab:
 
 # ---- drafts by a language model, verified ------------------------------------------------------------------------
 with llm_tab:
-    from explainers.llm import URL_ENV, endpoint_from_env
+    from explainers.whatif.llm import URL_ENV, endpoint_from_env
 
     endpoint = endpoint_from_env()
     who = f"the endpoint {endpoint.url} ({endpoint.model})" if endpoint else "the local built-in smollm2 (135 M)"
@@ -337,7 +337,7 @@ with llm_tab:
     if st.button("Draft counterfactuals", icon=":material/edit_note:"):
         try:
             with st.spinner("Drafting (tens of seconds on a CPU)…"):
-                from explainers.llm import LocalGenerator
+                from explainers.whatif.llm import LocalGenerator
 
                 gen = endpoint or LocalGenerator(models.get_model("smollm2"))
                 ss.wi_drafts = ((ss.model, text), cf.draft_counterfactuals(handle, text, gen, target or None))
@@ -356,7 +356,7 @@ with llm_tab:
 
 # ---- explanation in words, every sentence checked ------------------------------------------------------------------
 with words_tab:
-    from explainers.narration import AUDIENCES, narrate
+    from explainers.whatif.narration import AUDIENCES, narrate
 
     c1, c2, c3 = st.columns(3)
     method = c1.selectbox(
@@ -377,7 +377,7 @@ with words_tab:
                 verified = [c for key in ("wi_flips", "wi_subs", "wi_drafts") for c in _verified(key)]
                 gen = None
                 if writer == "language model":
-                    from explainers.llm import LocalGenerator, endpoint_from_env
+                    from explainers.whatif.llm import LocalGenerator, endpoint_from_env
 
                     gen = endpoint_from_env() or LocalGenerator(models.get_model("smollm2"))
                 ss.wi_words = ((ss.model, text), narrate(exp, audience, gen, counterfactuals=verified))
@@ -410,7 +410,7 @@ with card_tab:
         "Prose written by", ["template", "language model"], default="template", key="w_wi_card_writer", required=True
     )
     if st.button("Build the model card", icon=":material/badge:"):
-        from explainers.model_card import build_model_card
+        from explainers.whatif.model_card import build_model_card
 
         try:
             with st.spinner(
@@ -419,7 +419,7 @@ with card_tab:
             ):
                 gen = None
                 if prose_by == "language model":
-                    from explainers.llm import LocalGenerator, endpoint_from_env
+                    from explainers.whatif.llm import LocalGenerator, endpoint_from_env
 
                     gen = endpoint_from_env() or LocalGenerator(models.get_model("smollm2"))
                 ss.wi_card = (ss.model, build_model_card(handle, audit_dir=audit_dir.strip() or None, generator=gen))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import InputError
+from explainers.errors import InputError
 
 
 def add_parser(sub) -> None:
-    from ..builtin import DEFAULT_MODEL
+    from explainers.models.builtin import DEFAULT_MODEL
 
     p = sub.add_parser(
         "audit",
@@ -64,9 +64,9 @@ def parse_params(pairs: list[str] | None, methods: list[str]) -> dict:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .data import read_data
-    from .engine import run_audit
-    from .work import AuditSettings
+    from explainers.audit.data import read_data
+    from explainers.audit.engine import run_audit
+    from explainers.audit.work import AuditSettings
 
     methods = args.audit_methods or list(DEFAULT_AUDIT_METHODS)
     settings = AuditSettings(
@@ -82,7 +82,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     )
     from tqdm import tqdm
 
-    from .summary import RunningMeans
+    from explainers.audit.summary import RunningMeans
 
     bar = tqdm(total=len(data.rows), unit="text", file=sys.stderr, desc="audit", dynamic_ncols=True)
     running = RunningMeans(methods)  # what the texts computed so far say, as the Audit page shows it

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from explainers.errors import InputError
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_SETS = {
@@ -250,7 +250,7 @@ def parse_rationale(value) -> tuple | None:
 def _builtin(name, text_column, label_column, rationale_column, limit) -> AuditData:
     if name not in BUILTIN_SETS:
         raise InputError(f"Unknown built-in data set '{name}': choose from {', '.join(BUILTIN_SETS)}.")
-    from ..builtin import LABELS, sentiment_splits
+    from explainers.models.builtin import LABELS, sentiment_splits
 
     _, heldout = sentiment_splits()  # the same split the built-in sentiment model was trained around
     # The split lists one label's sentences, then the other's: alternate them, so that any --limit

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..allocator import map_large_blocks, release_free_memory
-from ..errors import CancelledError, InputError
-from ..gateway import watching
-from .data import AuditData
-from .store import ResultStore, write_parquet_stream
-from .work import AuditSettings, explain_items, map_label, model_revision
+from explainers.audit.data import AuditData
+from explainers.audit.store import ResultStore, write_parquet_stream
+from explainers.audit.work import AuditSettings, explain_items, map_label, model_revision
+from explainers.errors import CancelledError, InputError
+from explainers.inference.gateway import watching
+from explainers.serving.allocator import map_large_blocks, release_free_memory
 
 ENGINES = ("local", "ray")
 MANIFEST = "audit.json"
@@ -51,7 +51,7 @@ class AuditResult:
 
 
 def default_store() -> Path:
-    from ..builtin import cache_dir
+    from explainers.models.builtin import cache_dir
 
     return cache_dir() / "audit-store"
 
@@ -111,7 +111,7 @@ def run_audit(
     can take effect; the chunk in flight is then dropped, and `resume` computes it again."""
     if engine not in ENGINES:
         raise InputError(f"Unknown engine '{engine}': use {' or '.join(ENGINES)}.")
-    from ..loading import load_model
+    from explainers.models.loading import load_model
 
     settings = settings.checked()
     out = Path(out_dir).expanduser()
@@ -129,7 +129,7 @@ def run_audit(
     report = progress or (lambda p: None)
     report(Progress(done, total, done, 0.0, "starting"))
     if engine == "ray" and todo:
-        from .ray_engine import run_ray
+        from explainers.audit.ray_engine import run_ray
 
         stopped = run_ray(
             settings,
@@ -174,8 +174,8 @@ def finish(
     out: Path, manifest: dict, store: ResultStore, wanted: set[str], rows_of: dict, computed: int
 ) -> AuditResult:
     """Export this audit's records from the store, then the summary and the report."""
-    from .report import write_report
-    from .summary import summarize, write_summary
+    from explainers.audit.report import write_report
+    from explainers.audit.summary import summarize, write_summary
 
     n = export(out, store, wanted, rows_of)
     settings = manifest["settings"]
@@ -191,7 +191,7 @@ def finish(
 
 def export(out: Path, store: ResultStore, wanted: set[str], rows_of: dict) -> int:
     """results.parquet and results.csv: one row per (data row, method), streamed from the store."""
-    from .store import SCHEMA
+    from explainers.audit.store import SCHEMA
 
     def batches():
         for batch in store.iter_batches(wanted=wanted):
@@ -270,7 +270,7 @@ def _write_manifest(out: Path, manifest: dict) -> None:
 
 def load_finished(out_dir) -> dict | None:
     """The summary of a finished audit in `out_dir`, or None (nothing recomputed)."""
-    from .summary import SUMMARY
+    from explainers.audit.summary import SUMMARY
 
     out = Path(out_dir)
     try:
@@ -293,8 +293,8 @@ def estimate_cost(handle, data: AuditData, settings: AuditSettings, store: Resul
     samples of a short text do, are scored once), and the seconds they should take: what the Explain page
     estimates for each text (explainers/methods.py: the rates measured on this model and device), summed.
     Records already in `store` cost nothing: "stored" counts the texts it holds whole."""
-    from ..faithfulness import AOPC_BINS, CURVE_STEPS
-    from ..methods import METHODS, estimated_seconds
+    from explainers.methods import METHODS, estimated_seconds
+    from explainers.metrics.faithfulness import AOPC_BINS, CURVE_STEPS
 
     settings = _with_revision(settings.checked(), handle)
     have = store.keys() if store is not None else set()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..allocator import map_large_blocks, release_free_memory, with_huge_pages
-from ..errors import InputError
-from .work import AuditSettings, explain_items
+from explainers.audit.work import AuditSettings, explain_items
+from explainers.errors import InputError
+from explainers.serving.allocator import map_large_blocks, release_free_memory, with_huge_pages
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding the explainers package
 
@@ -25,7 +25,7 @@ class _AuditWorker:
     """One Ray actor: loads the model once, then explains the chunks it is given."""
 
     def __init__(self, settings: dict):
-        from ..loading import load_model
+        from explainers.models.loading import load_model
 
         settings = dict(settings, methods=tuple(settings["methods"]))
         self.settings = AuditSettings(**settings)
@@ -94,7 +94,7 @@ def run_ray(
     import ray
     import ray.data
 
-    from .engine import Progress
+    from explainers.audit.engine import Progress
 
     for name in ("ray.data", "ray.data._internal.execution.streaming_executor"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..faithfulness import METRICS, PLAUSIBILITY
+from explainers.metrics.faithfulness import METRICS, PLAUSIBILITY
 
 METRIC_COLUMNS = list(METRICS)
 PLAUSIBILITY_COLUMNS = list(PLAUSIBILITY)

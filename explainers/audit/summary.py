@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..faithfulness import METRICS, PLAUSIBILITY, Report, rank_explanations, spearman
+from explainers.metrics.faithfulness import METRICS, PLAUSIBILITY, Report, rank_explanations, spearman
 
 SUMMARY = "summary.json"
 TEXTS = "texts.parquet"

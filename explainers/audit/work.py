@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, WhyboxError
-from ..faithfulness import evaluate, plausibility
-from ..length_defaults import params_for_length
-from ..methods import METHODS, explain, get_method
-from ..packing import pack
-from .store import METRIC_COLUMNS, PLAUSIBILITY_COLUMNS, record_key
+from explainers.audit.store import METRIC_COLUMNS, PLAUSIBILITY_COLUMNS, record_key
+from explainers.errors import InputError, WhyboxError
+from explainers.inference.packing import pack
+from explainers.methods import METHODS, explain, get_method
+from explainers.methods.length_defaults import params_for_length
+from explainers.metrics.faithfulness import evaluate, plausibility
 
 MODES = ("delete", "mask")
 
@@ -85,7 +85,7 @@ def rationale_json(rationale: tuple | None) -> str | None:
 def model_revision(name: str, handle=None) -> str:
     """What identifies the weights behind `name`: a built-in's recipe folder, a local folder's file
     fingerprint, or a hub commit; results are reused only for the same revision."""
-    from .. import builtin
+    from explainers.models import builtin
 
     if builtin.is_builtin(name):
         return Path(builtin.builtin_path(name)).name  # the folder is named after the recipe's hash

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from ..errors import InputError, InternalError
-from ..gateway import checkpoint
-from ..model import ModelHandle
+from explainers.errors import InputError, InternalError
+from explainers.inference.gateway import checkpoint
+from explainers.models.handle import ModelHandle
 
 Edit = Callable[[torch.Tensor], torch.Tensor]  # (B, T, H) hidden states -> the ones the model goes on with
 
@@ -140,7 +140,7 @@ def read(
 def planned(handle: ModelHandle, sequences: Sequence[Sequence[int]]):
     """(row indices, ids, mask) batch by batch, right-padded on the model's device, as the gateway plans
     its own batches."""
-    from ..batching import plan_batches  # the gateway's own planner: same batches as scoring
+    from explainers.inference.batching import plan_batches  # the gateway's own planner: same batches as scoring
 
     gateway = handle.gateway
     for chunk in plan_batches([len(s) for s in sequences], gateway.batch_tokens, gateway.call_overhead):

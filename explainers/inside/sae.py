@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..gateway import checkpoint
-from ..model import ModelHandle
-from . import activations
+from explainers.errors import InputError
+from explainers.inference.gateway import checkpoint
+from explainers.inside import activations
+from explainers.models.handle import ModelHandle
 
 CFG_FILE, WEIGHTS_FILE, SPARSITY_FILE = "cfg.json", "sae_weights.safetensors", "sparsity.safetensors"
 ARCHITECTURES = ("topk", "standard", "jumprelu")

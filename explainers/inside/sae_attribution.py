@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model import ModelHandle
-from . import activations
-from .sae import SparseAutoencoder, check_fits
-from .sae_features import shown_tokens
+from explainers.inside import activations
+from explainers.inside.sae import SparseAutoencoder, check_fits
+from explainers.inside.sae_features import shown_tokens
+from explainers.models.handle import ModelHandle
 
 TOP_LATENTS = 12
 

@@ -8,7 +8,7 @@ import sys
 
 
 def add_parser(sub) -> None:
-    from ..builtin import DEFAULT_MODEL
+    from explainers.models.builtin import DEFAULT_MODEL
 
     p = sub.add_parser(
         "build-sae",
@@ -32,11 +32,11 @@ def add_parser(sub) -> None:
 
 
 def cmd_build_sae(args: argparse.Namespace) -> int:
-    from ..errors import InputError
-    from ..loading import load_model
-    from ..strict_json import dumps
-    from ..threads import apply_thread_policy
-    from .sae_train import TrainSettings, build, corpus
+    from explainers.errors import InputError
+    from explainers.inside.sae_train import TrainSettings, build, corpus
+    from explainers.models.loading import load_model
+    from explainers.serving.threads import apply_thread_policy
+    from explainers.strict_json import dumps
 
     if args.tokens is not None and args.tokens < 1:
         raise InputError(f"--tokens must be at least 1, not {args.tokens}.")

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..gateway import checkpoint
-from ..model import ModelHandle
-from . import activations
-from .sae import SparseAutoencoder, Tally
+from explainers.inference.gateway import checkpoint
+from explainers.inside import activations
+from explainers.inside.sae import SparseAutoencoder, Tally
+from explainers.models.handle import ModelHandle
 
 TOP_CONTEXTS = 10
 QUANTILES = 10
@@ -74,7 +74,7 @@ class Features:
 
 
 def write(features: Features) -> str:
-    from ..strict_json import dumps
+    from explainers.strict_json import dumps
 
     return dumps(features.to_json())
 
@@ -299,7 +299,7 @@ def people_labels(folder: str | Path) -> dict[int, dict]:
 
 def set_label(folder: str | Path, latent: int, text: str, status: str) -> dict[int, dict]:
     """Keep a person's verdict on a latent's label beside the SAE (written whole, then moved into place)."""
-    from ..errors import InputError
+    from explainers.errors import InputError
 
     if status not in LABEL_STATUSES:
         raise InputError(f"A label's status is one of {', '.join(LABEL_STATUSES)}, not '{status}'.")

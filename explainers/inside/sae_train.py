@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..gateway import checkpoint
-from ..model import ModelHandle
-from . import activations
-from .sae import SparseAutoencoder, Tally, new_sae, save, splice_effect
+from explainers.errors import InputError
+from explainers.inference.gateway import checkpoint
+from explainers.inside import activations
+from explainers.inside.sae import SparseAutoencoder, Tally, new_sae, save, splice_effect
+from explainers.models.handle import ModelHandle
 
 MAX_TEXT_TOKENS = 128  # longer texts are cut: reviews are sentences; the stream wants many contexts
 MIN_TOKENS_PER_LATENT = 4  # fewer training tokens than 4 per latent cannot train most latents even once
@@ -64,11 +64,11 @@ class Progress:
 def corpus(data: str | None = None, text_column: str = "text") -> tuple[list[str], str]:
     """(texts, where they come from): the built-in movie-review sentences, or an audit-style data file."""
     if data is None:
-        from ..builtin import sentiment_splits
+        from explainers.models.builtin import sentiment_splits
 
         train, heldout = sentiment_splits()
         return [text for text, _ in train + heldout], "the built-in movie-review sentences (Rotten Tomatoes)"
-    from ..audit.data import read_data
+    from explainers.audit.data import read_data
 
     rows = read_data(data, text_column)
     return [row.text for row in rows.rows], rows.source
@@ -275,7 +275,7 @@ def default_folder(handle: ModelHandle, layer: int) -> Path:
     """Where whybox keeps the SAE it builds for this model and layer (under the cache folder)."""
     import re
 
-    from ..builtin import cache_dir
+    from explainers.models.builtin import cache_dir
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(handle.name).strip("/"))[-60:]
     return cache_dir() / "saes" / f"{name}-layer{layer}"
@@ -320,8 +320,8 @@ def build(
     `resume` the next build with the same settings continues from there, else it starts clean."""
     from safetensors.torch import load_file, save_file
 
-    from ..strict_json import dumps
-    from . import sae_features
+    from explainers.inside import sae_features
+    from explainers.strict_json import dumps
 
     activations.check_layer(handle, layer)
     out = Path(out)

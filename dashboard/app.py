@@ -35,6 +35,7 @@ PAGES = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("app_pages/layers.py", title="Layers", icon=":material/layers:"),
     st.Page("app_pages/trace.py", title="Trace", icon=":material/route:"),
+    st.Page("app_pages/features.py", title="Features", icon=":material/scatter_plot:"),
     st.Page("app_pages/what_if.py", title="What if", icon=":material/alt_route:"),
     st.Page("app_pages/concepts.py", title="Concepts", icon=":material/hub:"),
     st.Page("app_pages/audit.py", title="Audit", icon=":material/dataset:"),

@@ -5,7 +5,7 @@ import streamlit as st
 from components.charts import probability_chart, word_bars
 from components.heatmap import render_heatmap, shared_scale
 from components.method_rows import method_rows
-from dashboard import downloads, framing, models, results, shared_text, views, widgets
+from dashboard import downloads, framing, models, results, sae_panel, shared_text, views, widgets
 from dashboard.generation import generate_and_explain
 from dashboard.widgets import plain
 from explainers.errors import WhyboxError
@@ -194,5 +194,6 @@ def cards(run_id: int | None) -> list:
 with area:
     exps = cards(run_id)
     stop_area.empty()  # finished: nothing left to stop
+    sae_panel.explain_section(handle, req.text)  # the features of the SAE chosen on the Features page
     st.divider()
     downloads.offer(handle, req, exps)

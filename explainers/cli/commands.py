@@ -442,12 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     from explainers.cli.audit import add_parser as add_audit_parser  # whybox audit: its own module
     from explainers.cli.checks import add_parser as add_checks_parser  # whybox sanity, consistency
     from explainers.cli.concepts import add_parser as add_concepts_parser  # whybox concepts
+    from explainers.cli.sae import add_parser as add_sae_parser  # whybox build-sae
     from explainers.cli.trace import add_parser as add_trace_parser  # whybox trace: activation patching
     from explainers.cli.whatif import add_whatif_commands  # counterfactuals and the model card
 
     add_audit_parser(sub)
     add_checks_parser(sub)
     add_trace_parser(sub)
+    add_sae_parser(sub)
     add_whatif_commands(sub)
     add_concepts_parser(sub)
     return parser

@@ -173,32 +173,42 @@ def adding(handle: ModelHandle, vectors: dict[int, torch.Tensor], positions: Seq
     return editing(handle, {layer: add(v) for layer, v in vectors.items()})
 
 
-def read(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequence[int]) -> list[torch.Tensor]:
+class _Enough(Exception):
+    """Raised by read's last hook with stop_early: the blocks above it are not needed."""
+
+
+def read(
+    handle: ModelHandle, sequences: Sequence[Sequence[int]], layers: Sequence[int], stop_early: bool = False
+) -> list[torch.Tensor]:
     """The residual stream of each token-id sequence at `layers`: one float32 (len(layers), T_i, H)
     tensor per sequence on the CPU, in batches through the gateway (right-padded, so each row's own
-    positions are exactly as when run alone)."""
+    positions are exactly as when run alone). With `stop_early` the forward pass ends at the deepest of
+    `layers` (a harvest for an SAE at layer 3 of 30 pays for 3 blocks); only for callers that have no
+    edits of their own above those layers."""
     if not sequences or any(len(s) == 0 for s in sequences):
         raise InputError("Cannot read activations of an empty token sequence.")
     layers = [check_layer(handle, layer) for layer in layers]
-    gateway = handle.gateway
     out: list[torch.Tensor | None] = [None] * len(sequences)
     captured: dict[int, torch.Tensor] = {}
+
+    deepest = max(layers)
 
     def keep(layer: int) -> Edit:
         def edit(hidden: torch.Tensor) -> torch.Tensor:
             captured[layer] = hidden.detach().float().cpu()
+            if stop_early and layer == deepest:
+                raise _Enough
             return hidden
 
         return edit
 
-    from explainers.inference.batching import plan_batches  # the gateway's own planner: same batches as scoring
-
-    batches = plan_batches([len(s) for s in sequences], gateway.batch_tokens, gateway.call_overhead)
     with editing(handle, {layer: keep(layer) for layer in layers}), torch.inference_mode():
-        for chunk in batches:
-            ids, mask = gateway._assemble([sequences[i] for i in chunk])
+        for chunk, ids, mask in planned(handle, sequences):
             captured.clear()
-            handle.model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device))
+            try:
+                handle.model(input_ids=ids, attention_mask=mask)
+            except _Enough:
+                pass
             stacked = torch.stack([captured[layer] for layer in layers], dim=1)  # (B, L, T, H)
             for j, i in enumerate(chunk):
                 out[i] = stacked[j, :, : len(sequences[i])].clone()
@@ -334,3 +344,20 @@ def read_pooled(handle: ModelHandle, sequences: Sequence[Sequence[int]], layers:
     positions = [pooled_positions(pooling, len(s)) for s in sequences]
     acts = read(handle, sequences, layers)
     return np.stack([a[:, where].mean(dim=1).numpy() for a, where in zip(acts, positions, strict=True)])
+
+
+def planned(handle: ModelHandle, sequences: Sequence[Sequence[int]]):
+    """(row indices, ids, mask) batch by batch, right-padded on the model's device, as the gateway plans
+    its own batches."""
+    from explainers.inference.batching import plan_batches  # the gateway's own planner: same batches as scoring
+
+    gateway = handle.gateway
+    for chunk in plan_batches([len(s) for s in sequences], gateway.batch_tokens, gateway.call_overhead):
+        ids, mask = gateway._assemble([sequences[i] for i in chunk])
+        yield chunk, ids.to(handle.device), mask.to(handle.device)
+
+
+def logits(handle: ModelHandle, ids: torch.Tensor, mask: torch.Tensor, edits: dict[int, Edit] | None = None):
+    """The model's float32 logits for one planned batch, with `edits` applied (none: the clean model)."""
+    with editing(handle, edits or {}), torch.inference_mode():
+        return handle.model(input_ids=ids, attention_mask=mask).logits.float()

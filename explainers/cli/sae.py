@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 
+from explainers.cli import flag_help
 from explainers.cli.common import load_handle
 
 
@@ -21,14 +22,14 @@ def add_parser(sub) -> None:
     p.add_argument("--layer", type=int, default=None, help="hidden-states index (0 = embeddings); default: mid-depth")
     p.add_argument("--tokens", type=int, default=None, help="training tokens (default: one pass over the corpus)")
     p.add_argument("--data", default=None, help="a .csv, .jsonl or .parquet file (default: built-in movie reviews)")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--text-column", default="text", help="with --data: the column holding the texts (default: text)")
     p.add_argument("--out", required=True, help="folder for the SAE (written only when finished)")
     p.add_argument("--k", type=int, default=32, help="latents kept per token")
     p.add_argument("--expansion", type=int, default=8, help="latents per model dimension")
     p.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the shuffle and the held-out split")
     p.add_argument("--restart", action="store_true", help="ignore a stopped build of the same SAE and start clean")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=flag_help.DEVICE)
     p.add_argument("--json", action="store_true", help="print the quality numbers as JSON")
     p.set_defaults(func=cmd_build_sae)
 

@@ -116,10 +116,16 @@ class ModelHandle:
         check_text(text)
         tok = self.tokenizer
         user = None
+        framed = self.task.frame(text)  # a prompt classifier's template: kept, never scored, like a chat's
+        if framed is not None:
+            text, user = framed
         if chat:
             from explainers.models.text import chat_prompt
 
+            inner = user
             text, user = chat_prompt(tok, text)
+            if inner is not None:
+                user = (user[0] + inner[0], user[0] + inner[1])
         full_length = len(tok(text, add_special_tokens=not chat, truncation=False)["input_ids"])
         out = tok(
             text,

@@ -71,7 +71,9 @@ def _load(args):
 
     apply_thread_policy()  # no more torch threads than idle cores (see threads.py)
 
-    handle = load_model(args.model, device=args.device, dtype=args.dtype, task=args.task)
+    from explainers.cli.prompted import prompt_spec
+
+    handle = load_model(args.model, device=args.device, dtype=args.dtype, task=args.task, prompt=prompt_spec(args))
     if getattr(args, "precision", "float32") != "float32":
         from explainers.inference.precision import set_precision
 
@@ -117,6 +119,11 @@ def _print_explanation(exp) -> None:
         print("  note: the text was truncated to the model's limit")
     if exp.extras.get("scaled_down"):
         print(f"  note: {exp.extras['scaled_down']}")
+    facts = exp.extras.get("prediction") or {}
+    if "label_mass" in facts:  # a prompt classifier: its labels, and how much of the model's answer they hold
+        shown = ", ".join(f"{label} {p:.3f}" for label, p in facts["label_probabilities"].items())
+        calibrated = " (calibrated)" if facts["calibrated"] else ""
+        print(f"  labels{calibrated}: {shown}; label mass {facts['label_mass']:.3f}")
     width = max((len(w) for w in exp.words), default=4)
     top = max((abs(s) for s in exp.word_scores), default=0) or 1
     for word, score in zip(exp.words, exp.word_scores):
@@ -345,6 +352,8 @@ def cmd_run(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whybox", description="Why did this transformer say that?")
+    from explainers.cli.prompted import add_prompt_arguments
+
     sub = parser.add_subparsers(dest="command", required=True)
 
     for name, func, helptext in [
@@ -384,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
         p.add_argument("--unit", default="token", choices=["token", "word", "sentence"], help="granularity")
         p.add_argument("--separator", default=None, help="cut the text at this string instead (e.g. '\\n')")
+        add_prompt_arguments(p)
         if name == "explain":
             p.add_argument(
                 "--generate",

@@ -70,6 +70,8 @@ def explain(
         ) from None
     except Exception as exc:  # a bug of ours, whatever its type: never blamed on the input
         raise InternalError.from_exception(exc, f"explaining with {spec.title} on {handle.architecture}") from exc
+    if prediction.facts:  # what the task adds: a prompt classifier's label probabilities and label mass
+        scores.extras["prediction"] = prediction.facts
     if scaled_down:  # said on the page and in the CLI
         scores.extras["scaled_down"] = scaled_down
     seconds = time.perf_counter() - started

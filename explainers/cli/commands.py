@@ -71,8 +71,10 @@ def _load(args):
 
     apply_thread_policy()  # no more torch threads than idle cores (see threads.py)
 
-    from explainers.cli.prompted import prompt_spec
+    from explainers.cli.prompted import load_endpoint_from, prompt_spec
 
+    if getattr(args, "endpoint", None):
+        return load_endpoint_from(args)
     handle = load_model(args.model, device=args.device, dtype=args.dtype, task=args.task, prompt=prompt_spec(args))
     if getattr(args, "precision", "float32") != "float32":
         from explainers.inference.precision import set_precision
@@ -114,12 +116,13 @@ def _explain_all(handle, args) -> list:
 
 
 def _print_explanation(exp) -> None:
-    print(f"{exp.method}: target '{exp.target.label}' p={exp.target_prob:.3f}  ({exp.seconds:.2f}s)")
+    facts = exp.extras.get("prediction") or {}
+    score = "log-odds" if "label_mass" in facts else "p"  # a prompt classifier explains log-odds
+    print(f"{exp.method}: target '{exp.target.label}' {score}={exp.target_prob:.3f}  ({exp.seconds:.2f}s)")
     if exp.truncated:
         print("  note: the text was truncated to the model's limit")
     if exp.extras.get("scaled_down"):
         print(f"  note: {exp.extras['scaled_down']}")
-    facts = exp.extras.get("prediction") or {}
     if "label_mass" in facts:  # a prompt classifier: its labels, and how much of the model's answer they hold
         shown = ", ".join(f"{label} {p:.3f}" for label, p in facts["label_probabilities"].items())
         calibrated = " (calibrated)" if facts["calibrated"] else ""
@@ -352,7 +355,7 @@ def cmd_run(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whybox", description="Why did this transformer say that?")
-    from explainers.cli.prompted import add_prompt_arguments
+    from explainers.cli.prompted import add_endpoint_arguments, add_prompt_arguments
 
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -394,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--unit", default="token", choices=["token", "word", "sentence"], help="granularity")
         p.add_argument("--separator", default=None, help="cut the text at this string instead (e.g. '\\n')")
         add_prompt_arguments(p)
+        add_endpoint_arguments(p)
         if name == "explain":
             p.add_argument(
                 "--generate",

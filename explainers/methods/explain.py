@@ -36,6 +36,9 @@ def explain(
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
+    refused = handle.refuses(spec)  # e.g. gradients of a model behind an API
+    if refused:
+        raise InputError(refused)
     spec.validate(params)  # a bad parameter is reported before the text is encoded
     seed = check_seed(seed)
     enc = handle.encode(text, chat=chat)

@@ -109,6 +109,10 @@ class ModelHandle:
     def prediction_position(self, enc: Encoded) -> int:
         return self.task.prediction_position(enc)
 
+    def refuses(self, spec) -> str | None:
+        """Why a method (by its capabilities) cannot run on this model, or None: a local model runs all."""
+        return None
+
     # ---- text -> tokens ----------------------------------------------------------------------
     def encode(self, text: str, chat: bool = False) -> Encoded:
         """Tokens and words of `text`. With chat=True the text is the user's turn of the tokenizer's chat

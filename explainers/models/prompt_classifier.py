@@ -172,7 +172,7 @@ class PromptClassifierTask(CausalLMTask):
         return {label: float(p) for label, p in zip(self.labels, probs)}
 
     def target_probability_from(self, probs: np.ndarray, target: Target) -> float:
-        return float(self._log_odds(torch.as_tensor(np.asarray(probs, dtype=np.float64))[None], target)[0])
+        return float(self.log_odds(torch.as_tensor(np.asarray(probs, dtype=np.float64))[None], target)[0])
 
     # ---- rows -------------------------------------------------------------------------------------
     def row_targets(self, target: Target | None) -> list[Target | None]:
@@ -205,7 +205,7 @@ class PromptClassifierTask(CausalLMTask):
         owner = torch.zeros(len(self.part_labels), len(self.labels), dtype=torch.float64, device=forms.device)
         owner[torch.arange(len(self.part_labels)), torch.tensor(self.part_labels)] = 1.0
         raw = forms @ owner
-        out = raw if target is None else self._log_odds(self.normalise(raw), target)
+        out = raw if target is None else self.log_odds(self.normalise(raw), target)
         return out.numpy() if as_numpy else out.float()
 
     def normalise(self, raw):
@@ -218,12 +218,13 @@ class PromptClassifierTask(CausalLMTask):
             p = p / p.sum(-1, keepdim=True)
         return p.numpy() if as_numpy else p
 
-    def _log_odds(self, probs: torch.Tensor, target: Target) -> torch.Tensor:
+    def log_odds(self, probs, target: Target):
+        """(N,) log-odds of the target's label against its contrast (else the other labels), from (N, L)."""
+        lib = torch if isinstance(probs, torch.Tensor) else np
         a = probs[:, target.class_index]
         if target.contrast is not None:
-            return torch.log(a) - torch.log(probs[:, target.contrast.class_index])
-        rest = probs.sum(-1) - a
-        return torch.log(a) - torch.log(rest)
+            return lib.log(a) - lib.log(probs[:, target.contrast.class_index])
+        return lib.log(a) - lib.log(probs.sum(-1) - a)
 
     def refine_prediction(self, prediction, ids, gateway):
         """The next-token pass -> the label probabilities, with the label mass and the uncalibrated figures."""

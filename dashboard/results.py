@@ -165,6 +165,7 @@ def _prediction(model: str, text: str, target: str, contrast: str, chat: bool, _
         "probabilities": _handle.distribution(enc, prediction=prediction),
         "target": resolved.to_dict(),
         "target_prob": _handle.target_probability(enc, resolved, prediction),
+        "facts": prediction.facts,  # a prompt classifier's label mass and calibration
     }
 
 

@@ -43,6 +43,8 @@ with left:
         delta_color="off",
         delta_arrow="off",
     )
+    for note in views.prediction_notes(predicted):
+        st.caption(plain(note))
     for warning in views.prediction_warnings(predicted, handle) + views.reading_warnings(handle, req.text):
         st.warning(plain(warning), icon=":material/warning:")
 with right:

@@ -13,6 +13,7 @@ only: it never reaches a message, a log line, a link or a download (`_scrub` gua
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -247,8 +248,11 @@ class EndpointClient:
                     f"({self.counters.calls} sent so far): nothing was sent. Raise --max-calls or use a cheaper method."
                 )
         if todo:
-            with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-                pending = {pool.submit(self._complete, p): p for p in todo}
+            width = max(1, self.settings.concurrency)
+            queue = iter(todo)
+            with ThreadPoolExecutor(max_workers=width) as pool:
+                # a window of `width` requests in flight, refilled as answers come: a Stop sends nothing more
+                pending = {pool.submit(self._complete, p): p for p in itertools.islice(queue, width)}
                 try:
                     while pending:
                         done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -259,6 +263,7 @@ class EndpointClient:
                             if not fresh:
                                 self.cache.put(keys[prompt], answer)
                         checkpoint(len(done))  # Stop takes effect between answers
+                        pending.update({pool.submit(self._complete, p): p for p in itertools.islice(queue, len(done))})
                 except BaseException:
                     for future in pending:
                         future.cancel()

@@ -189,6 +189,18 @@ def test_faithfulness_metrics_over_http_equal_in_process(fresh, tiny_gpt2_dir, t
         assert got["values"][name] == pytest.approx(value, abs=1e-4), name
 
 
+def test_stop_sends_nothing_more(fresh, tiny_gpt2_dir, tmp_path):
+    from explainers.errors import CancelledError
+    from explainers.inference.gateway import watching
+
+    handle = _endpoint(fresh, tiny_gpt2_dir, tmp_path, concurrency=1)
+    answered = []
+    with pytest.raises(CancelledError), watching(on_rows=answered.append, should_stop=lambda: len(answered) >= 2):
+        explain(handle, TEXT, "leave_one_out")
+    # the prediction's call, one answer of the method, then the stop: one request in flight at a time
+    assert len(fresh.prompts) == 3 < len(handle.encode(TEXT).words)
+
+
 def test_gradient_and_attention_methods_say_why_not(fresh, tiny_gpt2_dir, tmp_path):
     handle = _endpoint(fresh, tiny_gpt2_dir, tmp_path)
     for method in ("integrated_gradients", "attention"):

@@ -146,6 +146,9 @@ def _folder(name: str) -> Path:
 
 
 def is_built(name: str) -> bool:
+    base = BUILTIN_MODELS[name].base if is_builtin(name) else None
+    if base and base not in BUILTIN_MODELS:
+        return Path(base).is_dir()
     return is_builtin(name) and _folder(name).is_dir()
 
 
@@ -158,8 +161,9 @@ def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = Fa
     that cannot be written when a build is needed raises ModelLoadError naming the folder."""
     if name not in BUILTIN_MODELS:
         raise ValueError(f"unknown built-in model {name!r}; the built-ins are: {', '.join(BUILTIN_MODELS)}")
-    if BUILTIN_MODELS[name].base:  # a prompted model runs its base's folder
-        return builtin_path(BUILTIN_MODELS[name].base, progress, rebuild)
+    base = BUILTIN_MODELS[name].base
+    if base:  # a prompted model runs its base: another built-in (or a folder)
+        return builtin_path(base, progress, rebuild) if base in BUILTIN_MODELS else Path(base)
     recipe, build = _RECIPES[name]
     folder = _folder(name)
     damaged: list[str] = []

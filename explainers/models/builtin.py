@@ -79,7 +79,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             name="smollm2-sentiment",
             task="prompt_classifier",
             description="smollm2 as a sentiment classifier: a prompt template, label words positive / negative.",
-            source="The smollm2 built-in with a prompt written here; no weights of its own.",
+            source="The smollm2 built-in (SmolLM2-135M-Instruct, Apache-2.0) with a prompt written here; no weights "
+            "of its own.",
             base="smollm2",
             prompt=("Review: {text}\nIs this review positive or negative? Answer:", "positive,negative"),
         ),

@@ -82,7 +82,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             source="The smollm2 built-in (SmolLM2-135M-Instruct, Apache-2.0) with a prompt written here; no weights "
             "of its own.",
             base="smollm2",
-            prompt=("Review: {text}\nIs this review positive or negative? Answer:", "positive,negative"),
+            # capitalised forms too: smollm2 often answers "Positive" (label mass 0.04-0.12 on two reviews)
+            prompt=("Review: {text}\nSentiment (positive or negative):", "positive|Positive,negative|Negative"),
         ),
     )
 }

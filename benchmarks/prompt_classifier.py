@@ -75,7 +75,7 @@ def main(n: int = 500) -> None:
             "smollm2 prompt, calibrated (N/A)",
             task.normalise(raw)[:, k],
             labels,
-            f"content-free: {dict(zip(task.labels, np.round(task.calibration, 3)))}",
+            f"content-free: {dict(zip(task.labels, np.round(task.calibration, 3).tolist()))}",
         )
     )
     print(f"template: {task.spec.template!r}; labels {task.labels}")

@@ -123,8 +123,14 @@ class EndpointHandle(ModelHandle):
 
     def refuses(self, spec) -> str | None:
         """Why a method cannot run here (its capabilities, not its name), or None."""
-        if spec.needs_gradients or spec.needs_attention or spec.hooks_model:
-            need = "gradients" if spec.needs_gradients else "attention weights" if spec.needs_attention else "hooks"
+        needs = {
+            "gradients": spec.needs_gradients,
+            "attention weights": spec.needs_attention,
+            "hooks into the model": spec.hooks_model,
+            "to feed the model embeddings": spec.needs_embeddings,
+        }
+        need = next((what for what, needed in needs.items() if needed), None)
+        if need:
             return f"{spec.title} needs {need}: a model behind an API gives only log-probabilities."
         return None
 

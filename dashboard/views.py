@@ -310,7 +310,7 @@ def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
             "labels."
         )
     # a score that is no probability (log-odds, log p(A) − log p(B)) is not 'unlikely' when small
-    if handle.task.score_name(predicted["target"]) == "p" and predicted["target_prob"] < UNLIKELY_TARGET:
+    if handle.task.score_name(predicted.get("target")) == "p" and predicted["target_prob"] < UNLIKELY_TARGET:
         warnings.append(
             f"The explained {handle.task.target_noun} is very unlikely (p = {predicted['target_prob']:.2g}): "
             "attributions to it are tiny, and the colours stretch them to full strength."

@@ -185,6 +185,7 @@ def _prediction(model: str, text: str, target: str, contrast: str, chat: bool, _
         "target": resolved.to_dict(),
         "target_prob": _handle.target_probability(enc, resolved, prediction),
         "contrast_label": contrast_label,
+        "facts": prediction.facts,  # a prompt classifier's label mass and calibration
     }
 
 

@@ -290,6 +290,27 @@ UNLIKELY_TARGET = 0.01  # an explained target this unlikely: its attributions ar
 WEAK_SCORE = 1e-3  # largest |score| below this (probability units): colours stretch noise to full strength
 
 
+LOW_LABEL_MASS = 0.1  # a prompt classifier whose labels hold less than this of the answer fits poorly
+
+
+def prediction_notes(predicted: dict) -> list[str]:
+    """What a prompt classifier's prediction rests on: the label mass, and calibration if applied."""
+    facts = predicted.get("facts") or {}
+    if "label_mass" not in facts:
+        return []
+    notes = [
+        f"Label mass {facts['label_mass']:.3g}: the share of the model's next-token probability on the label words "
+        "(probabilities shown are renormalised over the labels)."
+    ]
+    if facts.get("calibrated"):
+        raw = ", ".join(f"{label} {p:.3f}" for label, p in facts["uncalibrated_label_probabilities"].items())
+        notes.append(
+            f"Calibrated on the content-free input 'N/A' (uncalibrated: {raw}). The explained log-odds, and so every "
+            "attribution, are the same with or without calibration."
+        )
+    return notes
+
+
 def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
     """What a viewer should know before trusting any colour: a near tie, or a target the model finds unlikely."""
     warnings = []
@@ -299,7 +320,15 @@ def prediction_warnings(predicted: dict, handle: ModelHandle) -> list[str]:
             f"The model is nearly undecided ({100 * probs[0]:.0f} % against {100 * probs[1]:.0f} %): small changes "
             "can flip it, and the explanations describe a coin toss as much as a decision."
         )
-    if predicted["target_prob"] < UNLIKELY_TARGET:
+    mass = (predicted.get("facts") or {}).get("label_mass")
+    if mass is not None and mass < LOW_LABEL_MASS:
+        warnings.append(
+            f"The labels hold only {100 * mass:.2g} % of the model's next-token probability: it would rather answer "
+            "something else, so the prompt may not fit the model. The label probabilities are renormalised over the "
+            "labels."
+        )
+    # a score that is no probability (log-odds, log p(A) − log p(B)) is not 'unlikely' when small
+    if handle.task.score_name(predicted.get("target")) == "p" and predicted["target_prob"] < UNLIKELY_TARGET:
         warnings.append(
             f"The explained {handle.task.target_noun} is very unlikely (p = {predicted['target_prob']:.2g}): "
             "attributions to it are tiny, and the colours stretch them to full strength."

@@ -49,6 +49,8 @@ with area:
         )
         if target.contrast is not None:
             st.markdown(f"rather than **{plain(handle.task.display(target.contrast))}**")
+        for note in views.prediction_notes(predicted):  # a prompt classifier's label mass and calibration
+            st.caption(plain(note))
         for warning in views.prediction_warnings(predicted, handle) + views.reading_warnings(handle, req.text):
             st.warning(plain(warning), icon=":material/warning:")
     with right:

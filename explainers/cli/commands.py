@@ -100,11 +100,16 @@ def _explain_all(handle, args) -> list:
 def _print_explanation(exp) -> None:
     scale = exp.extras.get("target_scale")  # names the scale and the contrast: a contrast is no probability
     shown = scale["line"] if scale else f"p={exp.target_prob:.3f}"
+    facts = exp.extras.get("prediction") or {}
     print(f"{exp.method}: target '{exp.target.label}': {shown}  ({exp.seconds:.2f}s)")
     if exp.truncated:
         print("  note: the text was truncated to the model's limit")
     if exp.extras.get("scaled_down"):
         print(f"  note: {exp.extras['scaled_down']}")
+    if "label_mass" in facts:  # a prompt classifier: its labels, and how much of the model's answer they hold
+        shown = ", ".join(f"{label} {p:.3f}" for label, p in facts["label_probabilities"].items())
+        calibrated = " (calibrated)" if facts["calibrated"] else ""
+        print(f"  labels{calibrated}: {shown}; label mass {facts['label_mass']:.3f}")
     # --unit word/sentence (or --separator): the units explained, not the words (see conventions: Units)
     pieces, values = exp.extras.get("units"), exp.extras.get("unit_scores")
     if not pieces or values is None:
@@ -353,6 +358,8 @@ def cmd_run(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whybox", description="Why did this transformer say that?")
+    from explainers.cli.prompted import add_endpoint_arguments, add_prompt_arguments
+
     sub = parser.add_subparsers(dest="command", required=True)
 
     for name, func, helptext in [
@@ -386,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--chat", action="store_true", help="wrap the text in the tokenizer's chat template")
         p.add_argument("--unit", default="token", choices=["token", "word", "sentence"], help="granularity")
         p.add_argument("--separator", default=None, help="cut the text at this string instead (e.g. '\\n')")
+        add_prompt_arguments(p)
+        add_endpoint_arguments(p)
         if name == "explain":
             p.add_argument(
                 "--generate",

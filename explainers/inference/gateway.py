@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -77,6 +77,7 @@ class Prediction:
 
     probs: np.ndarray  # classification: class probabilities (C,); causal LM: next-token probabilities (V,)
     attentions: list[torch.Tensor] | None = None  # per layer (1, heads, T, T), when asked for
+    facts: dict = field(default_factory=dict)  # what the task adds (a prompt classifier's label mass)
 
 
 _NEXT_TOKEN = Target("next token", token_ids=(0,))  # a one-token continuation, to time a causal LM
@@ -219,8 +220,8 @@ class InferenceGateway:
         if any(len(s) == 0 for s in sequences):
             raise InputError("Cannot score an empty token sequence.")
         parts = self.task.row_targets(target)
-        if len(parts) > 1:  # a contrast whose targets need rows of their own
-            return self.task.contrast_score([self.score_ids(sequences, part) for part in parts])
+        if parts != [target]:  # a contrast (or label words) whose targets need rows of their own
+            return self.task.contrast_score([self.score_ids(sequences, part) for part in parts], target)
         return self.with_backoff(lambda: self._score_ids_batched(sequences, target))
 
     def _score_ids_batched(self, sequences, target) -> np.ndarray:
@@ -288,12 +289,13 @@ class InferenceGateway:
         `tail_embeds` (k-1, H) are the task's appended tokens (a causal LM's teacher-forced
         continuation), embedded once by the caller, outside Captum's layer hooks."""
         parts = self.task.row_targets(target)
-        if len(parts) > 1:  # a contrast: the other continuation's tail is embedded here
-            other = list(parts[1].token_ids[:-1])
-            other_tail = self.embed_ids(other)[0] if other else None
-            return self.task.contrast_score(
-                [self.score_embeds(embeds, parts[0], tail_embeds), self.score_embeds(embeds, parts[1], other_tail)]
-            )
+        if parts != [target]:  # a contrast (or label words): each other part's tail is embedded here
+            scores = []
+            for part in parts:
+                appended = self.task.appended(part)
+                tail = tail_embeds if part == target.plain else self.embed_ids(appended)[0] if appended else None
+                scores.append(self.score_embeds(embeds, part, tail))
+            return self.task.contrast_score(scores, target)
         batch, length = embeds.shape[:2]
         if tail_embeds is not None and len(tail_embeds):
             embeds = torch.cat([embeds, tail_embeds[None].expand(batch, -1, -1).to(embeds.dtype)], dim=1)
@@ -342,4 +344,5 @@ class InferenceGateway:
             if not out.attentions or out.attentions[0] is None:
                 raise InputError(f"{architecture} returned no attention weights.")
             weights = [a.float().cpu() for a in out.attentions]
-        return Prediction(self.task.probabilities(out.logits).cpu().numpy(), weights)
+        prediction = Prediction(self.task.probabilities(out.logits).cpu().numpy(), weights)
+        return self.task.refine_prediction(prediction, ids[0].tolist(), self)

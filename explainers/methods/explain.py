@@ -36,6 +36,9 @@ def explain(
     Raises InputError (or ModelLoadError) with a clear message when the input is at fault, and
     InternalError, logged with its traceback, when whybox itself is."""
     spec = get_method(method)
+    refused = handle.refuses(spec)  # e.g. gradients of a model behind an API
+    if refused:
+        raise InputError(refused)
     spec.validate(params)  # a bad parameter is reported before the text is encoded
     seed = check_seed(seed)
     enc = handle.encode(text, chat=chat)
@@ -70,6 +73,8 @@ def explain(
         ) from None
     except Exception as exc:  # a bug of ours, whatever its type: never blamed on the input
         raise InternalError.from_exception(exc, f"explaining with {spec.title} on {handle.architecture}") from exc
+    if prediction.facts:  # what the task adds: a prompt classifier's label probabilities and label mass
+        scores.extras["prediction"] = prediction.facts
     if scaled_down:  # said on the page and in the CLI
         scores.extras["scaled_down"] = scaled_down
     # target_prob may be a probability, a teacher-forced product or a contrast: the JSON says which

@@ -38,10 +38,10 @@ def _lime(ctx: Context) -> Scores:
         kernel_width=ctx.params["kernel_width"],
         random_state=ctx.seed or 0,
     )
-    # Only the text up to the last word the model reads: LIME copies its text into every sample
+    # A truncated text only up to the last word the model reads: LIME copies its text into every sample
     # (a 1 MB text times 1000 samples), and words past the truncation would slide into view when
-    # earlier words are deleted.
-    read = enc.text[: enc.word_spans[-1][1]] if enc.word_spans else enc.text
+    # earlier words are deleted. An untruncated text keeps what follows its words (a template's question).
+    read = enc.text[: enc.word_spans[-1][1]] if enc.word_spans and enc.truncated else enc.text
     exp = explainer.explain_instance(
         read,
         lambda texts: handle.predict_proba(list(texts), ctx.target),

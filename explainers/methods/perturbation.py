@@ -209,6 +209,7 @@ register(
         lambda n, p: Cost(p["n_samples"] * n + 1),
         (_samples(10, quick=4, thorough=25, high=200), BASELINE),
         random=True,
+        needs_embeddings=True,  # Captum hides tokens by swapping their embeddings
         unit_features=unit_shapley_sampling,
     )
 )
@@ -223,6 +224,7 @@ register(
         lambda n, p: Cost(p["n_samples"]),
         (_samples(200, quick=80, thorough=500), BASELINE),
         random=True,
+        needs_embeddings=True,  # Captum hides tokens by swapping their embeddings
         unit_features=unit_kernel_shap,
     )
 )

@@ -152,6 +152,7 @@ class Method:
     needs_gradients: bool = False
     needs_attention: bool = False  # reads attention weights: the prediction pass runs eager attention
     hooks_model: bool = False  # installs hooks on the model's modules: runs with the model to itself
+    needs_embeddings: bool = False  # feeds the model embeddings, not token ids (no model behind an API can take them)
     native_unit: str = "token"  # the unit the method scores natively: "token" or "word"
     random: bool = False
     signed: bool = True
@@ -187,6 +188,7 @@ class Method:
             "summary": self.summary,
             "needs_gradients": self.needs_gradients,
             "needs_attention": self.needs_attention,
+            "needs_embeddings": self.needs_embeddings,
             "native_unit": self.native_unit,
             "random": self.random,
             "signed": self.signed,

@@ -39,9 +39,11 @@ Progress = Callable[[float, str], None]
 @dataclass(frozen=True)
 class BuiltinModel:
     name: str
-    task: str  # "classification" or "causal_lm"
+    task: str  # "classification", "causal_lm" or "prompt_classifier"
     description: str  # one line for the UI
     source: str  # credit and licence
+    base: str | None = None  # a prompted model: the built-in it runs, with `prompt`
+    prompt: tuple[str, str] | None = None  # (template, labels) of a prompt classifier
 
 
 DEFAULT_MODEL = "sentiment"  # what the dashboard and the CLI use when no model is named
@@ -73,10 +75,31 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
                 "Willison (Apache-2.0), dequantized here to float32; the 4-bit rounding stays in the weights."
             ),
         ),
+        BuiltinModel(
+            name="smollm2-sentiment",
+            task="prompt_classifier",
+            description="smollm2 as a sentiment classifier: a prompt template, label words positive / negative.",
+            source="The smollm2 built-in (SmolLM2-135M-Instruct, Apache-2.0) with a prompt written here; no weights "
+            "of its own.",
+            base="smollm2",
+            # capitalised forms too: smollm2 often answers "Positive" (label mass 0.04-0.12 on two reviews)
+            prompt=("Review: {text}\nSentiment (positive or negative):", "positive|Positive,negative|Negative"),
+        ),
     )
 }
 
 LABELS = {0: "negative", 1: "positive"}
+
+
+def prompt_of(name: str):
+    """The PromptSpec of a prompted built-in (None for any other name)."""
+    entry = BUILTIN_MODELS.get(name)
+    if entry is None or entry.prompt is None:
+        return None
+    from explainers.models.prompt_classifier import PromptSpec
+
+    return PromptSpec.parse(*entry.prompt)
+
 
 # Every setting that shapes a build. `build` is bumped when the build code changes meaning.
 SENTIMENT_RECIPE = {
@@ -120,10 +143,14 @@ def cache_dir() -> Path:
 
 def _folder(name: str) -> Path:
     """Where built-in `name` is (or will be) built: its recipe's hash is in the name."""
+    name = BUILTIN_MODELS[name].base or name if name in BUILTIN_MODELS else name
     return cache_dir() / f"{name}-{_recipe_hash(name, _RECIPES[name][0])}"
 
 
 def is_built(name: str) -> bool:
+    base = BUILTIN_MODELS[name].base if is_builtin(name) else None
+    if base and base not in BUILTIN_MODELS:
+        return Path(base).is_dir()
     return is_builtin(name) and _folder(name).is_dir()
 
 
@@ -136,6 +163,9 @@ def builtin_path(name: str, progress: Progress | None = None, rebuild: bool = Fa
     that cannot be written when a build is needed raises ModelLoadError naming the folder."""
     if name not in BUILTIN_MODELS:
         raise ValueError(f"unknown built-in model {name!r}; the built-ins are: {', '.join(BUILTIN_MODELS)}")
+    base = BUILTIN_MODELS[name].base
+    if base:  # a prompted model runs its base: another built-in (or a folder)
+        return builtin_path(base, progress, rebuild) if base in BUILTIN_MODELS else Path(base)
     recipe, build = _RECIPES[name]
     folder = _folder(name)
     damaged: list[str] = []

@@ -110,6 +110,10 @@ class ModelHandle:
     def prediction_position(self, enc: Encoded) -> int:
         return self.task.prediction_position(enc)
 
+    def refuses(self, spec) -> str | None:
+        """Why a method (by its capabilities) cannot run on this model, or None: a local model runs all."""
+        return None
+
     # ---- text -> tokens ----------------------------------------------------------------------
     def encode(self, text: str, chat: bool = False) -> Encoded:
         """Tokens and words of `text`. With chat=True the text is the user's turn of the tokenizer's chat
@@ -119,10 +123,18 @@ class ModelHandle:
         user = None
         # only the part of a long text the model can read is tokenized (explainers/inference/readable.py)
         read, cut = readable_prefix(tok, text, self.max_tokens, add_special_tokens=not chat)
+        framed = self.task.frame(read)  # a prompt classifier's template: kept, never scored, like a chat's
+        if framed is not None:
+            text, user = framed
+            read = text
+            cut = cut or len(tok(text, add_special_tokens=not chat)["input_ids"]) > self.max_tokens
         if chat:
             from explainers.models.text import chat_prompt
 
+            inner = user
             text, user = chat_prompt(tok, read)
+            if inner is not None:
+                user = (user[0] + inner[0], user[0] + inner[1])
             read = text
             cut = cut or len(tok(text, add_special_tokens=False)["input_ids"]) > self.max_tokens
         out = tok(

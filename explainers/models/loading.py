@@ -99,11 +99,23 @@ def load_model(
     task: str | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     allow_new_weights: bool = False,
+    prompt=None,
 ) -> ModelHandle:
     """Load any Hugging Face sequence-classification or causal-LM model, built-in, local or hub.
 
     A checkpoint that lacks weights for the chosen task's head is refused (they would be random)
-    unless `allow_new_weights` (for experiments on untrained heads, from Python only)."""
+    unless `allow_new_weights` (for experiments on untrained heads, from Python only).
+
+    `prompt` (a prompt_classifier.PromptSpec) makes a causal LM a classifier; a built-in prompted model
+    (`smollm2-sentiment`) brings its own."""
+    from explainers.models import builtin
+
+    if builtin.prompt_of(name_or_path) is not None:
+        prompt = prompt or builtin.prompt_of(name_or_path)
+        base = builtin.BUILTIN_MODELS[name_or_path].base
+        handle = load_model(base, device=device, dtype=dtype, max_tokens=max_tokens, prompt=prompt)
+        handle.name = name_or_path
+        return handle
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -164,7 +176,12 @@ def load_model(
         tokenizer.model_max_length,
     ]
     limit = min(int(x) for x in limits if x and int(x) < 10**7)
-    return ModelHandle(name_or_path, model, tokenizer, task_type(model, tokenizer), torch_device, limit)
+    handle = ModelHandle(name_or_path, model, tokenizer, task_type(model, tokenizer), torch_device, limit)
+    if prompt is not None:
+        from explainers.models.prompt_classifier import as_classifier
+
+        as_classifier(handle, prompt)
+    return handle
 
 
 def _refuse_new_weights(name: str, task_type, info: dict) -> None:

@@ -157,8 +157,17 @@ class Task:
         """The targets a row is scored for in separate passes; their scores meet in `contrast_score`."""
         return [target]
 
-    def contrast_score(self, scores: list[np.ndarray]):
+    def contrast_score(self, scores: list[np.ndarray], target: Target | None = None):
         raise NotImplementedError
+
+    def refine_prediction(self, prediction, ids: list[int], gateway):
+        """The one-pass prediction as this task reports it (a prompt classifier scores its label words)."""
+        return prediction
+
+    def frame(self, text: str) -> tuple[str, tuple[int, int]] | None:
+        """The text as the model reads it and the span of the user's text in it (a prompt template);
+        None: the text as it is."""
+        return None
 
     # ---- rows --------------------------------------------------------------------------------
     def prediction_position(self, enc: Encoded) -> int:
@@ -342,7 +351,7 @@ class CausalLMTask(Task):
         # two continuations differ in their teacher-forced tokens: each needs its own rows
         return [target.plain, target.contrast] if target is not None and target.contrast else [target]
 
-    def contrast_score(self, scores):
+    def contrast_score(self, scores, target: Target | None = None):
         a, b = scores
         if isinstance(a, torch.Tensor):
             return torch.log(a) - torch.log(b)

@@ -415,7 +415,7 @@ def test_near_ties_unlikely_targets_and_weak_signals_are_said():
 
     class Classifier:
         labels = ["negative", "positive"]
-        task = type("Task", (), {"target_noun": "label"})
+        task = type("Task", (), {"target_noun": "label", "score_name": staticmethod(lambda target: "p")})
 
     tie = views.prediction_warnings(
         {"probabilities": {"negative": 0.46, "positive": 0.54}, "target_prob": 0.54}, Classifier()
@@ -425,6 +425,11 @@ def test_near_ties_unlikely_targets_and_weak_signals_are_said():
     assert views.prediction_warnings(clear, Classifier()) == []
     unlikely = views.prediction_warnings({**clear, "target_prob": 0.004}, Classifier())
     assert len(unlikely) == 1 and "p = 0.004" in unlikely[0]
+    log_odds = type("Task", (), {"target_noun": "label", "score_name": staticmethod(lambda target: "log-odds")})
+    prompted = type("Prompted", (Classifier,), {"task": log_odds})()
+    assert views.prediction_warnings({**clear, "target_prob": 0.004}, prompted) == []  # log-odds: no probability
+    low_mass = {**clear, "facts": {"label_mass": 0.05}}
+    assert len(views.prediction_warnings(low_mass, Classifier())) == 1  # a prompt that does not fit the model
 
     exp = dataclasses.replace(_explanation([2e-6] * 10), properties=METHODS["integrated_gradients"].properties())
     assert "Weak signal" in views.weak_signal(exp) and "2.0e-06" in views.weak_signal(exp)

@@ -12,7 +12,8 @@ from explainers.models.builtin import BUILTIN_MODELS, builtin_path, cache_dir, i
 
 
 def test_registry_describes_each_model():
-    assert set(BUILTIN_MODELS) == {"sentiment", "smollm2"}
+    assert set(BUILTIN_MODELS) == {"sentiment", "smollm2", "smollm2-sentiment"}
+    assert BUILTIN_MODELS["smollm2-sentiment"].base == "smollm2" and builtin.prompt_of("smollm2-sentiment").labels
     assert BUILTIN_MODELS["sentiment"].task == "classification"
     assert BUILTIN_MODELS["smollm2"].task == "causal_lm"
     for model in BUILTIN_MODELS.values():

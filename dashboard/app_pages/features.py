@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from components import sae_view
-from dashboard import sae_panel, views
+from dashboard import models, sae_panel, views
 from dashboard.widgets import plain
 from explainers.errors import CancelledError, WhyboxError
 from explainers.inference.gateway import watching
@@ -35,13 +35,17 @@ layer = int(
     )
 )
 default = str(sae_train.default_folder(handle, layer))
-folder = st.text_input(
-    "SAE folder",
-    value=sae_panel.chosen(handle) or default,
-    key=f"w_sae_folder_{handle.name}_{layer}",
-    help="Where whybox keeps the SAE it builds; a folder in SAELens's format (cfg.json, sae_weights.safetensors) "
-    "trained elsewhere loads too.",
-).strip()
+if models.custom_models_allowed():
+    folder = st.text_input(
+        "SAE folder",
+        value=sae_panel.chosen(handle) or default,
+        key=f"w_sae_folder_{handle.name}_{layer}",
+        help="Where whybox keeps the SAE it builds; a folder in SAELens's format (cfg.json, "
+        "sae_weights.safetensors) trained elsewhere loads too.",
+    ).strip()
+else:  # a public server: visitors neither read nor write folders of their choosing
+    folder = default
+    st.caption(f"SAE folder: {plain(default)} (this server keeps its SAEs there; WHYBOX_ALLOW_CUSTOM_MODELS is off)")
 path = Path(folder).expanduser()
 
 

@@ -53,3 +53,21 @@ def test_build_then_cards_labels_and_explain(page, tmp_path):
     assert not page.exception
     expanders = [e for e in page.expander if "Features" in e.label]
     assert expanders, [e.label for e in page.expander]
+
+
+def test_a_public_server_keeps_the_sae_folder_its_own(tiny_bert_dir, tmp_path, monkeypatch):
+    """With custom models off, a visitor cannot point the Features page at (and build into) any folder."""
+    monkeypatch.setenv("WHYBOX_DEFAULT_MODEL", str(tiny_bert_dir))
+    monkeypatch.setenv("WHYBOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WHYBOX_ALLOW_CUSTOM_MODELS", "0")
+    at = AppTest.from_file(str(APP), default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/features.py").run()
+    assert not at.exception
+    assert not [t for t in at.text_input if t.label == "SAE folder"]
+    assert any("SAE folder:" in c.value and "WHYBOX_ALLOW_CUSTOM_MODELS is off" in c.value for c in at.caption), [
+        c.value for c in at.caption
+    ]
+    monkeypatch.setenv("WHYBOX_ALLOW_CUSTOM_MODELS", "1")
+    at.run()
+    assert [t for t in at.text_input if t.label == "SAE folder"]

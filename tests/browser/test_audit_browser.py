@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from benchmarks.browser import ROOT, dashboard_server, idle, painted, rerun
-from explainers.models.builtin import DEFAULT_MODEL_ENV
+from explainers.models.builtin import DEFAULT_MODEL_ENV, cache_dir
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +64,9 @@ def finished_audit(tiny_bert, tiny_bert_dir):
 
 def test_a_finished_audit_renders_its_results(browser, finished_audit, tiny_bert_dir):
     summary = finished_audit.summary
-    with dashboard_server({DEFAULT_MODEL_ENV: str(tiny_bert_dir)}) as (url, _):
+    # an audit made outside the page is listed when the operator shares its folder (else audits are per session)
+    shared = {DEFAULT_MODEL_ENV: str(tiny_bert_dir), "WHYBOX_SHARED_AUDITS": str(cache_dir() / "audits")}
+    with dashboard_server(shared) as (url, _):
         context = browser.new_context(viewport={"width": 1440, "height": 1000})
         page = context.new_page()
         page.goto(url + "/audit")

@@ -115,99 +115,52 @@ def run_audit(
     store = ResultStore(store_dir or default_store())
     todo, wanted, rows_of, done = plan(data, settings, handle.labels, store)  # labels checked before --out is claimed
     _claim(out, manifest, resume)
-    try:
-        return _run(
-            out,
-            manifest,
-            data,
-            settings,
-            handle,
-            store,
-            todo,
-            wanted,
-            rows_of,
-            done,
-            engine,
-            chunk_size,
-            progress,
-            should_stop,
-            ray_address,
-            workers,
-            on_rows,
-            admit,
-        )
-    except BaseException:
-        # a failed run leaves nothing that blocks the retry (a stop returns normally: it stays resumable);
-        # what it computed is in the store, so the retry reuses it
-        _write_manifest(out, manifest | {"status": "failed"})
-        raise
+    with _marked_failed_on_error(out, manifest):
+        stop = _stopper(should_stop)
+        started = time.perf_counter()
+        total = len(data.rows)
+        report = progress or (lambda p: None)
+        report(Progress(done, total, done, 0.0, "starting"))
+        if engine == "ray" and todo:
+            from explainers.audit.ray_engine import run_ray
 
-
-def _run(
-    out,
-    manifest,
-    data,
-    settings,
-    handle,
-    store,
-    todo,
-    wanted,
-    rows_of,
-    done,
-    engine,
-    chunk_size,
-    progress,
-    should_stop,
-    ray_address,
-    workers,
-    on_rows,
-    admit,
-) -> AuditResult:
-    stop = _stopper(should_stop)
-    started = time.perf_counter()
-    total = len(data.rows)
-    report = progress or (lambda p: None)
-    report(Progress(done, total, done, 0.0, "starting"))
-    if engine == "ray" and todo:
-        from explainers.audit.ray_engine import run_ray
-
-        stopped = run_ray(
-            settings,
-            todo,
-            store,
-            chunk_size=chunk_size,
-            done=done,
-            total=total,
-            progress=report,
-            should_stop=stop,
-            address=ray_address,
-            workers=workers,
-        )
-    else:
-        stopped = False
-        map_large_blocks()  # with the trim after each chunk, what keeps memory flat (see allocator.py)
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            try:
-                # a stop asked mid-chunk ends its next model batch; the chunk is dropped, nothing half-written
-                with (admit or contextlib.nullcontext)(), watching(on_rows=on_rows, should_stop=stop):
-                    if stop():
-                        raise CancelledError("Stopped before it finished.")
-                    records = explain_items(handle, settings, chunk)
-            except CancelledError:
-                stopped = True
-                break
-            store.write(records)
-            # Each chunk's texts make tensors of new shapes; glibc keeps the freed blocks, and RSS grew
-            # ~1.7 MB a text (1 GB at 400) with nothing of ours alive. Handing them back keeps it flat.
-            release_free_memory()
-            report(Progress(done + start + len(chunk), total, done, time.perf_counter() - started, records=records))
-            del records
-    computed = len(todo)
-    if stopped:
-        _write_manifest(out, manifest | {"status": "stopped"})
-        return AuditResult(out, "stopped", None, total, computed)
-    return finish(out, manifest, store, wanted, rows_of, computed)
+            stopped = run_ray(
+                settings,
+                todo,
+                store,
+                chunk_size=chunk_size,
+                done=done,
+                total=total,
+                progress=report,
+                should_stop=stop,
+                address=ray_address,
+                workers=workers,
+            )
+        else:
+            stopped = False
+            map_large_blocks()  # with the trim after each chunk, what keeps memory flat (see allocator.py)
+            for start in range(0, len(todo), chunk_size):
+                chunk = todo[start : start + chunk_size]
+                try:
+                    # a stop asked mid-chunk ends its next model batch; the chunk is dropped, nothing half-written
+                    with (admit or contextlib.nullcontext)(), watching(on_rows=on_rows, should_stop=stop):
+                        if stop():
+                            raise CancelledError("Stopped before it finished.")
+                        records = explain_items(handle, settings, chunk)
+                except CancelledError:
+                    stopped = True
+                    break
+                store.write(records)
+                # Each chunk's texts make tensors of new shapes; glibc keeps the freed blocks, and RSS grew
+                # ~1.7 MB a text (1 GB at 400) with nothing of ours alive. Handing them back keeps it flat.
+                release_free_memory()
+                report(Progress(done + start + len(chunk), total, done, time.perf_counter() - started, records=records))
+                del records
+        computed = len(todo)
+        if stopped:
+            _write_manifest(out, manifest | {"status": "stopped"})
+            return AuditResult(out, "stopped", None, total, computed)
+        return finish(out, manifest, store, wanted, rows_of, computed)
 
 
 def finish(
@@ -282,6 +235,17 @@ def _describe(data: AuditData) -> dict:
         "file_rows": data.total_rows,
         "skipped": data.skipped,
     }
+
+
+@contextlib.contextmanager
+def _marked_failed_on_error(out: Path, manifest: dict):
+    """A run that fails leaves nothing that blocks the retry (a stop returns normally: it stays resumable);
+    what it computed is in the store, so the retry reuses it."""
+    try:
+        yield
+    except BaseException:
+        _write_manifest(out, manifest | {"status": "failed"})
+        raise
 
 
 def _claim(out: Path, manifest: dict, resume: bool) -> None:

@@ -28,7 +28,7 @@ from explainers.errors import InputError
 from explainers.explanation import Explanation
 from explainers.inference.gateway import checkpoint
 from explainers.methods import explain, get_method
-from explainers.metrics.similarity import SIMILARITIES
+from explainers.metrics.similarity import SIMILARITIES, describe
 from explainers.models.handle import ModelHandle
 from explainers.whatif.counterfactual import apply_edits, embedding_neighbours, word_spans
 
@@ -113,9 +113,7 @@ class ConsistencyResult:
             "noise_seed": self.noise_seed,
             "similarity_threshold": self.threshold,
             "methods": [{"name": m, "title": t} for m, t in zip(self.methods, self.titles)],
-            "measures": [
-                {"name": m, "title": SIMILARITIES[m].title, "meaning": SIMILARITIES[m].meaning} for m in self.measures
-            ],
+            "measures": describe(self.measures),
             "variants": [v.to_dict() for v in self.variants],
             "dropped": self.dropped(),
             "values": self.values,

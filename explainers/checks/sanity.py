@@ -27,7 +27,7 @@ from explainers.errors import InputError, InternalError
 from explainers.explanation import Explanation
 from explainers.inference.gateway import checkpoint
 from explainers.methods import explain, get_method
-from explainers.metrics.similarity import SIMILARITIES
+from explainers.metrics.similarity import SIMILARITIES, describe
 from explainers.models import architecture
 from explainers.models.handle import ModelHandle
 
@@ -80,9 +80,7 @@ class SanityResult:
             "target": self.target,
             "seed": self.seed,
             "methods": [{"name": m, "title": t} for m, t in zip(self.methods, self.titles)],
-            "measures": [
-                {"name": m, "title": SIMILARITIES[m].title, "meaning": SIMILARITIES[m].meaning} for m in self.measures
-            ],
+            "measures": describe(self.measures),
             "randomised_layers": self.layers,
             "planned_layers": self.planned,
             "complete": self.complete,

@@ -110,3 +110,8 @@ SIMILARITIES = {
         ),
     )
 }
+
+
+def describe(names) -> list[dict]:
+    """The measures `names` as the JSON gives them: name, title and one-line meaning."""
+    return [{"name": m, "title": SIMILARITIES[m].title, "meaning": SIMILARITIES[m].meaning} for m in names]

@@ -13,6 +13,7 @@ import sys
 import streamlit as st
 
 TITLE = "whybox: why did the model say that?"
+STARTING = "Starting up (once per server): importing the libraries, then loading the model…"
 INTRO = (
     "whybox explains a text model's predictions: type a sentence, and attribution methods colour each word "
     "by how much it pushed the model towards its answer (:red[red]) or away from it (:blue[blue]); "
@@ -38,7 +39,9 @@ def intro_while_starting():
     with slot.container():
         st.title(TITLE)
         st.markdown(INTRO)
-        st.caption("Starting up: loading the model (once per server)…")
+        # the imports before the first build or load report nothing and take a minute on a busy machine:
+        # a bar with what is happening, at once, so that the page never looks stalled
+        st.progress(0.0, text=STARTING)
     return slot, True
 
 

@@ -330,7 +330,9 @@ def _build_sentiment(out: Path, recipe: dict, report: Progress) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
     )
+    report(0.01, "reading the movie-review sentences")  # each step before the encoding says what it does
     train, heldout = sentiment_splits()
+    report(0.02, f"tokenizing {len(train):,} training sentences")
     ids = tokenizer([text for text, _ in train], truncation=True, max_length=recipe["max_length"])["input_ids"]
     labels = torch.tensor([label for _, label in train])
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe["bf16"])

@@ -65,3 +65,19 @@ def test_settling_the_heap_freezes_what_is_alive():
         assert gc.collect() >= 0  # a full collection still runs (over what came after)
     finally:
         gc.unfreeze()
+
+
+def test_the_intro_shows_a_progress_bar_saying_what_happens_at_once(monkeypatch):
+    """On a busy machine the imports before the first load take a minute: the page says so from its first run."""
+
+    def page():
+        from dashboard import cold_start
+
+        cold_start.intro_while_starting()
+
+    monkeypatch.setattr(cold_start, "starting", lambda: True)  # as in a new server process
+    at = AppTest.from_function(page, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    bars = at.get("progress")
+    assert len(bars) == 1 and cold_start.STARTING in bars[0].proto.text

@@ -151,7 +151,10 @@ def request_to_show(key: str, request, pressed: bool, check=lambda request: True
     elif ss.get(key) is None:
         return None
     elif ss[key] != request:
-        earlier = "an earlier text" if ss[key].text != request.text else "earlier settings"
+        if hasattr(request, "text"):
+            earlier = "an earlier text" if ss[key].text != request.text else "earlier settings"
+        else:  # a page's own tuple of inputs (Trace, Layers, Compare): no text to tell apart
+            earlier = "earlier inputs"
         st.warning(
             f"The results below (dimmed) are for {earlier}: press the button to explain what is shown now.",
             icon=":material/history:",

@@ -34,6 +34,8 @@ kind = st.radio("Corrupted run", list(KINDS), key="w_tr_kind", format_func=KINDS
 left, right = st.columns(2)
 clean = left.text_area("Clean text", key="w_tr_clean", height=90)
 if kind == "noise":
+    # Streamlit empties the hidden corrupted-text box: kept here until "a text of my own" shows it again
+    ss.setdefault("tr_corrupted_hidden", ss.get("w_tr_corrupted", ""))
     noise_text = right.text_input(
         "Add noise to token positions",
         key="w_tr_noise",
@@ -44,6 +46,8 @@ if kind == "noise":
     samples = right.number_input("Noise draws", 1, 100, key="w_tr_samples")
     corrupted = ""
 else:
+    if "tr_corrupted_hidden" in ss:
+        ss.w_tr_corrupted = ss.pop("tr_corrupted_hidden")
     corrupted = right.text_area(
         "Corrupted text",
         key="w_tr_corrupted",

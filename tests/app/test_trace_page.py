@@ -85,3 +85,11 @@ def test_noise_run_on_the_page_is_the_engines(tiny_gpt2_dir, tiny_gpt2, monkeypa
     grid = at.session_state["trace_result"][1].grids["attn"]
     pair = patching.prepare_noise(tiny_gpt2, "The capital of France is", [2, 3], samples=2, seed=0)
     np.testing.assert_allclose(grid.values, patching.patch(tiny_gpt2, pair, "attn").values, atol=1e-4, rtol=1e-4)
+
+
+def test_a_setting_changed_after_a_run_dims_the_results_without_an_error(page):
+    """Before: any change after a run ended in an internal error (the page's request is a tuple, not a Request)."""
+    next(b for b in page.button if b.label == "Trace").click().run()
+    page.checkbox(key="w_tr_preview").check().run()
+    assert not page.exception and not page.error, page.error
+    assert any("are for earlier inputs" in w.value for w in page.warning)

@@ -24,7 +24,11 @@ if not exps:
 
 handle = models.get_model(req.model)
 first = exps[0]
-probability = f"{100 * first.target_prob:.0f} %" if first.target_prob >= 0.01 else f"{first.target_prob:.2g}"
+scale = first.extras.get("target_scale") or {}
+if scale.get("probability", True):
+    probability = f"{100 * first.target_prob:.0f} %" if first.target_prob >= 0.01 else f"{first.target_prob:.2g}"
+else:  # a contrast or log-odds: a difference, never shown as a percentage
+    probability = escape(f"{scale['formula']} = {first.target_prob:.3g}")
 st.html(
     f"<div style='font-size:2.4rem;font-weight:700;line-height:1.3'>{escape(handle.task.display(first.target))}"
     f" <span style='color:#71717a;font-weight:400'>· {probability}</span></div>"

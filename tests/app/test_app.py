@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components.metrics_view import header
-from explainers.methods import DEFAULT_METHODS, METHODS
+from explainers.methods import DEFAULT_METHODS, METHODS, explain
 from explainers.metrics.faithfulness import METRICS, PLAUSIBILITY
 from tests.support import ROOT
 
@@ -514,3 +514,16 @@ def test_the_guide_loads_a_teaching_example_into_explain_and_compare(app):
     next(b for b in app.button if b.key == "learn_compare_1").click().run()
     assert not app.exception
     assert app.text_area(key="w_cmp_a").value == text and app.text_area(key="w_cmp_b").value == edited
+
+
+def test_presentation_mode_shows_a_contrast_as_a_difference_not_a_percentage(app, tiny_bert):
+    set_text(app, "a gripping , funny film .")
+    app.sidebar.multiselect(key="w_methods").set_value(["occlusion"]).run()
+    app.selectbox(key="w_target_label").set_value("positive").run()
+    app.selectbox(key="w_contrast_label").set_value("negative").run()
+    click(app, "Explain")
+    app.switch_page("app_pages/present.py").run()
+    assert not app.exception and not errors(app)
+    direct = explain(tiny_bert, "a gripping , funny film .", "occlusion", target="positive", contrast="negative")
+    headline = app.get("html")[0].proto.body
+    assert f"p(A) − p(B) = {direct.target_prob:.3g}" in headline and " %" not in headline

@@ -8,6 +8,7 @@ each page there after its last switch."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -159,7 +160,23 @@ PAGES = {  # page: its cheap action (the button that shows the page's full state
 }
 
 
+def once_more_on_timeout(test):
+    """Run a page's test again, from opening the page, when a wait timed out: in the whole suite on a busy
+    2-core machine a script run was sometimes never seen to finish (3 of ~40 page runs in three full runs,
+    never alone). An error or a wrong count still fails at once; a second timeout fails too."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        except PlaywrightTimeout:
+            return test(*args, **kwargs)
+
+    return run
+
+
 @pytest.mark.parametrize("name", list(PAGES))
+@once_more_on_timeout
 def test_every_switch_of_a_page_draws_without_error(page, server, name):
     action, clicks = PAGES[name]
     opened(page, f"{server}/{name}")  # on the example text (Trace: the example pair)
@@ -172,6 +189,7 @@ def test_every_switch_of_a_page_draws_without_error(page, server, name):
     shot(page, name)
 
 
+@once_more_on_timeout
 def test_every_switch_of_the_faithfulness_page_with_its_sanity_and_consistency_checks(page, server):
     opened(page, f"{server}/faithfulness?text={quote(TEXT)}&methods=occlusion,input_x_gradient")
     press(page, "Run the sanity check")
@@ -181,6 +199,7 @@ def test_every_switch_of_the_faithfulness_page_with_its_sanity_and_consistency_c
     shot(page, "faithfulness")
 
 
+@once_more_on_timeout
 def test_every_switch_of_the_concepts_page(page, server):
     opened(page, f"{server}/concepts")
     box = page.get_by_label("Texts per set")
@@ -193,6 +212,7 @@ def test_every_switch_of_the_concepts_page(page, server):
     shot(page, "concepts")
 
 
+@once_more_on_timeout
 def test_every_switch_of_the_features_page(page, server):
     opened(page, f"{server}/features")
     # without an SAE the page offers the build with its estimate, and has no switch yet
@@ -203,6 +223,7 @@ def test_every_switch_of_the_features_page(page, server):
     shot(page, "features")
 
 
+@once_more_on_timeout
 def test_every_switch_of_the_present_page(page, server):
     opened(page, f"{server}/?text={quote(TEXT)}&methods=occlusion,input_x_gradient")
     page.get_by_test_id("stMetric").first.wait_for(timeout=STEP_MS)  # explained (a link with a text runs at once)
